@@ -1,0 +1,116 @@
+"""The ``mask-compare`` command: review, merge, stats, report.
+
+Nothing heavy is imported at module import: ``mask-compare --help`` is instant
+and napari is imported only by ``review``. Bad input ends with one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``mask-compare``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .io import InputError
+
+    try:
+        return args.run(args) or 0
+    except InputError as err:
+        print(f"mask-compare {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"mask-compare {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mask-compare",
+        description="See, measure and curate where two instance segmentations disagree.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_review, _add_merge, _add_stats, _add_report):
+        add(commands)
+    return parser
+
+
+def _iou_threshold(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------- review
+
+
+def _add_review(commands) -> None:
+    p = commands.add_parser("review", help="open napari to review two masks case by case")
+    p.set_defaults(run=_run_review)
+
+
+def _run_review(args) -> int:
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def _add_merge(commands) -> None:
+    p = commands.add_parser(
+        "merge",
+        help="curate without a GUI: one policy for every paired group",
+        description=(
+            "Build one mask from A and B without a GUI. Every paired group gets the same "
+            "decision (--policy); objects that only one mask has are added, as in review."
+        ),
+    )
+    p.add_argument("mask_a", type=Path, metavar="MASK_A", help="mask A file, or a folder of them")
+    p.add_argument("mask_b", type=Path, metavar="MASK_B", help="mask B file, or a folder of them")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output .tif (a folder when MASK_A and MASK_B are folders)")
+    p.add_argument("--policy", choices=("a", "b", "union", "larger"), default="a",
+                   help="a: keep A; b: keep B; union: merge each group into one object; "
+                        "larger: the side with more voxels (default: a)")
+    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
+                   dest="iou_threshold", help="IoU that pairs two objects (default: 0.1)")
+    p.set_defaults(run=_run_merge)
+
+
+def _run_merge(args) -> int:
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def _add_stats(commands) -> None:
+    p = commands.add_parser("stats", help="matching statistics of B against A")
+    p.set_defaults(run=_run_stats)
+
+
+def _run_stats(args) -> int:
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _add_report(commands) -> None:
+    p = commands.add_parser("report", help="CSV, TIFF and PNG report of a comparison")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args) -> int:
+    raise NotImplementedError
+
+
+if __name__ == "__main__":
+    sys.exit(main())
