@@ -383,11 +383,10 @@ def write_labels(
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = _tiff_metadata(data, voxel_size, unit)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            tifffile.imwrite(fh, data, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tifffile.imwrite(tmp, data, **kwargs)
+        _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -410,17 +409,20 @@ def _tiff_metadata(data: np.ndarray, voxel_size, unit: str) -> dict:
     return {**kwargs, "imagej": True, "metadata": metadata}
 
 
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
+def _fsync_path(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (not possible on every file system)."""
+    try:
+        _fsync_path(folder)
+    except OSError:
+        pass
 
 
 def relabel_sequential(labels: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ No Qt, no napari.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -30,7 +32,7 @@ __all__ = [
 KINDS = ("match", "split", "merge", "complex", "only_a", "only_b")
 
 #: Voxels handled at once while scanning (bounds the scan's temporary memory).
-_CHUNK_VOXELS = 1 << 24
+_CHUNK_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,8 +175,8 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     b = np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"label images differ in shape: {a.shape} vs {b.shape}")
-    if a.ndim < 1 or a.size == 0:
-        raise ValueError(f"label images must be non-empty arrays, got shape {a.shape}")
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise ValueError(f"label images must be non-empty 2D or 3D arrays, got shape {a.shape}")
     for name, arr in (("a", a), ("b", b)):
         if arr.dtype.kind not in "biu":
             raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
@@ -182,10 +184,12 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     flat_a = np.ascontiguousarray(a).reshape(-1)
     flat_b = np.ascontiguousarray(b).reshape(-1)
     chunk = max(1, _CHUNK_VOXELS // row_len) * row_len
-    partials = [
-        _chunk_table(flat_a[lo:lo + chunk], flat_b[lo:lo + chunk], offset=lo, shape=a.shape)
-        for lo in range(0, flat_a.size, chunk)
-    ]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        partials = list(pool.map(
+            lambda lo: _chunk_table(flat_a[lo:lo + chunk], flat_b[lo:lo + chunk],
+                                    offset=lo, shape=a.shape),
+            range(0, flat_a.size, chunk),
+        ))
     objects_a, objects_b, pairs = (_concat(p) for p in zip(*partials))
     ids_a, sizes_a, bbox_a = _reduce_objects(*objects_a)
     ids_b, sizes_b, bbox_b = _reduce_objects(*objects_b)
@@ -245,21 +249,37 @@ def _run_starts(labels, row_len: int) -> np.ndarray:
 
 
 def _objects_in_chunk(new, labels, *, offset: int, shape: tuple[int, ...]):
-    """Per-id voxel counts and boxes from one side's runs in a chunk."""
+    """Per-id voxel counts and boxes from one side's runs in a chunk.
+
+    Runs come in scan order, so after a stable sort by id the first and last
+    run of an id hold its smallest and largest row (hence z in 3D).
+    """
     starts = np.flatnonzero(new)
     lengths = np.diff(starts, append=labels.size)
     ids = labels[starts]
     fg = ids != 0
-    starts, lengths, ids = starts[fg] + offset, lengths[fg], ids[fg]
-    rows, x0 = np.divmod(starts, shape[-1])
+    order = np.argsort(ids[fg], kind="stable")
+    ids = ids[fg][order]
+    starts = starts[fg][order] + offset
+    lengths = lengths[fg][order]
     ndim = len(shape)
-    bbox = np.empty((len(starts), 2 * ndim), dtype=np.int64)
-    if ndim > 1:
-        bbox[:, : ndim - 1] = np.column_stack(np.unravel_index(rows, shape[:-1]))
-        bbox[:, ndim: 2 * ndim - 1] = bbox[:, : ndim - 1] + 1
-    bbox[:, ndim - 1] = x0
-    bbox[:, 2 * ndim - 1] = x0 + lengths
-    return _reduce_objects(ids, lengths, bbox)
+    bbox = np.empty((0, 2 * ndim), dtype=np.int64)
+    if len(ids) == 0:
+        return ids.astype(np.uint64), lengths.astype(np.int64), bbox
+    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    last = np.r_[first[1:], len(ids)] - 1
+    rows, x0 = np.divmod(starts, shape[-1])
+    bbox = np.empty((len(first), 2 * ndim), dtype=np.int64)
+    if ndim == 2:
+        bbox[:, 0], bbox[:, 2] = rows[first], rows[last] + 1
+    else:
+        planes, y = np.divmod(rows, shape[-2])
+        bbox[:, 0], bbox[:, 3] = planes[first], planes[last] + 1
+        bbox[:, 1] = np.minimum.reduceat(y, first)
+        bbox[:, 4] = np.maximum.reduceat(y, first) + 1
+    bbox[:, ndim - 1] = np.minimum.reduceat(x0, first)
+    bbox[:, 2 * ndim - 1] = np.maximum.reduceat(x0 + lengths, first)
+    return ids[first].astype(np.uint64), np.add.reduceat(lengths, first), bbox
 
 
 def _reduce_objects(ids, sizes, bbox):
@@ -355,31 +375,34 @@ def review_groups(table: OverlapTable, *, iou_threshold: float = 0.1) -> list[Gr
     rank = np.empty(n_groups, dtype=np.int64)
     rank[spatial] = np.arange(n_groups)
 
-    members = np.argsort(rank[component], kind="stable")
-    bounds = np.searchsorted(rank[component][members], np.arange(n_groups + 1))
-    pair_group = rank[component[pa]]
-    pair_order = np.argsort(pair_group, kind="stable")
-    pair_bounds = np.searchsorted(pair_group[pair_order], np.arange(n_groups + 1))
+    # members and linking pairs of each group, as Python lists sliced per group
+    group_of_node = rank[component]
+    nodes = np.argsort(group_of_node, kind="stable")
+    node_bounds = np.searchsorted(group_of_node[nodes], np.arange(n_groups + 1)).tolist()
+    is_a = (nodes < n_a).tolist()
+    node_ids = np.where(nodes < n_a, table.ids_a[np.minimum(nodes, max(n_a - 1, 0))] if n_a else 0,
+                        table.ids_b[np.maximum(nodes - n_a, 0)] if n_b else 0).tolist()
+    node_sizes = np.concatenate([table.sizes_a, table.sizes_b])[nodes].tolist()
+    group_of_pair = rank[component[pa]]
+    by_group = np.argsort(group_of_pair, kind="stable")
+    pair_bounds = np.searchsorted(group_of_pair[by_group], np.arange(n_groups + 1)).tolist()
+    pairs = list(zip(table.ids_a[pa[by_group]].tolist(), table.ids_b[pb[by_group]].tolist(),
+                     piou[by_group].tolist()))
+    boxes = np.concatenate([lo, hi], axis=1)[spatial].tolist()
 
     groups = []
     for g in range(n_groups):
-        nodes = members[bounds[g]:bounds[g + 1]]
-        ia = nodes[nodes < n_a]
-        ib = nodes[nodes >= n_a] - n_a
-        sel = pair_order[pair_bounds[g]:pair_bounds[g + 1]]
-        c = spatial[g]
+        lo_, hi_ = node_bounds[g], node_bounds[g + 1]
+        n_in_a = sum(is_a[lo_:hi_])  # A nodes come first within a group (stable sort)
         groups.append(Group(
             index=g,
-            kind=_kind(len(ia), len(ib)),
-            ids_a=tuple(int(i) for i in table.ids_a[ia]),
-            ids_b=tuple(int(i) for i in table.ids_b[ib]),
-            sizes_a=tuple(int(s) for s in table.sizes_a[ia]),
-            sizes_b=tuple(int(s) for s in table.sizes_b[ib]),
-            pairs=tuple(
-                (int(table.ids_a[i]), int(table.ids_b[j]), float(v))
-                for i, j, v in zip(pa[sel], pb[sel], piou[sel])
-            ),
-            bbox=tuple(int(v) for v in (*lo[c], *hi[c])),
+            kind=_kind(n_in_a, hi_ - lo_ - n_in_a),
+            ids_a=tuple(node_ids[lo_:lo_ + n_in_a]),
+            ids_b=tuple(node_ids[lo_ + n_in_a:hi_]),
+            sizes_a=tuple(node_sizes[lo_:lo_ + n_in_a]),
+            sizes_b=tuple(node_sizes[lo_ + n_in_a:hi_]),
+            pairs=tuple(pairs[pair_bounds[g]:pair_bounds[g + 1]]),
+            bbox=tuple(boxes[g]),
         ))
     return groups
 
