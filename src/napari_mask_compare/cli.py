@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_error(message: str) -> Exception:
+    from .io import InputError
+
+    return InputError(message)
+
+
 def _iou_threshold(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
@@ -85,7 +91,68 @@ def _add_merge(commands) -> None:
 
 
 def _run_merge(args) -> int:
-    raise NotImplementedError
+    from .io import check_writable, pair_files
+
+    if args.mask_a.is_dir() or args.mask_b.is_dir():
+        pairs, unpaired = pair_files(args.mask_a, args.mask_b)
+        _warn_unpaired(unpaired)
+        if args.out.suffix.lower() in (".tif", ".tiff") or args.out.is_file():
+            raise _input_error(f"{args.out}: with folders of masks, --out must be a folder")
+        jobs = [(a, b, args.out / f"{a.stem}.tif") for a, b in pairs]
+    else:
+        jobs = [(args.mask_a, args.mask_b, args.out)]
+    for _, _, out in jobs:
+        check_writable(out)
+    progress = _progress(jobs, desc="merge", unit="file")
+    for mask_a, mask_b, out in progress:
+        summary = merge_files(mask_a, mask_b, out=out, policy=args.policy,
+                              iou_threshold=args.iou_threshold)
+        progress.write(f"{out}: {_format_summary(summary)}")
+    return 0
+
+
+def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float = 0.1) -> dict:
+    """Read two masks, merge them by ``policy`` and write the output TIFF.
+
+    Returns
+    -------
+    dict
+        The session summary (counts of A, B, M, N, Auto, contested voxels...).
+    """
+    from .io import load_pair, write_labels
+    from .session import Session, merge
+
+    pair = load_pair(mask_a, mask_b)
+    session = merge(
+        Session.from_masks(pair.a, pair.b, iou_threshold=iou_threshold,
+                           classes_a=pair.classes_a, classes_b=pair.classes_b),
+        policy=policy,
+    )
+    write_labels(out, session.output, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
+    classes = session.class_map()
+    if classes is not None:
+        write_labels(Path(out).with_name(Path(out).stem + "_classes.tif"), classes,
+                     voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
+    return session.summary()
+
+
+def _format_summary(summary: dict) -> str:
+    return ", ".join(f"{key} {summary[key]}" for key in
+                     ("objects", "A", "B", "M", "N", "Auto", "contested"))
+
+
+def _warn_unpaired(unpaired: dict) -> None:
+    for folder, names in unpaired.items():
+        if names:
+            print(f"mask-compare: {len(names)} file(s) in {folder} have no partner, skipped: "
+                  + ", ".join(names), file=sys.stderr)
+
+
+def _progress(items, **kwargs):
+    """A progress bar on stderr over ``items`` (silent when there is only one)."""
+    from tqdm import tqdm
+
+    return tqdm(items, disable=len(items) < 2, file=sys.stderr, **kwargs)
 
 
 # --------------------------------------------------------------------------- stats

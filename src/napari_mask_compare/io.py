@@ -22,6 +22,7 @@ __all__ = [
     "load_image",
     "load_mask",
     "load_pair",
+    "pair_files",
     "read_array",
     "write_labels",
     "labels_dtype",
@@ -124,6 +125,11 @@ def read_array(path: str | os.PathLike) -> Loaded:
     return loaded
 
 
+#: Longest axis that a TIFF calls "C" and that is read as channels; a longer
+#: one is a stack of slices (ImageJ files saved without axis metadata say "C").
+MAX_CHANNELS = 4
+
+
 def _read_tiff(path: Path) -> Loaded:
     import tifffile
 
@@ -131,18 +137,31 @@ def _read_tiff(path: Path) -> Loaded:
         if not tif.series:
             raise InputError(f"{path}: the TIFF holds no image")
         series = tif.series[0]
-        data = series.asarray()
+        data = _tiff_data(tif, series)
         axes = series.axes
-        voxel_size, unit = _tiff_voxel_size(tif, axes)
+        voxel_size, unit = _tiff_voxel_size(tif)
     data, axes = _squeeze_axes(data, axes)
     for channel_axis in "CS":
         if channel_axis in axes:
             i = axes.index(channel_axis)
+            if channel_axis == "C" and data.shape[i] > MAX_CHANNELS:
+                axes = axes.replace("C", "Z")
+                continue
             data = np.moveaxis(data, i, -1)
             axes = axes[:i] + axes[i + 1:] + channel_axis
     n_spatial = sum(ax not in "CS" for ax in axes)
-    return Loaded(np.ascontiguousarray(data), voxel_size[-n_spatial:] if n_spatial else (),
-                  unit, path)
+    return Loaded(data, voxel_size[-n_spatial:] if n_spatial else (), unit, path)
+
+
+def _tiff_data(tif, series) -> np.ndarray:
+    """The series' array: a read-only memory map when uncompressed, else read."""
+    if series.dataoffset is not None and len(tif.series) == 1:
+        try:
+            return np.memmap(tif.filehandle.path, dtype=series.dtype, mode="r",
+                             offset=series.dataoffset, shape=series.shape)
+        except (OSError, ValueError):
+            pass
+    return series.asarray()
 
 
 def _squeeze_axes(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
@@ -150,7 +169,7 @@ def _squeeze_axes(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     return data.reshape([data.shape[i] for i in keep]), "".join(axes[i] for i in keep)
 
 
-def _tiff_voxel_size(tif, axes: str) -> tuple[tuple[float, ...], str]:
+def _tiff_voxel_size(tif) -> tuple[tuple[float, ...], str]:
     """(z, y, x) spacing from ImageJ, OME or resolution tags; ones when absent."""
     z = y = x = 1.0
     unit = "pixel"
@@ -313,6 +332,48 @@ def load_pair(mask_a, mask_b, *, image=None) -> MaskPair:
     return MaskPair(a, b, classes_a, classes_b, img, voxel_size, unit,
                     {"mask_a": Path(mask_a), "mask_b": Path(mask_b),
                      "image": Path(image) if image is not None else None})
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Readable image files of a folder (by :data:`SUFFIXES`), sorted by name.
+
+    Raises
+    ------
+    InputError
+        When ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+
+
+def pair_files(*folders: str | os.PathLike) -> tuple[list[tuple[Path, ...]], dict[Path, list[str]]]:
+    """Pair the files of several folders by name (without suffix), sorted.
+
+    Returns
+    -------
+    pairs : list of tuple of Path
+        One tuple per name found in every folder, in the order of ``folders``.
+    unpaired : dict
+        Per folder, the names of its files that have no partner in the others.
+
+    Raises
+    ------
+    InputError
+        A folder is missing, or no name is common to all of them.
+    """
+    by_name = [{p.stem: p for p in image_files(folder)} for folder in folders]
+    common = sorted(set.intersection(*(set(names) for names in by_name)))
+    unpaired = {Path(folder): sorted(set(names) - set(common))
+                for folder, names in zip(folders, by_name)}
+    if not common:
+        raise InputError(
+            f"{folders[0]}: no file has a partner of the same name in "
+            + ", ".join(str(f) for f in folders[1:])
+        )
+    return [tuple(names[name] for names in by_name) for name in common], unpaired
 
 
 # --------------------------------------------------------------------------- writing

@@ -182,6 +182,8 @@ class Autosaver:
                 self._writing = True
             try:
                 with self.session.lock:
+                    if self._shadow.dtype != self.session.output.dtype:
+                        self._shadow = self._shadow.astype(self.session.output.dtype)
                     for region in regions:
                         self._shadow[region] = self.session.output[region]
                     classes = self.session.class_map()

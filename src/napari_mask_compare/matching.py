@@ -138,6 +138,12 @@ class Group:
         """Worst IoU of the group's pairs (0 when unpaired)."""
         return min((p[2] for p in self.pairs), default=0.0)
 
+    @cached_property
+    def region(self) -> tuple[slice, ...]:
+        """Slices of the bounding box."""
+        ndim = len(self.bbox) // 2
+        return tuple(map(slice, self.bbox[:ndim], self.bbox[ndim:]))
+
     def slices(self, *, margin: int = 0, shape: tuple[int, ...] | None = None) -> tuple:
         """Slices of the bounding box, grown by ``margin`` and clipped to ``shape``."""
         ndim = len(self.bbox) // 2

@@ -17,13 +17,15 @@ import numpy as np
 
 from .matching import KINDS, Group, overlap_table, review_groups
 
-__all__ = ["CHOICES", "ORDERS", "Change", "Decision", "OutputObject", "Session"]
+__all__ = ["CHOICES", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session", "merge"]
 
 #: Decisions a reviewer can take on a group: keep A, keep B, merge, skip.
 CHOICES = ("A", "B", "M", "N")
 #: Queue orders: spatial (bounding box start), or lowest IoU first.
 ORDERS = ("spatial", "iou")
 _AUTO = "Auto"
+#: Policies of :func:`merge`: the decision taken on every paired group.
+POLICIES = ("a", "b", "union", "larger")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class Session:
     ----------
     a, b : ndarray of int, shape (y, x) or (z, y, x)
         Instance masks, A the reference. Kept by reference, not copied.
+        The output (:attr:`output`) is uint16 until an id passes 65,535;
+        it is then replaced by a uint32 copy (holders of it must re-read it).
     groups : sequence of Group
         From :func:`.matching.review_groups` on ``a`` and ``b``.
     classes_a, classes_b : ndarray of int, optional
@@ -137,7 +141,7 @@ class Session:
         self.a, self.b = a, b
         self.classes = {"A": classes_a, "B": classes_b}
         self.groups = list(groups)
-        self.output = np.zeros(a.shape, dtype=np.uint32)
+        self.output = np.zeros(a.shape, dtype=np.uint16)
         self.objects: list[OutputObject] = []
         self.log: list[Decision] = []
         self.lock = threading.RLock()
@@ -165,8 +169,7 @@ class Session:
         self._listeners.remove(callback)
 
     def _emit(self, op: dict, groups: Iterable[int]) -> None:
-        shape = self.output.shape
-        change = Change(op, tuple(self.groups[g].slices(shape=shape) for g in groups))
+        change = Change(op, tuple(self.groups[g].region for g in groups))
         for callback in list(self._listeners):
             callback(change)
 
@@ -359,7 +362,7 @@ class Session:
 
     def _write_object(self, group: Group, source: str, parts) -> int:
         """Write one output object into background voxels; return its contested voxels."""
-        region = group.slices(shape=self.output.shape)
+        region = group.region
         out = self.output[region]
         mask = np.zeros(out.shape, dtype=bool)
         for side, label in parts:
@@ -369,7 +372,10 @@ class Session:
         contested = int(np.count_nonzero(mask)) - n_free
         if n_free:
             new_id = len(self.objects) + 1
-            out[free] = new_id
+            if new_id > np.iinfo(self.output.dtype).max:
+                self.output = self.output.astype(np.uint32)
+                out = self.output[region]
+            np.copyto(out, new_id, where=free)
             self.objects.append(OutputObject(
                 new_id, source, group.index, group.iou, tuple(parts), contested,
                 self._class_of(parts, region),
@@ -391,8 +397,7 @@ class Session:
 
     def _revert(self, decision: Decision) -> Decision:
         if decision.stop_id > decision.first_id:
-            region = self.groups[decision.group].slices(shape=self.output.shape)
-            out = self.output[region]
+            out = self.output[self.groups[decision.group].region]
             out[(out >= decision.first_id) & (out < decision.stop_id)] = 0
             del self.objects[decision.first_id - 1:]
         del self._choice_of[decision.group]
@@ -452,3 +457,42 @@ class Session:
             else:
                 raise ValueError(f"unknown journal operation {op!r}")
         self._move_to_undecided(start=0)
+
+
+def merge(session: Session, *, policy: str = "a") -> Session:
+    """Decide every paired group by one policy, then finish (unpaired objects added).
+
+    Parameters
+    ----------
+    session : Session
+        Decisions go in queue order (spatial by default).
+    policy : {"a", "b", "union", "larger"}
+        Keep A; keep B; merge each group into one object; keep the side with
+        more voxels in the group (A on a tie).
+
+    Returns
+    -------
+    Session
+        The same session, every group decided.
+
+    Examples
+    --------
+    >>> a = np.array([[1, 1, 1, 0, 2]])
+    >>> b = np.array([[3, 3, 4, 4, 0]])
+    >>> merge(Session.from_masks(a, b), policy="b").output.tolist()
+    [[1, 1, 2, 2, 3]]
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    for index in session.queue:
+        group = session.groups[index]
+        if group.paired and session.choice_of(index) is None:
+            session.decide(_policy_choice(group, policy), group=index)
+    session.finish()
+    return session
+
+
+def _policy_choice(group: Group, policy: str) -> str:
+    if policy == "larger":
+        return "A" if sum(group.sizes_a) >= sum(group.sizes_b) else "B"
+    return {"a": "A", "b": "B", "union": "M"}[policy]
