@@ -94,7 +94,8 @@ class MaskPair:
 def read_array(path: str | os.PathLike) -> Loaded:
     """Read a TIFF, NPY or MRC file with its voxel size.
 
-    Channel axes that a TIFF names ("C" or "S") are moved last.
+    A TIFF's channel axis ("C", at most :data:`MAX_CHANNELS` long) is moved
+    last; a longer "C" axis, or samples not stored last, count as slices.
 
     Raises
     ------
@@ -141,16 +142,11 @@ def _read_tiff(path: Path) -> Loaded:
         axes = series.axes
         voxel_size, unit = _tiff_voxel_size(tif)
     data, axes = _squeeze_axes(data, axes)
-    for channel_axis in "CS":
-        if channel_axis in axes:
-            i = axes.index(channel_axis)
-            if channel_axis == "C" and data.shape[i] > MAX_CHANNELS:
-                axes = axes.replace("C", "Z")
-                continue
-            data = np.moveaxis(data, i, -1)
-            axes = axes[:i] + axes[i + 1:] + channel_axis
-    n_spatial = sum(ax not in "CS" for ax in axes)
-    return Loaded(data, voxel_size[-n_spatial:] if n_spatial else (), unit, path)
+    if "C" in axes and data.shape[axes.index("C")] <= MAX_CHANNELS:
+        data = np.moveaxis(data, axes.index("C"), -1)
+        axes = axes.replace("C", "") + "C"
+    n_spatial = data.ndim - (axes[-1] in "CS")
+    return Loaded(data, voxel_size[-n_spatial:], unit, path)
 
 
 def _tiff_data(tif, series) -> np.ndarray:
@@ -301,6 +297,8 @@ def load_image(path: str | os.PathLike, *, shape: tuple[int, ...]) -> np.ndarray
     """
     loaded = read_array(path)
     data = loaded.data
+    if data.ndim == len(shape) + 1 and data.shape[1:] == tuple(shape) and data.shape[0] <= 4:
+        data = np.moveaxis(data, 0, -1)  # channels first, e.g. planar RGB
     if data.shape != tuple(shape) and data.shape[:-1] != tuple(shape):
         raise InputError(
             f"{loaded.path}: image shape {data.shape} does not match the masks' shape "

@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from napari_mask_compare import matching
+from napari_mask_compare.matching import KINDS, overlap_table, review_groups
+
+
+def brute_force(a, b):
+    """Sizes, boxes and intersections by scanning every id (the slow obvious way)."""
+    def objects(labels):
+        result = {}
+        for i in np.unique(labels[labels > 0]):
+            where = np.argwhere(labels == i)
+            result[int(i)] = (len(where), tuple(where.min(0)) + tuple(where.max(0) + 1))
+        return result
+
+    pairs = {}
+    for x, y in zip(a.ravel().tolist(), b.ravel().tolist()):
+        if x and y:
+            pairs[x, y] = pairs.get((x, y), 0) + 1
+    return objects(a), objects(b), pairs
+
+
+def table_as_dicts(t):
+    def objects(ids, sizes, bbox):
+        return {int(i): (int(n), tuple(int(v) for v in box)) for i, n, box in zip(ids, sizes, bbox)}
+
+    pairs = {(int(t.ids_a[i]), int(t.ids_b[j])): int(n)
+             for i, j, n in zip(t.pair_a, t.pair_b, t.intersection)}
+    return objects(t.ids_a, t.sizes_a, t.bbox_a), objects(t.ids_b, t.sizes_b, t.bbox_b), pairs
+
+
+ID_VALUES = st.sampled_from([0, 0, 0, 1, 2, 3, 17, 65535, 65536, 2**32 - 1])
+label_images = st.tuples(st.integers(2, 3), st.integers(1, 7), st.integers(1, 7),
+                         st.integers(1, 9)).flatmap(
+    lambda p: st.tuples(
+        arrays(np.uint32, (p[1], p[2], p[3])[3 - p[0]:], elements=ID_VALUES),
+        arrays(np.uint32, (p[1], p[2], p[3])[3 - p[0]:], elements=ID_VALUES),
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=label_images, chunk=st.integers(1, 64))
+def test_overlap_table_equals_brute_force(pair, chunk):
+    a, b = pair
+    old = matching._CHUNK_VOXELS
+    matching._CHUNK_VOXELS = chunk  # chunks of whole rows, from one row up
+    try:
+        table = overlap_table(a, b)
+    finally:
+        matching._CHUNK_VOXELS = old
+    assert table_as_dicts(table) == brute_force(a, b)
+    union = table.sizes_a[table.pair_a] + table.sizes_b[table.pair_b] - table.intersection
+    assert np.allclose(table.iou, table.intersection / union)
+
+
+def test_literal_2d_table():
+    a = np.array([[1, 1, 0], [0, 2, 2]], dtype=np.uint8)
+    b = np.array([[5, 5, 5], [0, 0, 5]], dtype=np.uint16)
+    t = overlap_table(a, b)
+    assert t.ids_a.tolist() == [1, 2] and t.ids_b.tolist() == [5]
+    assert t.bbox_a.tolist() == [[0, 0, 1, 2], [1, 1, 2, 3]]
+    assert t.intersection.tolist() == [2, 1]
+    assert t.iou.tolist() == [2 / 4, 1 / 5]
+
+
+def test_empty_masks():
+    zeros = np.zeros((3, 4, 5), np.uint16)
+    t = overlap_table(zeros, zeros)
+    assert t.n_a == t.n_b == len(t.intersection) == 0
+    assert review_groups(t) == []
+    full = np.ones_like(zeros)
+    groups = review_groups(overlap_table(zeros, full))
+    assert [g.kind for g in groups] == ["only_b"] and groups[0].bbox == (0, 0, 0, 3, 4, 5)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="differ in shape"):
+        overlap_table(np.zeros((2, 2), int), np.zeros((2, 3), int))
+    with pytest.raises(ValueError, match="integer labels"):
+        overlap_table(np.zeros((2, 2)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="iou_threshold"):
+        review_groups(overlap_table(np.zeros((2, 2), int), np.zeros((2, 2), int)), iou_threshold=0)
+
+
+def test_every_kind(every_kind_2d):
+    groups = review_groups(overlap_table(*every_kind_2d))
+    by_kind = {g.kind: (g.ids_a, g.ids_b) for g in groups}
+    assert by_kind == {
+        "match": ((1,), (11,)),
+        "split": ((2,), (12, 13)),
+        "merge": ((3, 4), (14,)),
+        "complex": ((5, 6), (15, 16)),
+        "only_a": ((7,), ()),
+        "only_b": ((), (17,)),
+    }
+    match = next(g for g in groups if g.kind == "match")
+    assert match.pairs == ((1, 11, pytest.approx(12 / 20)),)
+    assert match.bbox == (1, 1, 5, 6)
+    assert not next(g for g in groups if g.kind == "only_b").paired
+
+
+def test_threshold_is_inclusive_and_spatial_order():
+    a = np.array([[1, 1, 0, 0, 2]], dtype=np.uint8)   # IoU(1, 3) = 2/5
+    b = np.array([[3, 3, 3, 3, 3]], dtype=np.uint8)   # IoU(2, 3) = 1/5
+    t = overlap_table(a, b)
+    assert [g.kind for g in review_groups(t, iou_threshold=0.4)] == ["match", "only_a"]
+    assert [g.kind for g in review_groups(t, iou_threshold=0.2)] == ["merge"]
+    assert [g.kind for g in review_groups(t, iou_threshold=0.41)] == ["only_a", "only_b", "only_a"]
+    assert [g.bbox[1] for g in review_groups(t, iou_threshold=0.41)] == [0, 0, 4]
+
+
+@settings(max_examples=150, deadline=None)
+@given(pair=label_images, threshold=st.sampled_from([0.05, 0.1, 0.3, 0.5, 0.9, 1.0]))
+def test_groups_partition_objects_and_respect_threshold(pair, threshold):
+    a, b = pair
+    table = overlap_table(a, b)
+    groups = review_groups(table, iou_threshold=threshold)
+    assert sorted(i for g in groups for i in g.ids_a) == table.ids_a.tolist()
+    assert sorted(i for g in groups for i in g.ids_b) == table.ids_b.tolist()
+    assert [g.index for g in groups] == list(range(len(groups)))
+    for g in groups:
+        assert g.kind in KINDS
+        assert all(iou >= threshold for _, _, iou in g.pairs)
+        members = np.isin(a, g.ids_a) | np.isin(b, g.ids_b)
+        assert members[g.region].sum() == members.sum()  # the box holds every member voxel
+    linked = {(int(table.ids_a[i]), int(table.ids_b[j]))
+              for i, j, v in zip(table.pair_a, table.pair_b, table.iou) if v >= threshold}
+    assert {(x, y) for g in groups for x, y, _ in g.pairs} == linked
