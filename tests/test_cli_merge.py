@@ -40,11 +40,14 @@ def test_merge_folders_reports_files_without_partner(every_kind_2d, tmp_path, ca
         write(tmp_path / "A" / f"{name}.tif", a)
         write(tmp_path / "B" / f"{name}.tif", b)
     write(tmp_path / "A" / "lonely.tif", a)
+    write(tmp_path / "A" / "z.tif", a)
+    write(tmp_path / "B" / "z.tif", b[:, :-1])  # a bad pair: reported, skipped, status 2
     assert main(["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out",
-                 str(tmp_path / "out"), "--policy", "union"]) == 0
+                 str(tmp_path / "out"), "--policy", "union"]) == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.tif", "y.tif"]
     err = capsys.readouterr().err
     assert "no partner" in err and "lonely" in err
+    assert f"error: {tmp_path / 'B' / 'z.tif'}: mask B has shape (12, 39)" in err
     assert np.array_equal(tifffile.imread(tmp_path / "out" / "x.tif") > 0, (a > 0) | (b > 0))
 
 

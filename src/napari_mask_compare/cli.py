@@ -103,11 +103,32 @@ def _run_merge(args) -> int:
         jobs = [(args.mask_a, args.mask_b, args.out)]
     for _, _, out in jobs:
         check_writable(out)
+    if len(jobs) == 1:
+        summary = merge_files(*jobs[0][:2], out=jobs[0][2], policy=args.policy,
+                              iou_threshold=args.iou_threshold)
+        print(f"{jobs[0][2]}: {_format_summary(summary)}")
+        return 0
+    return _merge_folder(jobs, policy=args.policy, iou_threshold=args.iou_threshold)
+
+
+def _merge_folder(jobs, *, policy: str, iou_threshold: float) -> int:
+    """Merge file after file; a bad file is reported and skipped, and the status is 2."""
+    from .io import InputError
+
+    failed = 0
     progress = _progress(jobs, desc="merge", unit="file")
     for mask_a, mask_b, out in progress:
-        summary = merge_files(mask_a, mask_b, out=out, policy=args.policy,
-                              iou_threshold=args.iou_threshold)
+        try:
+            summary = merge_files(mask_a, mask_b, out=out, policy=policy,
+                                  iou_threshold=iou_threshold)
+        except InputError as err:
+            failed += 1
+            progress.write(f"mask-compare merge: error: {err}", file=sys.stderr)
+            continue
         progress.write(f"{out}: {_format_summary(summary)}")
+    if failed:
+        print(f"mask-compare merge: {failed} of {len(jobs)} pairs failed", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 
@@ -149,10 +170,10 @@ def _warn_unpaired(unpaired: dict) -> None:
 
 
 def _progress(items, **kwargs):
-    """A progress bar on stderr over ``items`` (silent when there is only one)."""
+    """A progress bar on stderr over ``items``."""
     from tqdm import tqdm
 
-    return tqdm(items, disable=len(items) < 2, file=sys.stderr, **kwargs)
+    return tqdm(items, file=sys.stderr, **kwargs)
 
 
 # --------------------------------------------------------------------------- stats
