@@ -26,7 +26,8 @@ def brute_force(a, b):
 
 def table_as_dicts(t):
     def objects(ids, sizes, bbox):
-        return {int(i): (int(n), tuple(int(v) for v in box)) for i, n, box in zip(ids, sizes, bbox)}
+        return {int(i): (int(n), tuple(int(v) for v in box))
+                for i, n, box in zip(ids, sizes, bbox)}
 
     pairs = {(int(t.ids_a[i]), int(t.ids_b[j])): int(n)
              for i, j, n in zip(t.pair_a, t.pair_b, t.intersection)}

@@ -184,10 +184,11 @@ def test_invariants_under_random_review(pair, script, threshold):
             assert np.array_equal(s.output, history[-1])  # undo restores exactly
         elif len(s.log) > n_log:
             owned = before != 0
-            assert np.array_equal(s.output[owned], before[owned])  # nothing accepted is overwritten
+            assert np.array_equal(s.output[owned], before[owned])  # no accepted voxel changes
             history.append(s.output.copy())
         # output ids are 1..n
-        assert np.array_equal(np.unique(s.output[s.output > 0]), np.arange(1, len(s.objects) + 1))
+        ids = np.unique(s.output[s.output > 0])
+        assert np.array_equal(ids, np.arange(1, len(s.objects) + 1))
     # every kept input object is in the output under its own id, but for contested voxels
     for obj in s.objects:
         for side, label in obj.source_ids:

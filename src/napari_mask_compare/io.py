@@ -179,7 +179,8 @@ def _tiff_voxel_size(tif) -> tuple[tuple[float, ...], str]:
             x = float(pixels.get("PhysicalSizeX", x))
             y = float(pixels.get("PhysicalSizeY", y))
             z = float(pixels.get("PhysicalSizeZ", z))
-            unit = pixels.get("PhysicalSizeXUnit", "µm" if "PhysicalSizeX" in pixels.keys() else unit)
+            default_unit = "µm" if "PhysicalSizeX" in pixels.attrib else unit
+            unit = pixels.get("PhysicalSizeXUnit", default_unit)
         return (z, y, x), unit
     tags = page.tags
     if "XResolution" in tags and "YResolution" in tags:
@@ -258,7 +259,9 @@ def _as_labels(data: np.ndarray, path, *, what: str) -> np.ndarray:
     if data.dtype.kind == "f":
         finite = np.isfinite(data)
         if not finite.all():
-            raise InputError(f"{path}: {what} holds NaN or infinite values, expected integer labels")
+            raise InputError(
+                f"{path}: {what} holds NaN or infinite values, expected integer labels"
+            )
         if not np.array_equal(data, np.floor(data)):
             raise InputError(
                 f"{path}: {what} holds non-integral floats (e.g. {_first_fraction(data)}), "
@@ -347,7 +350,9 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
 
 
-def pair_files(*folders: str | os.PathLike) -> tuple[list[tuple[Path, ...]], dict[Path, list[str]]]:
+def pair_files(
+    *folders: str | os.PathLike,
+) -> tuple[list[tuple[Path, ...]], dict[Path, list[str]]]:
     """Pair the files of several folders by name (without suffix), sorted.
 
     Returns
@@ -489,9 +494,8 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
 
     Returns ``labels`` itself when its ids already are 1..n.
 
-    >>> relabel_sequential(np.array([[0, 7], [7, 3]]))
-    array([[0, 2],
-           [2, 1]])
+    >>> relabel_sequential(np.array([[0, 7], [7, 3]])).tolist()
+    [[0, 2], [2, 1]]
     """
     ids = np.unique(labels)
     ids = ids[ids != 0]

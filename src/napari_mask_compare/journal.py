@@ -97,7 +97,9 @@ class Journal:
         except ValueError:
             header = None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise InputError(f"{path}: not a napari-mask-compare journal; move it away to start over")
+            raise InputError(
+                f"{path}: not a napari-mask-compare journal; move it away to start over"
+            )
         ops = []
         for number, line in enumerate(complete[1:], start=2):
             try:

@@ -315,7 +315,8 @@ def _reduce_objects(ids, sizes, bbox):
         ids[first].astype(np.uint64),
         np.add.reduceat(sizes, first).astype(np.int64),
         np.concatenate(
-            [np.minimum.reduceat(bbox[:, :ndim], first), np.maximum.reduceat(bbox[:, ndim:], first)],
+            [np.minimum.reduceat(bbox[:, :ndim], first),
+             np.maximum.reduceat(bbox[:, ndim:], first)],
             axis=1,
         ),
     )

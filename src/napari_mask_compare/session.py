@@ -17,7 +17,9 @@ import numpy as np
 
 from .matching import KINDS, Group, overlap_table, review_groups
 
-__all__ = ["CHOICES", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session", "merge"]
+__all__ = [
+    "CHOICES", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session", "merge",
+]
 
 #: Decisions a reviewer can take on a group: keep A, keep B, merge, skip.
 CHOICES = ("A", "B", "M", "N")
