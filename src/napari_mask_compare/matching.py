@@ -138,7 +138,7 @@ class Group:
         """Worst IoU of the group's pairs (0 when unpaired)."""
         return min((p[2] for p in self.pairs), default=0.0)
 
-    @cached_property
+    @property
     def region(self) -> tuple[slice, ...]:
         """Slices of the bounding box."""
         ndim = len(self.bbox) // 2
