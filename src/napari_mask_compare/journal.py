@@ -32,17 +32,19 @@ VERSION = 1
 
 
 def fingerprint(array: np.ndarray) -> str:
-    """A digest of an array's shape, dtype-independent values and bytes.
+    """A digest of an array's shape and values.
 
-    Two arrays get the same fingerprint exactly when they hold the same
-    values in the same shape (uint16 and uint32 copies of a mask agree).
+    Integer arrays are hashed in the smallest unsigned dtype that holds
+    their values, so that uint16 and uint32 copies of a mask agree (and a
+    uint16 mask is hashed without a copy).
     """
     array = np.ascontiguousarray(array)
+    if array.dtype.kind in "biu" and array.size:
+        top = int(array.max())
+        dtype = np.uint16 if top <= 0xFFFF else np.uint32 if top <= 0xFFFFFFFF else np.uint64
+        array = array.astype(dtype, copy=False)
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr(array.shape).encode())
-    if array.dtype.kind in "biu":
-        array = array.astype(np.uint64 if array.max(initial=0) > 0xFFFFFFFF else np.uint32,
-                             copy=False)
     digest.update(array.data)
     return digest.hexdigest()
 
