@@ -218,3 +218,19 @@ def test_relabel_sequential_keeps_order_and_background():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert relabel_sequential(labels).tolist() == [[0, 3, 1], [1, 0, 2]]
+
+
+def test_non_ascii_units_round_trip(tmp_path):
+    path = write_labels(tmp_path / "t.tif", _labels_3d(), voxel_size=(20.0, 10.0, 10.0), unit="Å")
+    loaded = read_array(path)
+    assert loaded.unit == "Å" and loaded.voxel_size == pytest.approx((20.0, 10.0, 10.0))
+    path = write_labels(tmp_path / "u.tif", _labels_3d(), unit="µm")
+    assert read_array(path).unit == "µm"
+
+
+def test_negative_or_float_labels_are_not_written(tmp_path):
+    with pytest.raises(ValueError, match="down to -1"):
+        write_labels(tmp_path / "o.tif", np.array([[0, -1], [3, 3]]))
+    with pytest.raises(ValueError, match="integers"):
+        write_labels(tmp_path / "o.tif", np.array([[0, 1.5]]))
+    assert not list(tmp_path.iterdir())

@@ -7,6 +7,7 @@ line naming the file, what is wrong and what would be right.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ import numpy as np
 __all__ = [
     "SUFFIXES",
     "InputError",
+    "as_labels",
+    "image_files",
     "Loaded",
     "MaskPair",
     "load_image",
@@ -191,8 +194,18 @@ def _tiff_voxel_size(tif) -> tuple[tuple[float, ...], str]:
     ij = tif.imagej_metadata or {}
     if ij:
         z = float(ij.get("spacing", z))
-        unit = str(ij.get("unit", unit)).replace("\\u00B5", "µ").replace("micron", "µm")
+        unit = _unit_from_imagej(str(ij.get("unit", unit)))
     return (z, y, x), unit
+
+
+def _unit_from_imagej(unit: str) -> str:
+    """ImageJ escapes non-ASCII units as ``\\uXXXX``; "micron" and "um" mean µm."""
+    unit = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), unit)
+    return "µm" if unit in ("micron", "microns", "um") else unit
+
+
+def _unit_to_imagej(unit: str) -> str:
+    return "".join(c if ord(c) < 128 else f"\\u{ord(c):04X}" for c in unit)
 
 
 def _read_npy(path: Path) -> Loaded:
@@ -246,14 +259,34 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, L
             f"{loaded.path}: mask has {data.ndim} dimensions {data.shape}, expected 2D (y, x) "
             "or 3D (z, y, x), optionally with a trailing channel of 2 (instance, class)"
         )
-    labels = _as_labels(data, loaded.path, what="mask")
+    labels = as_labels(data, loaded.path, what="mask")
     if classes is not None:
-        classes = _as_labels(classes, loaded.path, what="class channel")
+        classes = as_labels(classes, loaded.path, what="class channel")
     return labels, classes, loaded
 
 
-def _as_labels(data: np.ndarray, path, *, what: str) -> np.ndarray:
-    """Validate integer labels and return them as the smallest unsigned dtype."""
+def as_labels(data: np.ndarray, path, *, what: str = "mask") -> np.ndarray:
+    """Validate integer labels and return them in the smallest unsigned dtype.
+
+    Parameters
+    ----------
+    data : ndarray
+        Integers, booleans, or floats with integral values; non-negative,
+        at most 2**32 - 1.
+    path : path or str
+        Named in the error message.
+    what : str
+        What ``data`` is, for the error message.
+
+    Returns
+    -------
+    ndarray of uint8, uint16 or uint32
+        ``data`` itself when it already is unsigned and small enough.
+
+    Raises
+    ------
+    InputError
+    """
     if data.dtype.kind == "b":
         return data.astype(np.uint8)
     if data.dtype.kind == "f":
@@ -440,6 +473,10 @@ def write_labels(
     labels = np.asarray(labels)
     if labels.ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, got ids down to {labels.min()}")
     if relabel:
         labels = relabel_sequential(labels)
     max_id = int(labels.max(initial=0))
@@ -467,7 +504,7 @@ def _tiff_metadata(data: np.ndarray, voxel_size, unit: str) -> dict:
     if data.dtype == np.uint32:  # ImageJ hyperstacks have no uint32
         kwargs["metadata"] = {"axes": axes}
         return kwargs
-    metadata = {"axes": axes, "unit": "\\u00B5m" if unit in ("µm", "um", "micron") else unit}
+    metadata = {"axes": axes, "unit": _unit_to_imagej(unit)}
     if data.ndim == 3:
         metadata["spacing"] = voxel_size[0]
     return {**kwargs, "imagej": True, "metadata": metadata}
