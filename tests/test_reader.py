@@ -59,7 +59,7 @@ def test_imagej_tiff_spacing_goes_to_scale_and_units(tmp_path):
     data, meta, kind = _only(_read(path))
     assert kind == "labels"
     assert meta["scale"] == (2.0, 0.25, 0.25)
-    assert meta["units"] == ("um",) * 3  # pint reads "um" as micrometer
+    assert meta["units"] == ("µm",) * 3  # ImageJ "um" is read as µm
 
 
 def test_ome_tiff_physical_size_goes_to_scale(tmp_path):
