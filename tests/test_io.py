@@ -1,3 +1,5 @@
+import os
+import stat
 import warnings
 
 import mrcfile
@@ -234,3 +236,12 @@ def test_negative_or_float_labels_are_not_written(tmp_path):
     with pytest.raises(ValueError, match="integers"):
         write_labels(tmp_path / "o.tif", np.array([[0, 1.5]]))
     assert not list(tmp_path.iterdir())
+
+
+def test_written_file_has_the_permissions_of_a_new_file(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_labels(tmp_path / "o.tif", np.ones((2, 2), np.uint8))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -483,8 +483,7 @@ def write_labels(
     data = labels.astype(labels_dtype(max_id), copy=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = _tiff_metadata(data, voxel_size, unit)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _new_temp_file(path)
     try:
         tifffile.imwrite(tmp, data, **kwargs)
         _fsync_path(tmp)
@@ -494,6 +493,20 @@ def write_labels(
         raise
     _fsync_folder(path.parent)
     return path
+
+
+def _new_temp_file(path: Path) -> Path:
+    """Create an empty temporary file beside ``path``, with the permissions of a new file.
+
+    (``tempfile.mkstemp`` makes it 0600, which the rename would pass on to ``path``.)
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def _tiff_metadata(data: np.ndarray, voxel_size, unit: str) -> dict:
