@@ -1,0 +1,630 @@
+"""The quality report of a comparison: CSV, JSON, an RGB association TIFF and PNG plots.
+
+Everything is computed first, then every file is written to a temporary name
+in the out folder, flushed and fsynced; only when all are written are they
+renamed over their final names. A reader sees old files or new ones, never a
+partial one, and a failed report leaves nothing behind.
+
+Files of :func:`write_report`:
+
+=========================== =================================================
+``summary.json``            every statistic (as ``mask-compare stats --json``)
+                            and the parameters
+``matching.csv``            StarDist's matching fields per threshold
+``pairs.csv``               one row per review group: kind, ids, sizes, IoU
+``morphology_a.csv``        per-object morphology of A (and ``_b``, ``_curated``)
+``association.tif``         RGB at the chosen threshold, A as the reference:
+                            true positives green, false negatives red,
+                            false positives blue
+``iou_histogram.png``       best IoU of each paired group
+``scores.png``              precision, recall, F1, PQ against the threshold
+``sizes.png``               object size distributions of A and B
+=========================== =================================================
+
+With a curated output: ``morphology_curated.csv``, ``matching_curated_vs_a.csv``
+and ``matching_curated_vs_b.csv``.
+
+No Qt, no napari; matplotlib is imported when a plot is made, without pyplot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io as _io
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import measure, stats
+from .matching import Group, OverlapTable, overlap_table, review_groups
+
+__all__ = [
+    "RoiResult",
+    "apply_roi",
+    "association_map",
+    "atomic_open",
+    "pairs_rows",
+    "plot_iou_histogram",
+    "plot_scores",
+    "plot_sizes",
+    "write_csv",
+    "write_report",
+]
+
+#: Colours of the association map (RGB, 0-255).
+TP_COLOR, FN_COLOR, FP_COLOR = (0, 255, 0), (255, 0, 0), (0, 0, 255)
+#: Voxels coloured at once by :func:`association_map` (bounds its temporary memory).
+_CHUNK_VOXELS = 1 << 24
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike):
+    """Open a binary file that appears at ``path`` only when the block succeeds.
+
+    Writes go to a new temporary file in the same folder (created with the
+    usual permissions); on success it is flushed, fsynced and renamed over
+    ``path``; on error it is removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_open(folder / "x.txt") as f:
+    ...     _ = f.write(b"hello")
+    >>> (folder / "x.txt").read_bytes(), sorted(p.name for p in folder.iterdir())
+    (b'hello', ['x.txt'])
+    """
+    with _staged() as stage, stage.open(path) as f:
+        yield f
+
+
+class _Stage:
+    """Temporary files that replace their targets together, at the end."""
+
+    def __init__(self):
+        self.files: list[tuple[Path, Path]] = []
+
+    @contextlib.contextmanager
+    def open(self, path: str | os.PathLike):
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        self.files.append((tmp, path))
+        with open(tmp, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _staged():
+    """Collect files written with ``stage.open``; rename them all only if every write succeeds."""
+    stage = _Stage()
+    try:
+        yield stage
+    except BaseException:
+        for tmp, _ in stage.files:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in stage.files:
+        os.replace(tmp, path)
+    if stage.files:
+        _fsync_folder(stage.files[0][1].parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames durable (not possible on every file system)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict] | dict[str, np.ndarray], *,
+              opener=atomic_open) -> Path:
+    """Write rows (list of dicts) or columns (dict of arrays) as CSV, atomically.
+
+    Floats are written with full precision, NaN as ``nan``. ``opener`` opens
+    the binary file (:func:`atomic_open` by default).
+    """
+    if isinstance(rows, dict):
+        names = list(rows)
+        columns = [np.asarray(rows[n]).tolist() for n in names]
+        rows = [dict(zip(names, values)) for values in zip(*columns)]
+    else:
+        names = list(rows[0]) if rows else []
+    text = _io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with opener(path) as f:
+        f.write(text.getvalue().encode())
+    return Path(path)
+
+
+def _write_json(path: Path, obj: dict, *, opener=atomic_open) -> Path:
+    with opener(path) as f:
+        f.write((json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n")
+                .encode())
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _write_figure(path: Path, figure, *, opener=atomic_open) -> Path:
+    with opener(path) as f:
+        figure.savefig(f, format="png", dpi=100)
+    return path
+
+
+def _write_rgb_tiff(path: Path, rgb: np.ndarray, *, voxel_size, unit: str,
+                    opener=atomic_open) -> Path:
+    import tifffile
+
+    spatial = rgb.ndim - 1
+    voxel_size = tuple(voxel_size) if voxel_size else (1.0,) * spatial
+    metadata = {"axes": "ZYXS" if spatial == 3 else "YXS",
+                "unit": "\\u00B5m" if unit in ("µm", "um", "micron") else unit}
+    if spatial == 3:
+        metadata["spacing"] = voxel_size[0]
+    with opener(path) as f:
+        tifffile.imwrite(f, rgb, imagej=True, photometric="rgb", metadata=metadata,
+                         resolution=(1.0 / voxel_size[-1], 1.0 / voxel_size[-2]))
+    return path
+
+
+# --------------------------------------------------------------------------- region of interest
+
+
+@dataclass(frozen=True)
+class RoiResult:
+    """Masks restricted to a region of interest.
+
+    Attributes
+    ----------
+    a, b : ndarray, shape (y, x) or (z, y, x)
+        Copies without the objects mostly outside the region (the inputs
+        themselves when nothing was removed).
+    removed_a, removed_b : ndarray of uint64
+        Ids of the removed objects.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    removed_a: np.ndarray
+    removed_b: np.ndarray
+
+
+def apply_roi(a: np.ndarray, b: np.ndarray, roi: np.ndarray) -> RoiResult:
+    """Remove from A and B the objects that lie mostly (more than half) outside ``roi``.
+
+    An object with exactly half of its voxels inside is kept.
+
+    Parameters
+    ----------
+    a, b : ndarray of int, shape (y, x) or (z, y, x)
+    roi : ndarray, same shape
+        Non-zero inside the region (e.g. a cryo-ET lamella mask).
+
+    Returns
+    -------
+    RoiResult
+
+    Examples
+    --------
+    >>> a = np.array([[1, 1, 1, 0, 2, 2]])
+    >>> roi = np.array([[0, 1, 1, 1, 1, 0]])
+    >>> r = apply_roi(a, np.zeros_like(a), roi)
+    >>> r.a.tolist(), r.removed_a.tolist()
+    ([[1, 1, 1, 0, 2, 2]], [])
+    >>> apply_roi(a, a, np.array([[0, 0, 1, 1, 1, 1]])).a.tolist()
+    [[0, 0, 0, 0, 2, 2]]
+    """
+    a, b, roi = np.asarray(a), np.asarray(b), np.asarray(roi)
+    if not a.shape == b.shape == roi.shape:
+        raise ValueError(f"roi has shape {roi.shape}, the masks {a.shape} and {b.shape}")
+    inside = (roi != 0).view(np.uint8)
+    kept = []
+    for labels in (a, b):
+        table = overlap_table(labels, inside)
+        n_inside = np.zeros(table.n_a, dtype=np.int64)
+        n_inside[table.pair_a] = table.intersection
+        out = 2 * n_inside < table.sizes_a
+        removed = table.ids_a[out]
+        if len(removed):
+            labels = measure.remove_objects(labels, removed, bboxes=table.bbox_a[out])
+        kept.append((labels, removed))
+    return RoiResult(kept[0][0], kept[1][0], kept[0][1], kept[1][1])
+
+
+# --------------------------------------------------------------------------- association map
+
+
+def association_map(
+    table: OverlapTable,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    thresh: float = 0.5,
+    image: np.ndarray | None = None,
+) -> np.ndarray:
+    """RGB map of the one-to-one matching at ``thresh``, A as the reference.
+
+    Red channel: A objects without a match (false negatives); green: A
+    objects matched (true positives); blue: B objects without a match (false
+    positives). Where a false negative and a false positive overlap, magenta.
+
+    Parameters
+    ----------
+    table : OverlapTable
+        Of ``a`` and ``b``.
+    a, b : ndarray of int, shape (y, x) or (z, y, x)
+    thresh : float in [0, 1]
+    image : ndarray, optional
+        Shape ``a.shape`` or ``a.shape + (c,)``: shown in grey under the
+        colours (half and half), scaled between its 1st and 99th percentiles.
+
+    Returns
+    -------
+    ndarray of uint8, shape ``a.shape + (3,)``
+
+    Examples
+    --------
+    >>> a = np.array([[1, 1, 0, 2]])
+    >>> b = np.array([[5, 5, 6, 0]])
+    >>> rgb = association_map(overlap_table(a, b), a, b)
+    >>> rgb[0].tolist()
+    [[0, 255, 0], [0, 255, 0], [0, 0, 255], [255, 0, 0]]
+    """
+    matched = stats.matched_pairs(table, thresh=thresh)
+    # per object: 1 = unmatched, 2 = matched; 0 for background
+    code_a = np.ones(table.n_a, dtype=np.uint8)
+    code_a[table.pair_a[matched]] = 2
+    code_b = np.ones(table.n_b, dtype=np.uint8)
+    code_b[table.pair_b[matched]] = 2
+    lookup_a, lookup_b = _lookup(table.ids_a, code_a), _lookup(table.ids_b, code_b)
+    grey = _grey(image, a.shape) if image is not None else None
+    rgb = np.zeros(a.shape + (3,), dtype=np.uint8)
+    step = max(1, _CHUNK_VOXELS // a[0].size)  # whole planes or rows at a time
+    for lo in range(0, a.shape[0], step):
+        part = slice(lo, lo + step)
+        status_a, status_b = lookup_a(a[part]), lookup_b(b[part])
+        out = rgb[part]
+        out[..., 0] = (status_a == 1) * np.uint8(255)   # red: false negatives
+        out[..., 1] = (status_a == 2) * np.uint8(255)   # green: true positives
+        out[..., 2] = (status_b == 1) * np.uint8(255)   # blue: false positives
+        if grey is not None:
+            g = grey[part][..., None]
+            coloured = out.any(axis=-1, keepdims=True)
+            out[...] = np.where(coloured, (out.astype(np.uint16) + g) // 2, g)
+    return rgb
+
+
+#: Largest id for which :func:`_lookup` uses a table indexed by id (one byte per id).
+_MAX_LUT_ID = 1 << 26
+
+
+def _lookup(ids: np.ndarray, codes: np.ndarray):
+    """A function mapping a label array to the uint8 code of each voxel's id (0 for 0).
+
+    Parameters
+    ----------
+    ids : ndarray of uint64, shape (n,)
+        Sorted non-zero ids.
+    codes : ndarray of uint8, shape (n,)
+    """
+    if len(ids) == 0:
+        return lambda labels: np.zeros(labels.shape, dtype=np.uint8)
+    if int(ids[-1]) <= _MAX_LUT_ID:
+        lut = np.zeros(int(ids[-1]) + 1, dtype=np.uint8)
+        lut[ids.astype(np.int64)] = codes
+        return lambda labels: lut[labels]
+    padded = np.r_[np.uint8(0), codes]
+
+    def search(labels):
+        index = np.searchsorted(ids, labels.astype(np.uint64)) + 1
+        index[labels == 0] = 0
+        return padded[index]
+
+    return search
+
+
+def _grey(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The image as uint8 grey of ``shape``, scaled between its 1st and 99th percentiles."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape != shape:
+        if image.shape[:-1] != shape:
+            raise ValueError(f"image has shape {image.shape}, expected {shape} (+ channels)")
+        image = image.mean(axis=-1)
+    lo, hi = np.percentile(image, [1, 99])
+    scaled = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def pairs_rows(groups: Sequence[Group]) -> list[dict]:
+    """One row per review group, for ``pairs.csv``.
+
+    Returns
+    -------
+    list of dict
+        ``group``, ``kind``, ``ids_a``, ``ids_b``, ``sizes_a``, ``sizes_b``
+        (space-separated), ``iou`` (best pair), ``min_iou`` and ``pairs``
+        (``id_a:id_b:iou`` of each linking pair).
+    """
+    def join(values):
+        return " ".join(str(v) for v in values)
+
+    return [{
+        "group": g.index,
+        "kind": g.kind,
+        "ids_a": join(g.ids_a),
+        "ids_b": join(g.ids_b),
+        "sizes_a": join(g.sizes_a),
+        "sizes_b": join(g.sizes_b),
+        "iou": g.iou,
+        "min_iou": g.min_iou,
+        "pairs": join(f"{ia}:{ib}:{iou:.6g}" for ia, ib, iou in g.pairs),
+    } for g in groups]
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _figure(**kwargs):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=kwargs.pop("figsize", (6, 4)), layout="constrained", **kwargs)
+
+
+def plot_scores(ax, matching: Sequence[dict], *, title: str | None = None) -> None:
+    """Precision, recall, F1 and panoptic quality against the IoU threshold.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    matching : list of dict
+        :func:`.stats.matching_stats`.
+    """
+    thresholds = [r["thresh"] for r in matching]
+    for key, label in (("precision", "precision"), ("recall", "recall"), ("f1", "F1"),
+                       ("panoptic_quality", "panoptic quality")):
+        ax.plot(thresholds, [r[key] for r in matching], marker="o", label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("IoU threshold")
+    ax.set_ylabel("score")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="x-small", framealpha=0.6)
+    if title:
+        ax.set_title(title)
+
+
+def plot_iou_histogram(ax, ious: Sequence[float], *, thresh: float | None = None,
+                       title: str | None = None) -> None:
+    """Histogram of IoUs (of the paired groups), with the threshold marked.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    ious : sequence of float in [0, 1]
+    thresh : float, optional
+    """
+    ax.hist(np.asarray(ious, dtype=float), bins=np.linspace(0, 1, 21), color="tab:green",
+            edgecolor="white")
+    if thresh is not None:
+        ax.axvline(thresh, color="black", linestyle="--", label=f"threshold {thresh:g}")
+        ax.legend(loc="upper left", fontsize="small")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("best IoU of a paired group")
+    ax.set_ylabel("groups")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not len(ious):
+        ax.text(0.5, 0.5, "no paired objects", ha="center", va="center",
+                transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+
+
+def plot_sizes(ax, sizes_a: Sequence[float], sizes_b: Sequence[float], *,
+               unit: str = "voxels", title: str | None = None) -> None:
+    """Object size distributions of A and B, on a log scale when they span decades."""
+    sizes_a = np.asarray(sizes_a, dtype=float)
+    sizes_b = np.asarray(sizes_b, dtype=float)
+    both = np.concatenate([sizes_a, sizes_b])
+    both = both[both > 0]
+    if both.size == 0:
+        ax.text(0.5, 0.5, "no objects", ha="center", va="center", transform=ax.transAxes)
+        return
+    lo, hi = both.min(), both.max()
+    if hi > 10 * lo:
+        from matplotlib.ticker import NullFormatter
+
+        bins = np.geomspace(lo, hi * 1.001, 31)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        bins = np.linspace(lo, hi * 1.001 + 1e-9, 31)
+    ax.hist(sizes_a, bins=bins, alpha=0.6, label=f"A ({len(sizes_a)})", color="tab:red")
+    ax.hist(sizes_b, bins=bins, alpha=0.6, label=f"B ({len(sizes_b)})", color="tab:blue")
+    ax.set_xlabel(f"object size ({unit})")
+    ax.set_ylabel("objects")
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    table: OverlapTable
+    summary: dict
+    groups: list
+
+
+def _compare(a, b, *, thresholds, iou_threshold) -> _Comparison:
+    table = overlap_table(a, b)
+    groups = review_groups(table, iou_threshold=iou_threshold)
+    summary = stats.summarize(table, thresholds=thresholds, groups=groups)
+    return _Comparison(table, summary, groups)
+
+
+def write_report(
+    out: str | os.PathLike,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    voxel_size: Sequence[float] | None = None,
+    unit: str = "pixel",
+    image: np.ndarray | None = None,
+    roi: np.ndarray | None = None,
+    curated: np.ndarray | None = None,
+    threshold: float = 0.5,
+    thresholds: Sequence[float] = stats.DEFAULT_THRESHOLDS,
+    iou_threshold: float = 0.1,
+    sources: dict | None = None,
+) -> dict[str, Path]:
+    """Compute the report of B against A and write its files into ``out``.
+
+    Parameters
+    ----------
+    out : path
+        Folder, created if needed.
+    a, b : ndarray of int, shape (y, x) or (z, y, x)
+        A is the reference.
+    voxel_size : sequence of float, optional
+        (y, x) or (z, y, x), for the physical morphology.
+    unit : str
+    image : ndarray, optional
+        Shape ``a.shape`` (+ channels): the grey base of the association map.
+    roi : ndarray, optional
+        Same shape; objects more than half outside are removed from A, B and
+        the curated output before anything is paired or measured.
+    curated : ndarray, optional
+        Same shape: a curated output, measured and compared with A and B.
+    threshold : float in [0, 1]
+        IoU of the association map and of the marker in the IoU histogram.
+    thresholds : sequence of float in [0, 1]
+        Thresholds of the matching statistics.
+    iou_threshold : float in (0, 1]
+        IoU that links objects into review groups (``pairs.csv``).
+    sources : dict, optional
+        Written to ``summary.json`` as they are (e.g. input paths).
+
+    Returns
+    -------
+    dict of str to Path
+        The files written, by name.
+    """
+    from .io import check_writable
+
+    a, b = np.asarray(a), np.asarray(b)
+    shape = a.shape
+    for name, arr in (("b", b), ("roi", roi), ("curated", curated)):
+        if arr is not None and np.shape(arr) != shape:
+            raise ValueError(f"{name} has shape {np.shape(arr)}, mask A has {shape}")
+    threshold = stats.check_threshold(threshold)
+    thresholds = [stats.check_threshold(t) for t in thresholds]
+    out = Path(out)
+    check_writable(out / "summary.json")
+
+    roi_info = None
+    if roi is not None:
+        restricted = apply_roi(a, b, roi)
+        a, b = restricted.a, restricted.b
+        roi_info = {"removed_a": len(restricted.removed_a),
+                    "removed_b": len(restricted.removed_b)}
+        if curated is not None:
+            restricted_c = apply_roi(curated, curated, roi)
+            curated = restricted_c.a
+            roi_info["removed_curated"] = len(restricted_c.removed_a)
+
+    ab = _compare(a, b, thresholds=thresholds, iou_threshold=iou_threshold)
+    spacing = tuple(voxel_size) if voxel_size is not None else None
+    files: dict[str, object] = {
+        "matching.csv": ab.summary["matching"],
+        "pairs.csv": pairs_rows(ab.groups),
+        "morphology_a.csv": measure.measure_objects(
+            a, voxel_size=spacing, objects=(ab.table.ids_a, ab.table.bbox_a)),
+        "morphology_b.csv": measure.measure_objects(
+            b, voxel_size=spacing, objects=(ab.table.ids_b, ab.table.bbox_b)),
+    }
+    summary = {**ab.summary, "parameters": {
+        "threshold": threshold, "thresholds": thresholds, "iou_threshold": iou_threshold,
+        "voxel_size": list(spacing) if spacing else None, "unit": unit,
+        "shape": list(shape)}, "roi": roi_info, "sources": sources or {}}
+    if curated is not None:
+        curated = np.asarray(curated)
+        vs_a = _compare(a, curated, thresholds=thresholds, iou_threshold=iou_threshold)
+        vs_b = _compare(b, curated, thresholds=thresholds, iou_threshold=iou_threshold)
+        files["morphology_curated.csv"] = measure.measure_objects(
+            curated, voxel_size=spacing, objects=(vs_a.table.ids_b, vs_a.table.bbox_b))
+        files["matching_curated_vs_a.csv"] = vs_a.summary["matching"]
+        files["matching_curated_vs_b.csv"] = vs_b.summary["matching"]
+        summary["curated_vs_a"] = vs_a.summary
+        summary["curated_vs_b"] = vs_b.summary
+    rgb = association_map(ab.table, a, b, thresh=threshold, image=image)
+    figures = _report_figures(ab, files, threshold=threshold, unit=unit, spacing=spacing)
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    with _staged() as stage:  # every file appears at the end, or none
+        for name, content in files.items():
+            written[name] = write_csv(out / name, content, opener=stage.open)
+        written["association.tif"] = _write_rgb_tiff(
+            out / "association.tif", rgb, voxel_size=spacing, unit=unit, opener=stage.open)
+        for name, figure in figures.items():
+            written[name] = _write_figure(out / name, figure, opener=stage.open)
+        written["summary.json"] = _write_json(out / "summary.json", summary,
+                                              opener=stage.open)
+    return written
+
+
+def _report_figures(ab: _Comparison, files: dict, *, threshold: float, unit: str,
+                    spacing) -> dict:
+    """The report's PNG figures, by file name."""
+    figures = {}
+    fig = _figure()
+    plot_iou_histogram(fig.add_subplot(), [g.iou for g in ab.groups if g.paired],
+                       thresh=threshold, title="IoU of paired groups")
+    figures["iou_histogram.png"] = fig
+    fig = _figure()
+    plot_scores(fig.add_subplot(), ab.summary["matching"], title="B against A")
+    figures["scores.png"] = fig
+    fig = _figure()
+    ndim = len(ab.table.shape)
+    if spacing is None or unit == "pixel":
+        size_unit = "pixels" if ndim == 2 else "voxels"
+    else:
+        size_unit = f"{unit}²" if ndim == 2 else f"{unit}³"
+    key = "area" if ndim == 2 else "volume"
+    plot_sizes(fig.add_subplot(), files["morphology_a.csv"][key],
+               files["morphology_b.csv"][key], unit=size_unit, title="object sizes")
+    figures["sizes.png"] = fig
+    return figures
