@@ -171,6 +171,8 @@ class Session:
         self._listeners.remove(callback)
 
     def _emit(self, op: dict, groups: Iterable[int]) -> None:
+        if not self._listeners:
+            return
         change = Change(op, tuple(self.groups[g].region for g in groups))
         for callback in list(self._listeners):
             callback(change)
@@ -374,7 +376,7 @@ class Session:
         contested = int(np.count_nonzero(mask)) - n_free
         if n_free:
             new_id = len(self.objects) + 1
-            if new_id > np.iinfo(self.output.dtype).max:
+            if new_id > 0xFFFF and self.output.dtype == np.uint16:
                 self.output = self.output.astype(np.uint32)
                 out = self.output[region]
             np.copyto(out, new_id, where=free)
