@@ -58,12 +58,86 @@ def _iou_threshold(text: str) -> float:
 
 
 def _add_review(commands) -> None:
-    p = commands.add_parser("review", help="open napari to review two masks case by case")
+    p = commands.add_parser(
+        "review",
+        help="open napari to review two masks case by case",
+        description=(
+            "Open napari with the Mask compare widget docked and the first file ready to "
+            "review (files of the folders are paired by name). Keys: 1/A keep A, 2/B keep B, "
+            "3/M merge, 4/N none, U undo, Left/Right move, Q save and quit. Every decision is "
+            "saved; run the same command again to resume."
+        ),
+    )
+    for name, what in (("images_dir", "folder of images (optional)"),
+                       ("mask_a_dir", "folder of masks A (the reference)"),
+                       ("mask_b_dir", "folder of masks B"),
+                       ("out_dir", "folder for the curated masks and their journals")):
+        p.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name, type=Path,
+                       metavar="DIR", help=what)
+    p.add_argument("--margin", type=int, default=15,
+                   help="pixels shown around each group (default: 15)")
+    p.add_argument("--iou_threshold", "--iou-threshold", type=_iou_threshold, default=0.1,
+                   dest="iou_threshold", help="IoU that pairs two objects (default: 0.1)")
+    p.add_argument("--sample", nargs="?", const="2d", choices=("2d", "3d"), default=None,
+                   help="review the sample data (2d unless 3d is given); --out_dir defaults "
+                        "to ./mask-compare-sample")
     p.set_defaults(run=_run_review)
 
 
 def _run_review(args) -> int:
-    raise NotImplementedError
+    """Check the arguments, then open napari with the review started; returns at exit."""
+    from .io import check_writable, pair_files
+
+    if args.margin < 0:
+        raise _input_error(f"--margin {args.margin}: must be 0 or more pixels")
+    folders = {"--images_dir": args.images_dir, "--mask_a_dir": args.mask_a_dir,
+               "--mask_b_dir": args.mask_b_dir}
+    if args.sample:
+        given = [flag for flag, folder in folders.items() if folder is not None]
+        if given:
+            raise _input_error(f"--sample reviews the sample data: drop {', '.join(given)}")
+        out_dir = args.out_dir or Path.cwd() / "mask-compare-sample"
+    else:
+        missing = [flag for flag in ("--mask_a_dir", "--mask_b_dir") if folders[flag] is None]
+        missing += ["--out_dir"] * (args.out_dir is None)
+        if missing:
+            raise _input_error(f"missing {', '.join(missing)} (or --sample to try the sample)")
+        absent = [f"{flag} {folder}" for flag, folder in folders.items()
+                  if folder is not None and not folder.is_dir()]
+        if absent:
+            raise _input_error(f"no such folder: {'; '.join(absent)}")
+        paired = [args.mask_a_dir, args.mask_b_dir] + [args.images_dir] * bool(args.images_dir)
+        pairs, unpaired = pair_files(*paired)
+        _warn_unpaired(unpaired)
+        out_dir = args.out_dir
+    check_writable(out_dir / "review.tif")
+
+    import napari
+
+    from ._qt._widget import MaskCompareWidget
+
+    viewer = napari.Viewer(title="mask-compare review")
+    widget = MaskCompareWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Mask compare", area="right")
+    widget.set_parameters(margin=args.margin, iou_threshold=args.iou_threshold)
+    widget.set_out_dir(out_dir)
+    if args.sample:
+        from . import _sample_data
+
+        make = _sample_data.make_sample_3d if args.sample == "3d" else _sample_data.make_sample_2d
+        image, mask_a, mask_b = (getattr(viewer, f"add_{kind}")(data, **meta)
+                                 for data, meta, kind in make())
+        widget.set_layers(image=image, mask_a=mask_a, mask_b=mask_b)
+        print(f"mask-compare review: {args.sample} sample data; curated mask and journal "
+              f"go to {out_dir}")
+    else:
+        widget.set_folders(images_dir=args.images_dir, mask_a_dir=args.mask_a_dir,
+                           mask_b_dir=args.mask_b_dir)
+        print(f"mask-compare review: {len(pairs)} file(s); curated masks and journals go to "
+              f"{out_dir}")
+    widget.start()
+    napari.run()
+    return 0
 
 
 # --------------------------------------------------------------------------- merge
@@ -180,24 +254,239 @@ def _progress(items, **kwargs):
 
 
 def _add_stats(commands) -> None:
-    p = commands.add_parser("stats", help="matching statistics of B against A")
+    p = commands.add_parser(
+        "stats",
+        help="matching statistics of B against A",
+        description=(
+            "StarDist's matching statistics of B (prediction) against A (reference) per IoU "
+            "threshold, pixel Dice and IoU, the 2018 Data Science Bowl score and the counts "
+            "of review groups. With folders, files are paired by name and a dataset total "
+            "pools the counts (as StarDist's matching_dataset, by_image=False)."
+        ),
+    )
+    p.add_argument("mask_a", type=Path, metavar="MASK_A",
+                   help="reference mask file, or a folder of them")
+    p.add_argument("mask_b", type=Path, metavar="MASK_B",
+                   help="predicted mask file, or a folder of them")
+    p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
+                   help="IoU thresholds in [0, 1], comma-separated (default: 0.1,0.2,...,0.9)")
+    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
+                   dest="iou_threshold",
+                   help="IoU that links objects into review groups (default: 0.1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_stats)
 
 
 def _run_stats(args) -> int:
-    raise NotImplementedError
+    from .stats import DEFAULT_THRESHOLDS
+
+    thresholds = (_parse_thresholds(args.thresholds) if args.thresholds is not None
+                  else list(DEFAULT_THRESHOLDS))
+    if not (args.mask_a.is_dir() or args.mask_b.is_dir()):
+        summary = _stats_of_files(args.mask_a, args.mask_b, thresholds=thresholds,
+                                  iou_threshold=args.iou_threshold)
+        _print_stats(summary, as_json=args.json, iou_threshold=args.iou_threshold)
+        return 0
+    return _stats_of_folders(args, thresholds)
+
+
+def _parse_thresholds(text: str) -> list[float]:
+    """``"0.5,0.75"`` -> [0.5, 0.75]; InputError naming the option otherwise."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise _input_error(
+                f"--thresholds {text!r}: {part.strip()!r} is not a number; expected "
+                "comma-separated IoU thresholds in [0, 1], e.g. 0.5,0.75"
+            ) from None
+        if not 0 <= value <= 1:
+            raise _input_error(f"--thresholds {text!r}: {value:g} is not in [0, 1]")
+        values.append(value)
+    return values
+
+
+def _stats_of_files(mask_a, mask_b, *, thresholds, iou_threshold) -> dict:
+    from .io import load_pair
+    from .matching import overlap_table
+    from .stats import summarize
+
+    pair = load_pair(mask_a, mask_b)
+    return summarize(overlap_table(pair.a, pair.b), thresholds=thresholds,
+                     iou_threshold=iou_threshold)
+
+
+def _stats_of_folders(args, thresholds) -> int:
+    """Per-file statistics and the dataset total; a bad pair is reported, skipped, status 2."""
+    from .io import InputError, pair_files
+    from .stats import combine
+
+    for path in (args.mask_a, args.mask_b):
+        if not path.is_dir():
+            raise _input_error(f"{path}: is a file but the other mask is a folder; "
+                               "give two files or two folders")
+    pairs, unpaired = pair_files(args.mask_a, args.mask_b)
+    _warn_unpaired(unpaired)
+    per_file, failed = [], []
+    progress = _progress(pairs, desc="stats", unit="file")
+    for mask_a, mask_b in progress:
+        try:
+            summary = _stats_of_files(mask_a, mask_b, thresholds=thresholds,
+                                      iou_threshold=args.iou_threshold)
+        except InputError as err:
+            failed.append({"name": mask_a.stem, "error": str(err)})
+            progress.write(f"mask-compare stats: error: {err}", file=sys.stderr)
+            continue
+        per_file.append({"name": mask_a.stem, "mask_a": str(mask_a), "mask_b": str(mask_b),
+                         **summary})
+    total = combine(per_file) if per_file else None
+    if args.json:
+        import json
+
+        print(json.dumps({**(total or {}), "files": per_file, "failed": failed,
+                          "unpaired": {str(k): v for k, v in unpaired.items()}}))
+    else:
+        _print_folder_stats(per_file, total, iou_threshold=args.iou_threshold)
+    if failed:
+        print(f"mask-compare stats: {len(failed)} of {len(pairs)} pairs failed"
+              + (", the total leaves them out" if per_file else ""), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+#: Columns of the stats table: (header, key in a matching dict, format).
+_STATS_COLUMNS = (
+    ("thresh", "thresh", "{:g}"), ("tp", "tp", "{}"), ("fp", "fp", "{}"), ("fn", "fn", "{}"),
+    ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"),
+    ("accuracy", "accuracy", "{:.4f}"), ("f1", "f1", "{:.4f}"),
+    ("pq", "panoptic_quality", "{:.4f}"), ("mean_matched", "mean_matched_score", "{:.4f}"),
+    ("mean_true", "mean_true_score", "{:.4f}"), ("n_true", "n_true", "{}"),
+    ("n_pred", "n_pred", "{}"),
+)
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
+    """Right-aligned text table (first column left-aligned)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells):
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header)] + [line(r) for r in rows])
+
+
+def _matching_cells(result: dict) -> list[str]:
+    return [fmt.format(result[key]) for _, key, fmt in _STATS_COLUMNS]
+
+
+def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps(summary))
+        return
+    print(_aligned([h for h, _, _ in _STATS_COLUMNS],
+                   [_matching_cells(r) for r in summary["matching"]]))
+    pixel, groups = summary["pixel"], summary["groups"]
+    print(f"\npixel Dice {pixel['dice']:.4f}, IoU {pixel['iou']:.4f}")
+    print(f"AP (DSB 2018, IoU 0.5:0.95) {summary['ap_dsb2018']:.4f}")
+    print(f"groups (IoU >= {iou_threshold:g}): "
+          + ", ".join(f"{kind} {n}" for kind, n in groups.items()))
+
+
+def _print_folder_stats(per_file: list[dict], total: dict | None, *,
+                        iou_threshold: float) -> None:
+    if not per_file:
+        return
+    rows = [[f["name"], *_matching_cells(r)] for f in per_file for r in f["matching"]]
+    rows += [["TOTAL", *_matching_cells(r)] for r in total["matching"]]
+    print(_aligned(["file"] + [h for h, _, _ in _STATS_COLUMNS], rows))
+    kinds = list(total["groups"])
+    rows = [[f["name"], f"{f['pixel']['dice']:.4f}", f"{f['pixel']['iou']:.4f}",
+             f"{f['ap_dsb2018']:.4f}", *(str(f["groups"][k]) for k in kinds)]
+            for f in [*per_file, {**total, "name": "TOTAL"}]]
+    print()
+    print(_aligned(["file", "dice", "iou", "ap_dsb2018", *kinds], rows))
+    print(f"\n{total['n_images']} files; groups at IoU >= {iou_threshold:g}; the total pools "
+          "counts over files, its AP is the mean over files")
 
 
 # --------------------------------------------------------------------------- report
 
 
 def _add_report(commands) -> None:
-    p = commands.add_parser("report", help="CSV, TIFF and PNG report of a comparison")
+    p = commands.add_parser(
+        "report",
+        help="CSV, TIFF and PNG report of a comparison",
+        description=(
+            "Write the quality report of B against A into a folder: matching statistics, "
+            "review groups, per-object morphology, an RGB association map (true positives "
+            "green, false negatives red, false positives blue) and plots."
+        ),
+    )
+    p.add_argument("mask_a", type=Path, metavar="MASK_A", help="reference mask file")
+    p.add_argument("mask_b", type=Path, metavar="MASK_B", help="predicted mask file")
+    p.add_argument("--out", type=Path, required=True, help="report folder (created if needed)")
+    p.add_argument("--image", type=Path, help="the image: grey base of the association map")
+    p.add_argument("--roi", type=Path,
+                   help="region mask (non-zero inside): objects mostly outside are left out")
+    p.add_argument("--curated", type=Path, metavar="OUT.tif",
+                   help="a curated output to measure and compare with A and B")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="IoU threshold of the association map (default: 0.5)")
+    p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
+                   help="thresholds of the statistics (default: 0.1,0.2,...,0.9)")
+    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
+                   dest="iou_threshold",
+                   help="IoU that links objects into review groups (default: 0.1)")
     p.set_defaults(run=_run_report)
 
 
 def _run_report(args) -> int:
-    raise NotImplementedError
+    from .io import check_writable, load_pair
+    from .report import write_report
+    from .stats import DEFAULT_THRESHOLDS
+
+    thresholds = (_parse_thresholds(args.thresholds) if args.thresholds is not None
+                  else list(DEFAULT_THRESHOLDS))
+    if not 0 <= args.threshold <= 1:
+        raise _input_error(f"--threshold {args.threshold:g} is not in [0, 1]")
+    for path in (args.mask_a, args.mask_b):
+        if path.is_dir():
+            raise _input_error(f"{path}: is a folder; report compares two mask files")
+    if args.out.exists() and not args.out.is_dir():
+        raise _input_error(f"{args.out}: is a file, --out must be a folder")
+    check_writable(args.out / "summary.json")
+    pair = load_pair(args.mask_a, args.mask_b, image=args.image)
+    roi = _report_mask(args.roi, pair, what="ROI")
+    curated = _report_mask(args.curated, pair, what="curated output")
+    files = write_report(
+        args.out, pair.a, pair.b, voxel_size=pair.voxel_size, unit=pair.unit,
+        image=pair.image, roi=roi, curated=curated, threshold=args.threshold,
+        thresholds=thresholds, iou_threshold=args.iou_threshold,
+        sources={k: str(v) for k, v in
+                 {**pair.paths, "roi": args.roi, "curated": args.curated}.items()
+                 if v is not None},
+    )
+    print(f"{args.out}: wrote " + ", ".join(files))
+    return 0
+
+
+def _report_mask(path, pair, *, what: str):
+    """Read an extra mask (ROI, curated output) and check it has the masks' shape."""
+    if path is None:
+        return None
+    from .io import load_mask
+
+    labels, _, _ = load_mask(path)
+    if labels.shape != pair.a.shape:
+        raise _input_error(
+            f"{path}: {what} has shape {labels.shape} but mask A ({pair.paths['mask_a']}) "
+            f"has {pair.a.shape}; it must cover the same image"
+        )
+    return labels
 
 
 if __name__ == "__main__":

@@ -1,0 +1,249 @@
+"""Speed of the review widget: moving to the next group, deciding, saving (not a test).
+
+On the full synthetic pair (128 x 1024 x 1024, ~30,000 objects, from
+``synthetic.py``) with an image, in a real napari window: the time from a key
+press on the canvas until the event loop is idle again (the handler and the
+repaint it asks for), median over ``--repeats`` presses:
+
+- ``Right``: move to the next group (camera, z-range, slice, highlight, panel);
+- ``1`` / ``2`` / ``3`` / ``4``: a decision (session, journal line with fsync,
+  output layer, next group), split by whether a background TIFF write was
+  running when the key was pressed: saving must never block review;
+- ``U``: undo.
+
+It also reports how long Start takes (read, validate, pair, open the journal)
+and the longest the event loop went unserved meanwhile (the GUI must not
+freeze), and how long one background TIFF write of the output takes.
+
+Usage (needs a display: ``xvfb-run -a`` headless)::
+
+    xvfb-run -a python benchmarks/bench_widget.py             # full size, 100 presses each
+    xvfb-run -a python benchmarks/bench_widget.py --quick     # small size, 30 presses
+
+Target: at most 50 ms per move and per decision (issue 3). Results go to
+``benchmarks/results/widget[_small].md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+TARGET_MS = 50.0
+
+
+def make_image(a: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """A uint8 image that looks like the cells of ``a`` (cheap: one pass, a small noise tile)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 40, size=(1,) + a.shape[1:], dtype=np.uint8)
+    image = np.where(a > 0, np.uint8(140), np.uint8(30))
+    image += noise
+    return image
+
+
+class LoopWatch:
+    """Largest gap between ticks of a 10 ms timer: how long the GUI went unserved."""
+
+    def __init__(self):
+        from qtpy.QtCore import QTimer
+
+        self.longest = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self):
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self._last)
+        self._last = now
+
+    def stop(self):
+        self._timer.stop()
+
+
+def settle(app) -> None:
+    """Run the event loop until nothing is pending (the repaint included)."""
+    app.processEvents()
+    app.processEvents()
+
+
+def timed_press(app, canvas, key) -> tuple[float, float]:
+    """Milliseconds in the key handler (GUI thread busy), and until idle (repaint done)."""
+    from qtpy.QtTest import QTest
+
+    t0 = time.perf_counter()
+    QTest.keyClick(canvas, key)
+    t1 = time.perf_counter()
+    settle(app)
+    t2 = time.perf_counter()
+    return (t1 - t0) * 1000, (t2 - t0) * 1000
+
+
+def _stats(pairs) -> dict:
+    if not pairs:
+        return {"n": 0}
+    out = {"n": len(pairs)}
+    for name, values in (("handler", [p[0] for p in pairs]), ("total", [p[1] for p in pairs])):
+        values = sorted(values)
+        out[name] = {
+            "median_ms": round(statistics.median(values), 2),
+            "p90_ms": round(values[int(0.9 * (len(values) - 1))], 2),
+            "max_ms": round(values[-1], 2),
+        }
+    return out
+
+
+def run(size: str, repeats: int, out_dir: Path) -> dict:
+    import napari
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    from napari_mask_compare import io
+    from napari_mask_compare._qt._widget import MaskCompareWidget
+    from synthetic import ensure_pair
+
+    path_a, path_b, info = ensure_pair(size, log=lambda *a: print(*a, file=sys.stderr))
+    pair = io.load_pair(path_a, path_b)
+    a, b = np.asarray(pair.a), np.asarray(pair.b)
+    image = make_image(a)
+    print(f"{size}: {a.shape}, {info.get('n_a', '?')} objects in A", file=sys.stderr)
+
+    viewer = napari.Viewer(show=True, title="bench_widget")
+    viewer.window._qt_window.resize(1600, 1000)
+    app = QApplication.instance()
+    widget = MaskCompareWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Mask compare", area="right")
+    layers = (viewer.add_image(image, name="image"), viewer.add_labels(a, name="A"),
+              viewer.add_labels(b, name="B"))
+    widget.set_layers(image=layers[0], mask_a=layers[1], mask_b=layers[2])
+    widget.set_out_dir(out_dir)
+    settle(app)
+
+    watch = LoopWatch()
+    t0 = time.perf_counter()
+    widget.start()
+    while widget.busy:
+        app.processEvents()
+        time.sleep(0.002)
+    start_s = time.perf_counter() - t0
+    watch.stop()
+    if widget.session is None:
+        raise SystemExit(f"review did not start: {widget.message.text()}")
+    session, saver = widget.session, widget.autosaver
+    saver.flush()  # the first full write, before timing
+    canvas = viewer.window._qt_viewer.canvas.native
+    viewer.layers.selection.active = widget.view.layers["a"]  # a Labels layer: 1-4 are ours
+    settle(app)
+
+    for _ in range(5):  # warm-up
+        timed_press(app, canvas, Qt.Key.Key_Right)
+    moves = [timed_press(app, canvas, Qt.Key.Key_Right) for _ in range(repeats)]
+
+    t0 = time.perf_counter()
+    timed_press(app, canvas, Qt.Key.Key_4)
+    saver.flush()
+    write_s = time.perf_counter() - t0
+
+    keys = (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4)
+    during_write, idle = [], []
+    for i in range(repeats):
+        writing = saver._writing or saver._dirty
+        (during_write if writing else idle).append(timed_press(app, canvas, keys[i % 4]))
+    undos = [timed_press(app, canvas, Qt.Key.Key_U) for _ in range(min(repeats, 20))]
+    writes = saver.writes
+
+    t0 = time.perf_counter()
+    timed_press(app, canvas, Qt.Key.Key_Q)  # flush, summary, layers back
+    quit_s = time.perf_counter() - t0
+    summary = json.loads((out_dir / "A.summary.json").read_text())
+    viewer.close()
+
+    return {
+        "size": size, "shape": list(a.shape), "objects_a": int(info.get("n_a", 0)),
+        "groups": len(session.groups), "repeats": repeats,
+        "start_s": round(start_s, 2), "start_longest_gui_gap_ms": round(watch.longest * 1000, 1),
+        "next_group": _stats(moves),
+        "decision_all": _stats(during_write + idle),
+        "decision_during_tiff_write": _stats(during_write),
+        "decision_no_write_running": _stats(idle),
+        "undo": _stats(undos),
+        "tiff_write_s": round(write_s, 2), "tiff_writes": writes,
+        "quit_s": round(quit_s, 2), "summary": summary,
+        "machine": {"python": platform.python_version(), "napari": napari.__version__,
+                    "cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+    }
+
+
+def report(result: dict) -> str:
+    rows = [("move to the next group (Right)", result["next_group"]),
+            ("decision (1-4), all", result["decision_all"]),
+            ("decision while a TIFF write runs", result["decision_during_tiff_write"]),
+            ("decision, no write running", result["decision_no_write_running"]),
+            ("undo (U)", result["undo"])]
+    lines = [
+        f"# Review widget speed: {result['size']} "
+        f"({' x '.join(map(str, result['shape']))}, {result['objects_a']:,} objects in A, "
+        f"{result['groups']:,} groups)",
+        "",
+        "Handler: the key press handled (napari keymap, session, journal fsync, layers, "
+        "camera, slider, panel), i.e. the GUI thread busy. Total: until the event loop is "
+        "idle, the repaint included (here software OpenGL, Mesa llvmpipe under Xvfb). "
+        f"Target <= {TARGET_MS:.0f} ms (median).",
+        "",
+        "| action | n | handler median | p90 | max | total median | p90 | max | handler |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in rows:
+        if not s["n"]:
+            lines.append(f"| {name} | 0 | | | | | | | |")
+            continue
+        h, t = s["handler"], s["total"]
+        ok = "ok" if h["median_ms"] <= TARGET_MS else "OVER"
+        lines.append(f"| {name} | {s['n']} | {h['median_ms']} | {h['p90_ms']} | {h['max_ms']} "
+                     f"| {t['median_ms']} | {t['p90_ms']} | {t['max_ms']} | {ok} |")
+    lines += [
+        "",
+        f"- Start (read layers, validate, pair, journal): {result['start_s']} s off the GUI "
+        f"thread; longest event-loop gap meanwhile {result['start_longest_gui_gap_ms']} ms.",
+        f"- One background TIFF write of the output: {result['tiff_write_s']} s "
+        f"({result['tiff_writes']} writes in all, coalesced).",
+        f"- Q (flush, summary, layers back): {result['quit_s']} s.",
+        f"- {result['machine']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small size, 30 presses")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args(argv)
+    size = "small" if args.quick else "full"
+    repeats = args.repeats or (30 if args.quick else 100)
+    with tempfile.TemporaryDirectory() as out:
+        result = run(size, repeats, Path(out))
+    text = report(result)
+    print(text)
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    stem = "widget" if size == "full" else f"widget_{size}"
+    (results / f"{stem}.md").write_text(text)
+    (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

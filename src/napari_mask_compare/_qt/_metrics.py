@@ -1,0 +1,413 @@
+"""The "Metrics" panel: matching statistics, plots, report export and property filters.
+
+Thin over the core: :mod:`..stats` computes, :mod:`..report` plots and writes,
+:mod:`..measure` filters. Every computation runs in a napari thread worker;
+the widget shows results when they come back. Events are wired in
+:meth:`MetricsWidget._add_callbacks`.
+
+The review widget calls :meth:`MetricsWidget.show_comparison` with A vs B and,
+as curation goes on, with the curated output vs A and vs B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Labels
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import measure, report, stats
+from ..matching import OverlapTable, overlap_table, review_groups
+
+__all__ = ["MetricsWidget"]
+
+#: Columns of the statistics table: (header, key of a matching dict, format).
+COLUMNS = (
+    ("thresh", "thresh", "{:g}"), ("TP", "tp", "{}"), ("FP", "fp", "{}"), ("FN", "fn", "{}"),
+    ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+    ("F1", "f1", "{:.3f}"), ("PQ", "panoptic_quality", "{:.3f}"),
+    ("acc", "accuracy", "{:.3f}"), ("mean IoU", "mean_matched_score", "{:.3f}"),
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison shown by the panel (A the reference).
+
+    Attributes
+    ----------
+    label : str
+    a, b : ndarray, shape (y, x) or (z, y, x)
+    voxel_size : tuple of float or None
+    unit : str
+    table : OverlapTable
+    summary : dict
+        :func:`..stats.summarize` at the panel's thresholds.
+    ious : ndarray of float, shape (n_paired_groups,)
+        Best IoU of each paired review group.
+    """
+
+    label: str
+    a: np.ndarray
+    b: np.ndarray
+    voxel_size: tuple[float, ...] | None
+    unit: str
+    table: OverlapTable
+    summary: dict
+    ious: np.ndarray
+
+
+def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0.1,
+                       voxel_size=None, unit: str = "pixel") -> Comparison:
+    """Everything the panel shows about ``b`` against ``a`` (runs in a worker)."""
+    table = overlap_table(a, b)
+    groups = review_groups(table, iou_threshold=iou_threshold)
+    summary = stats.summarize(table, thresholds=thresholds, groups=groups)
+    ious = np.array([g.iou for g in groups if g.paired], dtype=float)
+    return Comparison(label, a, b, voxel_size, unit, table, summary, ious)
+
+
+def _compute(*args, **kwargs) -> Comparison:
+    return compute_comparison(*args, **kwargs)
+
+
+def filter_changes(labels: np.ndarray, rules, *, voxel_size=None):
+    """Measure and filter ``labels``; return the voxels to clear and the result (in a worker).
+
+    Returns
+    -------
+    indices : tuple of ndarray of int
+        Voxels of the removed objects, as for ``Labels.data_setitem``.
+    result : measure.FilterResult
+    """
+    labels = np.asarray(labels)
+    filtered, result = measure.filter_labels(labels, rules, voxel_size=voxel_size)
+    return np.nonzero(filtered != labels), result
+
+
+class MetricsWidget(QWidget):
+    """Statistics table, F1/PQ and IoU plots, report export and a property filter.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    """
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.comparisons: dict[str, Comparison] = {}
+        self.last_filter: measure.FilterResult | None = None
+        self._workers: set = set()
+        self._build()
+        self._add_callbacks()
+        self._reset_layers()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.comparison_combo = QComboBox()
+        self.thresholds_edit = QLineEdit(", ".join(f"{t:g}" for t in stats.DEFAULT_THRESHOLDS))
+        self.thresholds_edit.setToolTip("IoU thresholds in [0, 1], comma-separated")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.summary_label = QLabel("No comparison yet.")
+        self.summary_label.setWordWrap(True)
+        self.figure = Figure(figsize=(5, 2.6), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(220)
+        self.export_button = QPushButton("Export report…")
+        self.export_button.setEnabled(False)
+
+        self.layer_combo = QComboBox()
+        self.rules_edit = QLineEdit("npixels < 50 or circularity < 0.5 and npixels < 200")
+        self.rules_edit.setToolTip(
+            "Conditions 'property op number' joined by 'and'; alternatives by 'or'. "
+            "Properties: " + ", ".join(measure.property_names(2)[1:7])
+            + ", volume, surface_area, sphericity (3D)")
+        self.filter_button = QPushButton("Apply filter")
+        self.save_filter_button = QPushButton("Save list…")
+        self.save_filter_button.setEnabled(False)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        top = QFormLayout()
+        top.addRow("Comparison", self.comparison_combo)
+        top.addRow("Thresholds", self.thresholds_edit)
+        filter_box = QGroupBox("Property filter")
+        form = QFormLayout(filter_box)
+        form.addRow("Layer", self.layer_combo)
+        form.addRow("Remove if", self.rules_edit)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.filter_button)
+        buttons.addWidget(self.save_filter_button)
+        form.addRow(buttons)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        layout.addWidget(self.summary_label)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.export_button)
+        layout.addWidget(filter_box)
+        layout.addWidget(self.message)
+
+    def _add_callbacks(self) -> None:
+        self.comparison_combo.currentTextChanged.connect(self._on_comparison_selected)
+        self.thresholds_edit.editingFinished.connect(self._on_thresholds_edited)
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.filter_button.clicked.connect(self._on_filter_clicked)
+        self.save_filter_button.clicked.connect(self._on_save_filter_clicked)
+        for emitter in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            emitter.connect(self._reset_layers)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def busy(self) -> bool:
+        """True while a worker runs."""
+        return bool(self._workers)
+
+    @property
+    def current(self) -> Comparison | None:
+        """The comparison shown."""
+        return self.comparisons.get(self.comparison_combo.currentText())
+
+    def thresholds(self) -> list[float]:
+        """The thresholds typed in the panel; ValueError when they cannot be read."""
+        text = self.thresholds_edit.text()
+        try:
+            values = [stats.check_threshold(t) for t in text.split(",") if t.strip()]
+        except ValueError as err:
+            raise ValueError(f"thresholds {text!r}: {err}") from None
+        if not values:
+            raise ValueError("give at least one IoU threshold, e.g. 0.5")
+        return values
+
+    def _run(self, func, *args, on_returned, **kwargs):
+        """Run ``func`` in a thread worker; ``on_returned(result)`` in the GUI thread."""
+        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+        self._workers.add(worker)
+        worker.returned.connect(on_returned)
+        worker.errored.connect(self._on_worker_error)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        worker.start()
+        return worker
+
+    # ------------------------------------------------------------------ comparisons
+
+    def show_comparison(self, a, b, *, label: str, voxel_size=None, unit: str = "pixel",
+                        iou_threshold: float = 0.1, copy: bool = True):
+        """Compute and show the statistics of ``b`` against ``a`` (A the reference).
+
+        Parameters
+        ----------
+        a, b : ndarray of int, shape (y, x) or (z, y, x)
+        label : str
+            Name in the comparison list; a comparison of that name is replaced.
+        voxel_size : sequence of float, optional
+            For the report's physical morphology.
+        unit : str
+            Unit of ``voxel_size``.
+        iou_threshold : float in (0, 1]
+            IoU that links objects into review groups (for the group counts
+            and the IoU histogram), as in the review.
+        copy : bool
+            Copy the arrays first (default), so that a mask that changes while
+            the worker runs (the curated output) is read as it was.
+
+        Returns
+        -------
+        The thread worker (already started).
+        """
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            raise ValueError(f"{label}: masks differ in shape, {a.shape} vs {b.shape}")
+        for name, arr in (("a", a), ("b", b)):
+            if arr.dtype.kind not in "biu" or arr.ndim not in (2, 3):
+                raise ValueError(f"{label}: {name} must be 2D or 3D integer labels, got "
+                                 f"{arr.dtype} of shape {arr.shape}")
+        if copy:
+            a, b = a.copy(), b.copy()
+        thresholds = self._thresholds_or_default()
+        self.message.setText(f"Computing {label}…")
+        return self._run(_compute, a, b, label=label, thresholds=thresholds,
+                         iou_threshold=iou_threshold, voxel_size=voxel_size, unit=unit,
+                         on_returned=self._on_comparison_ready)
+
+    def _thresholds_or_default(self) -> list[float]:
+        try:
+            return self.thresholds()
+        except ValueError:
+            return list(stats.DEFAULT_THRESHOLDS)
+
+    def _on_comparison_ready(self, comparison: Comparison) -> None:
+        self.comparisons[comparison.label] = comparison
+        if self.comparison_combo.findText(comparison.label) < 0:
+            self.comparison_combo.addItem(comparison.label)
+        if self.comparison_combo.currentText() == comparison.label:
+            self._refresh()
+        else:
+            self.comparison_combo.setCurrentText(comparison.label)
+        self.export_button.setEnabled(True)
+        self.message.setText(f"{comparison.label}: done.")
+
+    def _on_comparison_selected(self, label: str) -> None:
+        self._refresh()
+
+    def _on_thresholds_edited(self) -> None:
+        try:
+            thresholds = self.thresholds()
+        except ValueError as err:
+            self.message.setText(str(err))
+            return
+        for comparison in list(self.comparisons.values()):
+            if [r["thresh"] for r in comparison.summary["matching"]] != thresholds:
+                self._run(_rematch, comparison, thresholds, on_returned=self._on_rematched)
+
+    def _on_rematched(self, comparison: Comparison) -> None:
+        self.comparisons[comparison.label] = comparison
+        if comparison is self.current:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """Show the current comparison in the table, the summary line and the plots."""
+        comparison = self.current
+        self.figure.clear()
+        if comparison is None:
+            self.table.setRowCount(0)
+            self.summary_label.setText("No comparison yet.")
+            self.canvas.draw_idle()
+            return
+        matching = comparison.summary["matching"]
+        self.table.setRowCount(len(matching))
+        for row, result in enumerate(matching):
+            for col, (_, key, fmt) in enumerate(COLUMNS):
+                self.table.setItem(row, col, QTableWidgetItem(fmt.format(result[key])))
+        pixel, groups = comparison.summary["pixel"], comparison.summary["groups"]
+        self.summary_label.setText(
+            f"{comparison.label}: pixel Dice {pixel['dice']:.3f}, IoU {pixel['iou']:.3f}; "
+            f"AP (DSB 2018) {comparison.summary['ap_dsb2018']:.3f}; groups: "
+            + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in groups.items()))
+        left, right = self.figure.subplots(1, 2)
+        report.plot_scores(left, matching)
+        report.plot_iou_histogram(right, comparison.ious)
+        self.canvas.draw_idle()
+
+    # ------------------------------------------------------------------ report
+
+    def _on_export_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Report folder")
+        if folder:
+            self.export_report(folder)
+
+    def export_report(self, folder):
+        """Write the report of the current comparison into ``folder`` (in a worker)."""
+        comparison = self.current
+        if comparison is None:
+            self.message.setText("Nothing to export: no comparison yet.")
+            return None
+        self.message.setText(f"Writing the report into {folder}…")
+        return self._run(
+            report.write_report, Path(folder), comparison.a, comparison.b,
+            voxel_size=comparison.voxel_size, unit=comparison.unit,
+            thresholds=[r["thresh"] for r in comparison.summary["matching"]],
+            sources={"comparison": comparison.label},
+            on_returned=lambda files: self.message.setText(
+                f"Report written: {len(files)} files in {folder}."),
+        )
+
+    # ------------------------------------------------------------------ filter
+
+    def _reset_layers(self, event=None) -> None:
+        current = self.layer_combo.currentText()
+        self.layer_combo.clear()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Labels)]
+        self.layer_combo.addItems(names)
+        if current in names:
+            self.layer_combo.setCurrentText(current)
+
+    def _on_filter_clicked(self) -> None:
+        name = self.layer_combo.currentText()
+        if name not in self.viewer.layers:
+            self.message.setText("Choose a Labels layer to filter.")
+            return
+        try:
+            rules = measure.parse_rules(self.rules_edit.text())
+        except ValueError as err:
+            self.message.setText(str(err))
+            return
+        self.apply_filter(self.viewer.layers[name], rules)
+
+    def apply_filter(self, layer: Labels, rules):
+        """Remove from ``layer`` the objects that a rule marks (napari undo restores them).
+
+        Parameters
+        ----------
+        layer : napari.layers.Labels
+        rules : sequence of rules
+            See :func:`..measure.evaluate_filter`.
+        """
+        data = np.asarray(layer.data)
+        try:  # refuse unknown properties now, not in the worker
+            measure.evaluate_filter(
+                {name: np.empty(0) for name in measure.property_names(data.ndim)}, rules)
+        except (ValueError, TypeError) as err:
+            self.message.setText(str(err))
+            return None
+        self.message.setText(f"Filtering {layer.name}…")
+        return self._run(filter_changes, data.copy(), rules,
+                         voxel_size=tuple(layer.scale[-data.ndim:]),
+                         on_returned=lambda out: self._on_filtered(layer, *out))
+
+    def _on_filtered(self, layer: Labels, indices, result: measure.FilterResult) -> None:
+        if len(indices[0]):
+            layer.data_setitem(indices, 0)
+        self.last_filter = result
+        self.save_filter_button.setEnabled(True)
+        self.message.setText(f"{layer.name}: removed {int(result.removed.sum())} of "
+                             f"{len(result.label)} objects.")
+
+    def _on_save_filter_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the filter list", "filter.csv",
+                                              "CSV (*.csv)")
+        if path and self.last_filter is not None:
+            report.write_csv(path, self.last_filter.rows())
+            self.message.setText(f"Saved {path}.")
+
+    # ------------------------------------------------------------------ errors
+
+    def _on_worker_error(self, err: Exception) -> None:
+        self.message.setText(f"Error: {err}")
+
+
+def _rematch(comparison: Comparison, thresholds) -> Comparison:
+    """The comparison with its matching statistics at other thresholds (in a worker)."""
+    summary = {**comparison.summary,
+               "matching": stats.matching_stats(comparison.table, thresholds=thresholds)}
+    return Comparison(comparison.label, comparison.a, comparison.b, comparison.voxel_size,
+                      comparison.unit, comparison.table, summary, comparison.ious)

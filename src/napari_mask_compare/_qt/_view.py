@@ -1,0 +1,483 @@
+"""The review view: layers for A, B and the curated output, focused on one group.
+
+Side by side (``viewer.canvas.grid``, one row): image + A in red on the left,
+image + B in green in the middle, image + the curated output on the right. The
+overlay view shows one image with A and B as red and green contours and the
+output over them. The layers hold the whole arrays (no copies): moving to a
+group moves the camera, and in 3D limits the z-slider to the group's slices
+(``dims.range`` of axis 0) and shows the slice where its objects overlap most.
+Nothing is re-sliced in 2D, and in 3D one slice change re-slices the layers
+once, which keeps moving between groups cheap on 1024 x 1024 planes.
+
+The pure part (:func:`group_focus`) has no viewer and is tested alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.colormaps import CyclicLabelColormap
+from napari.utils.colormaps.standardize_color import transform_color
+
+__all__ = ["Focus", "ReviewView", "group_focus", "highlight_colors", "is_review_layer",
+           "make_review_layers", "REVIEW_PREFIX"]
+
+#: Prefix of the names of the layers this view adds (and removes).
+REVIEW_PREFIX = "review"
+#: Key set in the ``metadata`` of those layers.
+_MARK = "napari_mask_compare_review"
+
+_TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
+#: Shades of the current group's objects, A warm (red, orange, pink), B green
+#: (green, lime, teal), given in id order so that the parts of a split differ.
+_REDS = ("#ff1f1f", "#ff9a1f", "#ff4fd0", "#ffe01f", "#b30000", "#ff8080")
+_GREENS = ("#1fff1f", "#c8ff1f", "#1fffd2", "#1fb4ff", "#008f00", "#8fff8f")
+#: Objects outside the current group: dim, see-through.
+_DIM = {"a": (0.75, 0.2, 0.2, 0.4), "b": (0.2, 0.7, 0.2, 0.4)}
+#: Colours in the cyclic label colormaps (a prime: ids that share a colour are rare).
+_N_COLORS = 4093
+_SIDE_OPACITY = 0.6
+_OUTPUT_OVERLAY_OPACITY = 0.35
+
+
+@dataclass(frozen=True)
+class Focus:
+    """Where to look at a group.
+
+    Attributes
+    ----------
+    center : tuple of float
+        (y, x) centre of the bounding box, in data coordinates.
+    size : tuple of float
+        (height, width) of the bounding box plus the margin on each side.
+    z_range : tuple of int or None
+        First and last slice of the group (3D only).
+    z : int or None
+        Slice where the group's A and B objects overlap most (3D only).
+    """
+
+    center: tuple[float, float]
+    size: tuple[float, float]
+    z_range: tuple[int, int] | None = None
+    z: int | None = None
+
+
+def group_focus(group, *, a: np.ndarray, b: np.ndarray, margin: int = 15) -> Focus:
+    """Camera centre, field of view and best slice for a review group.
+
+    Parameters
+    ----------
+    group : matching.Group
+    a, b : ndarray, shape (y, x) or (z, y, x)
+        The masks the group was made from.
+    margin : int
+        Voxels shown around the bounding box, on each side.
+
+    Returns
+    -------
+    Focus
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> a = np.zeros((4, 10, 10), int); a[1:3, 2:5, 2:6] = 1
+    >>> b = np.zeros_like(a); b[2:4, 2:5, 3:6] = 7
+    >>> g = SimpleNamespace(bbox=(1, 2, 2, 4, 5, 6), ids_a=(1,), ids_b=(7,))
+    >>> group_focus(g, a=a, b=b, margin=2)
+    Focus(center=(3.0, 3.5), size=(7, 8), z_range=(1, 3), z=2)
+    """
+    ndim = a.ndim
+    lo, hi = group.bbox[:ndim], group.bbox[ndim:]
+    center = tuple((lo[i] + hi[i] - 1) / 2 for i in (-2, -1))
+    size = tuple(hi[i] - lo[i] + 2 * margin for i in (-2, -1))
+    if ndim == 2:
+        return Focus(center, size)
+    return Focus(center, size, (lo[0], hi[0] - 1), lo[0] + _best_slice(group, a, b))
+
+
+def _best_slice(group, a: np.ndarray, b: np.ndarray) -> int:
+    """Index, within the group's box, of the slice of largest A-B overlap.
+
+    Unpaired groups (one side empty) take the slice where the object is largest.
+    """
+    region = tuple(slice(lo, hi) for lo, hi in zip(group.bbox[:3], group.bbox[3:]))
+    in_a = np.isin(a[region], group.ids_a) if group.ids_a else None
+    in_b = np.isin(b[region], group.ids_b) if group.ids_b else None
+    if in_a is not None and in_b is not None:
+        per_slice = np.count_nonzero(in_a & in_b, axis=(1, 2))
+        if not per_slice.any():
+            per_slice = np.count_nonzero(in_a | in_b, axis=(1, 2))
+    else:
+        per_slice = np.count_nonzero(in_a if in_a is not None else in_b, axis=(1, 2))
+    return int(np.argmax(per_slice))
+
+
+def is_review_layer(layer) -> bool:
+    """True for the layers a :class:`ReviewView` added."""
+    return bool(layer.metadata.get(_MARK, False))
+
+
+def highlight_colors(ids, *, role: str) -> np.ndarray:
+    """Colours of a cyclic label colormap that pick out ``ids`` on one side.
+
+    Label ``i`` takes colour ``(i - 1) % N + 1`` (napari's cyclic colormap,
+    colour 0 being the background); the group's ids get bright shades in turn,
+    every other id the dim colour of its side.
+
+    Returns
+    -------
+    ndarray of float32, shape (N + 1, 4)
+
+    >>> colors = highlight_colors([5, 6], role="a")
+    >>> colors.shape, [round(float(alpha), 2) for alpha in colors[[0, 5, 7], 3]]
+    ((4094, 4), [0.0, 1.0, 0.4])
+    """
+    colors = _BASE_COLORS[role].copy()
+    shades = _SHADES[role]
+    for k, label in enumerate(ids):
+        colors[(int(label) - 1) % _N_COLORS + 1] = shades[k % len(shades)]
+    return colors
+
+
+def _base_colors(role: str) -> np.ndarray:
+    colors = np.empty((_N_COLORS + 1, 4), dtype=np.float32)
+    colors[:] = _DIM[role]
+    colors[0] = _TRANSPARENT
+    return colors
+
+
+_BASE_COLORS = {role: _base_colors(role) for role in ("a", "b")}
+_SHADES = {"a": transform_color(_REDS), "b": transform_color(_GREENS)}
+
+
+def _cyclic(colors: np.ndarray) -> CyclicLabelColormap:
+    return CyclicLabelColormap(colors=colors, background_value=0)
+
+
+def _grid(viewer):
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def _camera(viewer):
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
+def _text_overlay(viewer):
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None)
+    if overlays is not None and hasattr(overlays, "text"):
+        return overlays.text
+    return getattr(viewer, "text_overlay", None)
+
+
+def make_review_layers(*, a, b, output, image=None, scale=None,
+                       names: tuple[str, str] = ("A", "B")) -> dict:
+    """The review's layers, not yet in a viewer (safe to call off the GUI thread).
+
+    Returns
+    -------
+    dict
+        Role -> layer, in grid order: ``image_a``, ``a``, ``image_b``, ``b``,
+        ``image_output``, ``output`` (no image roles without an image).
+    """
+    scale = tuple(np.asarray(scale if scale is not None else (1.0,) * a.ndim, dtype=float))
+    layers = {}
+    if image is not None:
+        image = _display_image(image, ndim=a.ndim)
+        image_kwargs = _image_kwargs(image, ndim=a.ndim)
+    cells = (("a", a, names[0], True), ("b", b, names[1], True), ("output", output, "", False))
+    for role, data, name, side in cells:
+        if image is not None:
+            layers[f"image_{role}"] = Image(
+                image, name=f"{REVIEW_PREFIX} image ({name or 'curated'})", scale=scale,
+                metadata={_MARK: True}, **image_kwargs)
+        kwargs = {"colormap": _cyclic(highlight_colors((), role=role))} if side else {}
+        label = f"{role.upper()}: {name}" if side else "curated"
+        layers[role] = Labels(data, name=f"{REVIEW_PREFIX} {label}", scale=scale,
+                              metadata={_MARK: True}, **kwargs)
+    return layers
+
+
+class ReviewView:
+    """The review layers in a viewer, and the camera and slider on a group.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer or ViewerModel
+    a, b : ndarray, shape (y, x) or (z, y, x)
+        The masks (shown, not copied).
+    output : ndarray
+        The session's output (shown, not copied; updated in place).
+    image : ndarray, optional
+        Shape ``a.shape`` or with a trailing channel axis.
+    scale : tuple of float, optional
+        Voxel size, one per axis of ``a``.
+    margin : int
+    names : tuple of str
+        Names of A and B for the layer names.
+    layers : dict, optional
+        Made beforehand by :func:`make_review_layers` (e.g. in a worker);
+        ``output`` and ``image`` are then not used.
+    insert : bool
+        Put the layers in the viewer now; otherwise step through
+        :meth:`open_steps` (one layer per step, so that the GUI can breathe).
+
+    Notes
+    -----
+    The viewer's other layers are hidden while the view is open (the grid
+    would give each visible one a cell) and shown again by :meth:`close`, which
+    also restores the grid, the dims and the text overlay.
+    """
+
+    def __init__(self, viewer, *, a, b, output=None, image=None, scale=None, margin: int = 15,
+                 names: tuple[str, str] = ("A", "B"), layers: dict | None = None,
+                 insert: bool = True):
+        self.viewer = viewer
+        self.a, self.b = a, b
+        self.margin = int(margin)
+        self.scale = np.asarray(scale if scale is not None else (1.0,) * a.ndim, dtype=float)
+        self.overlay = False
+        self.layers = layers if layers is not None else make_review_layers(
+            a=a, b=b, output=output, image=image, scale=self.scale, names=names)
+        self._saved = None
+        if insert:
+            for _ in self.open_steps():
+                pass
+
+    def open_steps(self):
+        """Put the layers in the viewer, one per step (a generator).
+
+        The canvas is not repainted until the last step: drawing a half-built
+        review (grid off, some layers in) after an earlier review in the same
+        viewer crashed Mesa's llvmpipe in ``glDrawArrays`` (napari 0.9.2).
+        """
+        self._saved = self._save_viewer_state()
+        canvas = self._canvas_widget()
+        if canvas is not None:
+            canvas.setUpdatesEnabled(False)
+        try:
+            for index, layer in enumerate(self.layers.values()):
+                self.viewer.layers.insert(index, layer)
+                # every re-slice would repaint the layer list's thumbnails (~0.7 ms
+                # a layer): the review layers keep their first one
+                layer.events.thumbnail.block()
+                yield layer
+            self._apply_mode()
+        finally:
+            if canvas is not None:
+                canvas.setUpdatesEnabled(True)
+
+    def _canvas_widget(self):
+        qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
+        return getattr(getattr(qt_viewer, "canvas", None), "native", None)
+
+    def _save_viewer_state(self) -> dict:
+        grid = _grid(self.viewer)
+        text = _text_overlay(self.viewer)
+        hidden = [layer for layer in self.viewer.layers if layer.visible]
+        for layer in hidden:
+            layer.visible = False
+        return {
+            "grid": (grid.enabled, grid.stride, tuple(grid.shape)),
+            "visible": hidden,
+            "ndisplay": self.viewer.dims.ndisplay,
+            "text": (text.visible, text.text, text.position) if text is not None else None,
+        }
+
+    def close(self) -> None:
+        """Remove the review layers and give the viewer back as it was.
+
+        The grid goes first: removing the last layers of a viewer in grid mode
+        leaves a canvas that crashes the next draw (napari 0.9.2, Mesa).
+        """
+        if self._saved is None:  # never opened
+            return
+        enabled, stride, shape = self._saved["grid"]
+        grid = _grid(self.viewer)
+        grid.enabled = False
+        for layer in self.layers.values():
+            layer.events.thumbnail.unblock()
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        grid.stride, grid.shape = stride, shape
+        grid.enabled = enabled
+        for layer in self._saved["visible"]:
+            if layer in self.viewer.layers:
+                layer.visible = True
+        self.viewer.dims.ndisplay = self._saved["ndisplay"]
+        text = _text_overlay(self.viewer)
+        if text is not None and self._saved["text"] is not None:
+            text.visible, text.text, text.position = self._saved["text"]
+
+    # ------------------------------------------------------------------ modes
+
+    def set_overlay(self, overlay: bool) -> None:
+        """Overlay view (one image, A and B contours) or side by side (grid)."""
+        self.overlay = bool(overlay)
+        self._apply_mode()
+
+    def _apply_mode(self) -> None:
+        grid = _grid(self.viewer)
+        has_image = "image_a" in self.layers
+        side = not self.overlay
+        for role in ("a", "b"):
+            layer = self.layers[role]
+            layer.contour = 0 if side else 1
+            layer.opacity = _SIDE_OPACITY if side else 1.0
+        self.layers["output"].opacity = _SIDE_OPACITY if side else _OUTPUT_OVERLAY_OPACITY
+        if has_image:
+            self.layers["image_b"].visible = side
+            self.layers["image_output"].visible = side
+        self.viewer.dims.ndisplay = 2
+        grid.stride = 2 if has_image else 1
+        grid.shape = (1, 3)
+        grid.enabled = side
+
+    # ------------------------------------------------------------------ focus
+
+    def show(self, group) -> bool:
+        """Centre and zoom on ``group``; in 3D limit the z-slider to it.
+
+        Returns
+        -------
+        bool
+            True when the slice changed, i.e. every layer was read again.
+        """
+        focus = group_focus(group, a=self.a, b=self.b, margin=self.margin)
+        self._highlight(group, redraw=focus.z_range is None)
+        resliced = False
+        if focus.z_range is not None:
+            before = self.viewer.dims.point[0]
+            self._set_z(focus.z_range, focus.z)
+            resliced = self.viewer.dims.point[0] != before
+        self._set_camera(focus)
+        return resliced
+
+    def _highlight(self, group, *, redraw: bool) -> None:
+        """Bright shades for the group's objects, dim for the rest.
+
+        The number of colours never changes, so the sliced data stays valid
+        and only the colour table is replaced: the layers are not re-sliced
+        (``redraw`` False skips even that when a slice change follows).
+        """
+        for role, ids in (("a", group.ids_a), ("b", group.ids_b)):
+            layer = self.layers[role]
+            colormap = _cyclic(highlight_colors(ids, role=role))
+            block = getattr(layer, "_block_refresh", None)
+            if block is None:
+                layer.colormap = colormap
+                continue
+            # the selected label does not change: its event would only redo the
+            # colour table and the polygon tool's colour a second time
+            with block(), layer.events.selected_label.blocker():
+                layer.colormap = colormap
+            if redraw:
+                layer.events.set_data()
+
+    def _set_z(self, z_range: tuple[int, int], z: int) -> None:
+        """Limit axis 0 to ``z_range`` and go to slice ``z`` with one re-slice.
+
+        If the new point is outside the current range, the range first grows to
+        hold both (nothing is clamped, nothing re-sliced); the point moves (one
+        re-slice), then the range shrinks around it. The Qt slider is kept
+        quiet meanwhile: on a range change it clamps its old index before
+        taking the new one, and its signal would move the point (napari 0.9.2).
+        """
+        dims = self.viewer.dims
+        step = float(self.scale[0])
+        lo, hi = z_range[0] * step, z_range[1] * step
+        old = dims.range[0]
+        ranges = list(dims.range)
+        slider = self._qt_slider(0)
+        blocked = slider.blockSignals(True) if slider is not None else None
+        try:
+            # current_step follows point and range; its event only repeats the
+            # point's (napari re-slices on both): one is sent at the end if needed
+            with dims.events.current_step.blocker():
+                if not old.start <= z * step <= old.stop:
+                    ranges[0] = (min(lo, old.start), max(hi, old.stop), step)
+                    dims.range = tuple(ranges)
+                before = dims.range[0]
+                dims.set_point(0, z * step)
+                ranges[0] = (lo, hi, step)
+                dims.range = tuple(ranges)
+            if (before.start, before.stop) == (lo, hi):  # no range event moved the slider
+                dims.events.current_step(value=dims.current_step)
+        finally:
+            if slider is not None:
+                slider.blockSignals(blocked)
+        self._z_range = z_range
+
+    def _qt_slider(self, axis: int):
+        """The QSlider of a dims axis, None without a Qt window."""
+        qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
+        widgets = getattr(getattr(qt_viewer, "dims", None), "slider_widgets", None)
+        if not widgets or axis >= len(widgets):
+            return None
+        return getattr(widgets[axis], "slider", None)
+
+    def _set_camera(self, focus: Focus) -> None:
+        """Centre on the box; zoom to fit it, in steps of 2**(1/4) (a zoom that does
+        not change is not sent to the canvas: neighbours of a size keep it)."""
+        camera = _camera(self.viewer)
+        world_size = np.multiply(focus.size, self.scale[-2:])
+        viewbox = np.asarray(self._viewbox_size(), dtype=float)
+        fit = 0.95 * np.min(viewbox / np.maximum(world_size, 1e-9))
+        camera.center = tuple(np.multiply(focus.center, self.scale[-2:]))
+        zoom = float(2.0 ** (np.floor(4 * np.log2(max(fit, 1e-6))) / 4))
+        if not np.isclose(camera.zoom, zoom, rtol=1e-6):
+            camera.zoom = zoom
+
+    def _viewbox_size(self) -> tuple[float, float]:
+        canvas = getattr(self.viewer, "canvas", None)
+        if canvas is not None and hasattr(canvas, "viewbox_size"):
+            return canvas.viewbox_size(self.viewer.layers)
+        return self.viewer._canvas_size  # napari < 0.9
+
+    def set_caption(self, text: str) -> None:
+        """Show ``text`` in the canvas' top left corner."""
+        overlay = _text_overlay(self.viewer)
+        if overlay is None:
+            return
+        overlay.text = text
+        overlay.position = "top_left"
+        overlay.visible = True
+
+    # ------------------------------------------------------------------ output
+
+    def refresh_output(self, output: np.ndarray, *, redraw: bool = True, features=None) -> None:
+        """Redraw the output layer (``output`` may be a new, wider array).
+
+        ``redraw`` False when the layer was just re-sliced anyway.
+        """
+        layer = self.layers["output"]
+        if layer.data is not output:
+            layer.data = output
+        elif redraw:
+            layer.refresh()
+        if features is not None:
+            layer.features = features
+
+
+def _display_image(image: np.ndarray, *, ndim: int) -> np.ndarray:
+    """The image as shown: RGB(A) stays, other channel axes show their first channel."""
+    if image.ndim == ndim + 1 and image.shape[-1] not in (3, 4):
+        return image[..., 0]
+    return image
+
+
+def _image_kwargs(image: np.ndarray, *, ndim: int) -> dict:
+    """Contrast limits from a subsample (fixed for the review), RGB when it is."""
+    rgb = image.ndim == ndim + 1 and image.shape[-1] in (3, 4)
+    kwargs = {"rgb": rgb}
+    if not rgb:
+        step = max(1, int(np.ceil((image.size / 2_000_000) ** (1 / max(image.ndim, 1)))))
+        sample = np.asarray(image[(slice(None, None, step),) * image.ndim], dtype=np.float64)
+        lo, hi = np.percentile(sample, (0.5, 99.5)) if sample.size else (0.0, 1.0)
+        kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
+        kwargs["colormap"] = "gray"
+    return kwargs

@@ -1,0 +1,96 @@
+"""``mask-compare review``: arguments checked up front, then napari with the review started."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import napari
+import pytest
+import tifffile
+from qt_helpers import press
+
+from napari_mask_compare import cli
+from napari_mask_compare._qt._widget import MaskCompareWidget
+from napari_mask_compare._sample_data import synthetic_masks
+
+
+@pytest.fixture
+def no_event_loop(make_napari_viewer, monkeypatch):
+    """``napari.Viewer`` made by the test fixture, ``napari.run`` returning at once."""
+    viewers = []
+
+    def viewer(**kwargs):
+        viewers.append(make_napari_viewer(show=True))
+        return viewers[-1]
+
+    monkeypatch.setattr(napari, "Viewer", viewer)
+    monkeypatch.setattr(napari, "run", lambda *a, **k: None)
+    return viewers
+
+
+def _widget(viewer) -> MaskCompareWidget:
+    docks = viewer.window._wrapped_dock_widgets
+    return next(dock.widget() for dock in docks.values()
+                if isinstance(dock.widget(), MaskCompareWidget))
+
+
+def _wait_started(widget, qtbot):
+    qtbot.waitUntil(lambda: not widget.busy and widget.session is not None, timeout=60_000)
+
+
+def test_missing_and_absent_folders_are_named(tmp_path, capsys):
+    assert cli.main(["review", "--mask_a_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--mask_b_dir" in err and "--out_dir" in err and "Traceback" not in err
+    assert cli.main(["review", "--mask-a-dir", str(tmp_path / "nope"), "--mask-b-dir",
+                     str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"--mask_a_dir {tmp_path / 'nope'}" in err
+    assert cli.main(["review", "--sample", "--mask_a_dir", str(tmp_path)]) == 2
+    assert "drop --mask_a_dir" in capsys.readouterr().err
+    assert cli.main(["review", "--sample", "--margin", "-1"]) == 2
+
+
+def test_napari_not_imported_before_review_runs():
+    code = ("import sys; from napari_mask_compare import cli; cli.build_parser(); "
+            "print('napari' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_review_folders_with_the_original_flags(no_event_loop, qtbot, tmp_path, capsys):
+    dirs = {name: tmp_path / name for name in ("img", "a", "b")}
+    for folder in dirs.values():
+        folder.mkdir()
+    image, a, b = synthetic_masks((126, 168), seed=3)
+    for folder, data in zip(dirs.values(), (image, a, b)):
+        tifffile.imwrite(folder / "cells.tif", data)
+    out = tmp_path / "out"
+    status = cli.main(["review", "--images_dir", str(dirs["img"]), "--mask_a_dir",
+                       str(dirs["a"]), "--mask-b-dir", str(dirs["b"]), "--out_dir", str(out),
+                       "--margin", "20", "--iou_threshold", "0.2"])
+    assert status == 0
+    assert str(out) in capsys.readouterr().out
+    viewer = no_event_loop[0]
+    widget = _widget(viewer)
+    _wait_started(widget, qtbot)
+    assert widget.margin.value() == 20 and widget.iou_threshold.value() == pytest.approx(0.2)
+    assert widget._review.output == out / "cells.tif"
+    press(viewer, "1")
+    press(viewer, "Q")
+    assert (out / "cells.summary.json").exists()
+
+
+def test_review_sample_defaults_out_dir_to_the_current_folder(no_event_loop, qtbot, tmp_path,
+                                                              monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["review", "--sample"]) == 0
+    expected = tmp_path / "mask-compare-sample"
+    assert str(expected) in capsys.readouterr().out
+    widget = _widget(no_event_loop[0])
+    _wait_started(widget, qtbot)
+    assert widget._review.output.parent == expected
+    assert widget.session.groups and widget.view.a.ndim == 2
+    widget.end_review()

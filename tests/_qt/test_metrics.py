@@ -1,0 +1,195 @@
+"""The Metrics panel: table, plots, export and filter, driven through its handlers."""
+
+import json
+
+import numpy as np
+import pytest
+from skimage.draw import disk
+
+from napari_mask_compare import stats
+from napari_mask_compare._qt._metrics import COLUMNS, MetricsWidget
+from napari_mask_compare.matching import overlap_table
+
+
+@pytest.fixture
+def panel(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = MetricsWidget(viewer)
+    qtbot.addWidget(widget)
+    return viewer, widget
+
+
+def wait(widget, qtbot, timeout=30_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+def cells(widget, row):
+    return {COLUMNS[c][0]: widget.table.item(row, c).text() for c in range(len(COLUMNS))}
+
+
+def canvas_std(widget):
+    widget.canvas.draw()
+    return np.asarray(widget.canvas.buffer_rgba())[..., :3].std()
+
+
+def test_show_comparison_fills_table_summary_and_plots(panel, qtbot, every_kind_2d):
+    viewer, widget = panel
+    a, b = every_kind_2d
+    assert widget.table.rowCount() == 0 and not widget.export_button.isEnabled()
+    blank = canvas_std(widget)
+    widget.show_comparison(a, b, label="A vs B")
+    wait(widget, qtbot)
+    expected = stats.matching_stats(overlap_table(a, b))
+    assert widget.table.rowCount() == len(expected) == 9
+    row = cells(widget, 4)
+    assert (row["thresh"], row["TP"], row["FP"], row["FN"]) == ("0.5", "3", "4", "4")
+    assert row["F1"] == f"{expected[4]['f1']:.3f}"
+    assert "split 1" in widget.summary_label.text() and "A vs B" in widget.summary_label.text()
+    scores_axes, histogram_axes = widget.figure.axes
+    assert len(scores_axes.lines) == 4     # precision, recall, F1, PQ
+    assert sum(p.get_height() for p in histogram_axes.patches) == 4  # 4 paired groups
+    assert blank == 0 and canvas_std(widget) > 10
+    assert widget.export_button.isEnabled()
+
+
+def test_several_comparisons_and_thresholds(panel, qtbot, every_kind_2d):
+    _, widget = panel
+    a, b = every_kind_2d
+    widget.show_comparison(a, b, label="A vs B")
+    wait(widget, qtbot)
+    widget.show_comparison(a, a, label="curated vs A")
+    wait(widget, qtbot)
+    assert [widget.comparison_combo.itemText(i) for i in range(2)] == ["A vs B", "curated vs A"]
+    assert widget.comparison_combo.currentText() == "curated vs A"
+    assert cells(widget, 8)["TP"] == "7"                      # identical masks: all match at 0.9
+    widget.comparison_combo.setCurrentText("A vs B")
+    assert cells(widget, 8)["TP"] == "0"
+
+    widget.thresholds_edit.setText("0.3, 0.5")
+    widget._on_thresholds_edited()
+    wait(widget, qtbot)
+    assert widget.table.rowCount() == 2
+    assert [cells(widget, r)["TP"] for r in range(2)] == ["5", "3"]
+    widget.comparison_combo.setCurrentText("curated vs A")
+    assert widget.table.rowCount() == 2
+
+    widget.thresholds_edit.setText("0.3, x")
+    widget._on_thresholds_edited()
+    assert "thresholds '0.3, x'" in widget.message.text()
+    assert widget.table.rowCount() == 2
+
+
+def test_the_comparison_is_a_snapshot(panel, qtbot, every_kind_2d, monkeypatch):
+    import threading
+
+    from napari_mask_compare._qt import _metrics
+
+    _, widget = panel
+    a, b = every_kind_2d
+    output = a.copy()
+    changed = threading.Event()
+    compute = _metrics.compute_comparison
+
+    def after_the_change(*args, **kwargs):
+        assert changed.wait(10)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(_metrics, "compute_comparison", after_the_change)
+    widget.show_comparison(a, output, label="curated vs A")
+    output[:] = 0   # the curated output changes while the worker runs
+    changed.set()
+    wait(widget, qtbot)
+    assert cells(widget, 0)["TP"] == "7"
+
+
+def test_export_report_writes_the_files(panel, qtbot, every_kind_2d, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog
+
+    _, widget = panel
+    a, b = every_kind_2d
+    widget.show_comparison(a, b, label="A vs B", voxel_size=(0.5, 0.5), unit="µm")
+    wait(widget, qtbot)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *args, **kwargs: str(tmp_path)))
+    widget.export_button.click()
+    wait(widget, qtbot)
+    assert "Report written" in widget.message.text()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["sources"] == {"comparison": "A vs B"}
+    assert summary["parameters"]["voxel_size"] == [0.5, 0.5]
+    assert (tmp_path / "association.tif").exists() and (tmp_path / "scores.png").exists()
+
+
+def test_filter_removes_objects_with_napari_undo(panel, qtbot, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer, widget = panel
+    labels = np.zeros((40, 60), np.uint16)
+    labels[2:5, 2:5] = 1                    # 9 px: removed
+    labels[disk((25, 20), 9)] = 2           # round, large: kept
+    labels[10:12, 30:60] = 3                # a bar of 60 px: not round, < 200: removed
+    layer = viewer.add_labels(labels.copy(), name="output")
+    assert widget.layer_combo.currentText() == "output"
+    widget.rules_edit.setText("npixels < 50 or circularity < 0.5 and npixels < 200")
+    widget.filter_button.click()
+    wait(widget, qtbot)
+    assert np.array_equal(layer.data, np.where(labels == 2, labels, 0))
+    assert "removed 2 of 3 objects" in widget.message.text()
+    rows = widget.last_filter.rows()
+    assert [(r["label"], r["status"]) for r in rows] == [
+        (1, "Removed"), (2, "Correct"), (3, "Removed")]
+    layer.undo()
+    assert np.array_equal(layer.data, labels)
+
+    path = tmp_path / "filter.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *args, **kwargs: (str(path), "")))
+    widget.save_filter_button.click()
+    assert path.read_text().splitlines()[0] == "label,status,conditions"
+    assert path.read_text().count("Removed") == 2
+
+
+def test_filter_refuses_bad_rules_without_touching_the_layer(panel, qtbot):
+    viewer, widget = panel
+    labels = np.zeros((10, 10), np.uint16)
+    labels[1:3, 1:3] = 1
+    layer = viewer.add_labels(labels.copy(), name="output")
+    widget.rules_edit.setText("npixels <")
+    widget.filter_button.click()
+    assert "cannot read condition" in widget.message.text() and not widget.busy
+    widget.rules_edit.setText("size < 3")
+    widget.filter_button.click()
+    assert "unknown property 'size'" in widget.message.text() and not widget.busy
+    assert np.array_equal(layer.data, labels)
+
+
+def test_layer_list_follows_the_viewer(panel):
+    viewer, widget = panel
+    assert widget.layer_combo.count() == 0
+    viewer.add_image(np.zeros((4, 4)), name="image")
+    viewer.add_labels(np.zeros((4, 4), np.uint8), name="masks")
+    assert [widget.layer_combo.itemText(i) for i in range(widget.layer_combo.count())] == [
+        "masks"]
+    viewer.layers.remove("masks")
+    assert widget.layer_combo.count() == 0
+
+
+def test_bad_input_is_refused_and_worker_errors_are_shown(panel, qtbot, monkeypatch):
+    from napari_mask_compare._qt import _metrics
+
+    _, widget = panel
+    with pytest.raises(ValueError, match="differ in shape"):
+        widget.show_comparison(np.zeros((3, 3), np.uint8), np.zeros((3, 4), np.uint8),
+                               label="bad")
+    with pytest.raises(ValueError, match="integer labels, got float32"):
+        widget.show_comparison(np.zeros((3, 3), np.float32), np.zeros((3, 3), np.float32),
+                               label="float")
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(_metrics, "compute_comparison", boom)
+    widget.show_comparison(np.zeros((3, 3), np.uint8), np.zeros((3, 3), np.uint8), label="x")
+    wait(widget, qtbot)
+    assert widget.message.text() == "Error: out of memory"
+    assert widget.comparison_combo.count() == 0

@@ -1,0 +1,353 @@
+"""Whole reviews in a real napari viewer, driven by key presses on the canvas."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import tifffile
+from qt_helpers import SCREENSHOTS, add_layers, press, start
+
+from napari_mask_compare._qt._keys import REVIEW_KEYS
+from napari_mask_compare._qt._view import group_focus, is_review_layer
+from napari_mask_compare._qt._widget import MaskCompareWidget
+from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
+
+#: Keys pressed in turn, each a decision.
+DECISION_KEYS = ("1", "2", "3", "4", "A", "B", "M", "N")
+
+
+@pytest.fixture
+def docked(make_napari_viewer, qtbot):
+    """A viewer (shown) with the widget docked: call it to get (viewer, widget)."""
+
+    def make():
+        viewer = make_napari_viewer(show=True)
+        viewer.window._qt_window.resize(1400, 800)
+        widget = MaskCompareWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Mask compare", area="right")
+        return viewer, widget
+
+    return make
+
+
+def _open(docked, qtbot, tmp_path, sample):
+    viewer, widget = docked()
+    image, a, b = add_layers(viewer, sample())
+    widget.set_layers(image=image, mask_a=a, mask_b=b)
+    widget.set_out_dir(tmp_path)
+    start(widget, qtbot)
+    return viewer, widget, (image, a, b)
+
+
+def _selectable(widget, user_layers):
+    """The layer types a reviewer may have selected: image, labels A, labels B, output."""
+    layers = widget.view.layers
+    return [layers["image_a"], layers["a"], layers["b"], layers["output"], user_layers[1], None]
+
+
+def _select(viewer, layer) -> None:
+    if layer is None:
+        viewer.layers.selection.clear()
+    else:
+        viewer.layers.selection.active = layer
+
+
+def _labels_modes(viewer):
+    return {layer.name: layer.mode for layer in viewer.layers if hasattr(layer, "selected_label")}
+
+
+def _check_focus(viewer, widget, group) -> None:
+    """Camera on the group's box centre; in 3D the slider spans its slices, at the best one."""
+    view = widget.view
+    focus = group_focus(group, a=view.a, b=view.b, margin=view.margin)
+    scale = view.scale
+    center = np.asarray(viewer.scene.camera.center)[-2:]
+    np.testing.assert_allclose(center, np.multiply(focus.center, scale[-2:]))
+    if focus.z_range is not None:
+        z_range = viewer.dims.range[0]
+        assert (z_range.start, z_range.stop) == (focus.z_range[0] * scale[0],
+                                                 focus.z_range[1] * scale[0])
+        assert viewer.dims.point[0] == focus.z * scale[0]
+
+
+def _review_all_by_keys(viewer, widget, user_layers, *, check_focus=False) -> Counter:
+    """Decide every group of the queue with the decision keys, changing the selected layer."""
+    session = widget.session
+    selectable = _selectable(widget, user_layers)
+    counts = Counter()
+    step = 0
+    while session.current is not None and session.choice_of(session.current.index) is None:
+        group = session.current
+        if check_focus:
+            _check_focus(viewer, widget, group)
+        _select(viewer, selectable[step % len(selectable)])
+        modes = _labels_modes(viewer)
+        key = DECISION_KEYS[step % len(DECISION_KEYS)]
+        press(viewer, key)
+        assert session.choice_of(group.index) == REVIEW_KEYS[key], (key, group)
+        assert _labels_modes(viewer) == modes, "a napari tool key fired during review"
+        counts[REVIEW_KEYS[key]] += 1
+        step += 1
+    return counts
+
+
+def _saved(widget_output):
+    tif = tifffile.imread(widget_output)
+    summary = json.loads(widget_output.with_name(widget_output.stem + ".summary.json")
+                         .read_text())
+    return tif, summary
+
+
+@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
+def test_whole_review_by_keys(docked, qtbot, tmp_path, sample):
+    viewer, widget, user_layers = _open(docked, qtbot, tmp_path, sample)
+    session, output_path = widget.session, widget._review.output
+    output_layer = widget.view.layers["output"]
+    assert output_layer.data is session.output
+
+    # navigation: Right and Left move without deciding
+    first = session.current.index
+    press(viewer, "Right")
+    assert session.current.index == session.queue[1]
+    press(viewer, "Left")
+    assert session.current.index == first
+
+    counts = _review_all_by_keys(viewer, widget, user_layers, check_focus=True)
+    assert session.done or all(session.choice_of(g) for g in session.queue)
+    summary = session.summary()
+    assert {k: summary[k] for k in "ABMN"} == {k: counts[k] for k in "ABMN"}
+    qtbot.waitUntil(lambda: len(output_layer.features) == summary["objects"], timeout=5000)
+    features = output_layer.features
+    assert list(features["label"]) == list(range(1, summary["objects"] + 1))
+
+    # a decided group: the message says so, nothing changes
+    press(viewer, "Left")
+    before = session.output.copy()
+    press(viewer, "1")
+    assert "already decided" in widget.message.text()
+    np.testing.assert_array_equal(session.output, before)
+
+    # undo: the output comes back exactly, the group is current and undecided
+    last = session.log[-1].group
+    press(viewer, "U")
+    assert session.current.index == last and session.choice_of(last) is None
+    assert session.summary()["decided"] == summary["decided"] - 1
+    press(viewer, "2")
+    assert session.choice_of(last) == "B"
+
+    # Q: saved and quit; the TIFF and the summary hold the review
+    expected_output, expected_summary = session.output.copy(), session.summary()
+    press(viewer, "Q")
+    assert widget.session is None
+    tif, saved_summary = _saved(output_path)
+    np.testing.assert_array_equal(tif, expected_output)
+    assert saved_summary == expected_summary
+    assert not any(is_review_layer(layer) for layer in viewer.layers)
+    assert all(layer.visible for layer in user_layers)
+    result = viewer.layers[f"curated: {output_path.stem}"]
+    np.testing.assert_array_equal(result.data, expected_output)
+
+
+def test_keys_given_back_after_review(docked, qtbot, tmp_path):
+    viewer, widget, (image, a, b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+    assert widget._review.keys.bound
+    press(viewer, "Q")
+    assert all(not layer.keymap for layer in viewer.layers)
+    assert not viewer.keymap
+    # napari's own bindings work again: "1" picks a Labels tool, Right steps a slider
+    viewer.layers.selection.active = a
+    a.mode = "pan_zoom"
+    press(viewer, "1")
+    assert a.mode != "pan_zoom"
+    assert widget.session is None
+
+
+def test_keys_beat_napari_on_every_layer_type(docked, qtbot, tmp_path):
+    """With each kind of layer selected (and none), 1-4 decide and no Labels tool fires."""
+    viewer, widget, user_layers = _open(docked, qtbot, tmp_path, make_sample_2d)
+    points = viewer.add_points(np.array([[10.0, 10.0]]), name="some points")  # added mid-review
+    session = widget.session
+    for layer in [*_selectable(widget, user_layers), user_layers[0], points]:
+        _select(viewer, layer)
+        group = session.current.index
+        press(viewer, "3")
+        assert session.choice_of(group) == "M", layer
+        press(viewer, "U")
+        assert session.choice_of(group) is None, layer
+    widget.end_review()
+    assert not points.keymap
+
+
+def test_finish_adds_unpaired_and_buttons(docked, qtbot, tmp_path):
+    viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+    session, output_path = widget.session, widget._review.output
+    widget.buttons["A"].click()
+    widget.buttons["next"].click()
+    widget.buttons["previous"].click()
+    widget.buttons["undo"].click()
+    assert session.summary()["decided"] == 0
+    widget.buttons["B"].click()
+    unpaired = sum(1 for g in session.groups if not g.paired and not session.choice_of(g.index))
+    widget.buttons["finish"].click()
+    assert widget.session is None
+    tif, summary = _saved(output_path)
+    assert summary["Auto"] == unpaired and summary["B"] == 1
+    np.testing.assert_array_equal(tif, session.output)
+
+
+def test_resume_after_closing_widget_and_viewer(docked, qtbot, tmp_path):
+    viewer, widget, layers = _open(docked, qtbot, tmp_path, make_sample_3d)
+    for key in "1243":
+        press(viewer, key)
+    log_1 = [(d.group, d.choice) for d in widget.session.log]
+    output_1 = widget.session.output.copy()
+    output_path = widget._review.output
+    widget.close()  # closing the widget saves and ends the review
+    assert widget.session is None
+    np.testing.assert_array_equal(tifffile.imread(output_path), output_1)
+
+    widget_2 = type(widget)(viewer)
+    viewer.window.add_dock_widget(widget_2, name="Mask compare 2")
+    widget_2.set_layers(image=layers[0], mask_a=layers[1], mask_b=layers[2])
+    widget_2.set_out_dir(tmp_path)
+    start(widget_2, qtbot)
+    assert "resumed" in widget_2.message.text()
+    assert [(d.group, d.choice) for d in widget_2.session.log] == log_1
+    np.testing.assert_array_equal(widget_2.session.output, output_1)
+    press(viewer, "M")
+    log_2 = [(d.group, d.choice) for d in widget_2.session.log]
+    output_2 = widget_2.session.output.copy()
+    viewer.close()  # closing the viewer saves too
+
+    viewer_3, widget_3 = docked()
+    image, a, b = add_layers(viewer_3, make_sample_3d())
+    widget_3.set_layers(image=image, mask_a=a, mask_b=b)
+    widget_3.set_out_dir(tmp_path)
+    start(widget_3, qtbot)
+    assert [(d.group, d.choice) for d in widget_3.session.log] == log_2
+    np.testing.assert_array_equal(widget_3.session.output, output_2)
+    np.testing.assert_array_equal(tifffile.imread(output_path), output_2)
+    press(viewer_3, "Q")
+
+
+def test_other_inputs_refused_with_a_message(docked, qtbot, tmp_path):
+    viewer, widget, (image, a, b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+    press(viewer, "1")
+    press(viewer, "Q")
+    b.data = np.roll(b.data, 3, axis=1)  # another mask B, same out dir
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.session is None
+    text = widget.message.text()
+    assert "review of another mask B" in text and "\n" not in text
+    assert "Traceback" not in text
+
+
+def test_bad_inputs_are_one_line_messages(docked, qtbot, tmp_path):
+    viewer, widget = docked()
+    image, a, b = add_layers(viewer, make_sample_2d())
+    small = viewer.add_labels(np.zeros((10, 10), dtype=np.uint16), name="small")
+    negative = viewer.add_labels(np.full((256, 256), -1, dtype=np.int32), name="negative")
+    widget.set_layers(image=image, mask_a=a, mask_b=small)
+    widget.start()
+    assert "choose an out dir" in widget.message.text()
+    widget.set_out_dir(tmp_path)
+    for mask_b, expected in ((small, "both masks must label the same image"),
+                             (negative, "negative labels")):
+        widget.set_layers(image=image, mask_a=a, mask_b=mask_b)
+        widget.start()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+        assert widget.session is None
+        assert expected in widget.message.text()
+        assert "\n" not in widget.message.text()
+
+
+def test_order_kind_filter_overlay_and_signals(docked, qtbot, tmp_path):
+    viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+    session = widget.session
+    changes = []
+    widget.review_changed.connect(changes.append)
+    widget.order_combo.setCurrentIndex(1)  # lowest IoU first
+    ious = [session.groups[g].min_iou for g in session.queue]
+    assert ious == sorted(ious)
+    for kind, box in widget.kind_boxes.items():
+        box.setChecked(kind == "only_b")
+    assert session.current.kind == "only_b"
+    assert "UNPAIRED" in widget.group_label.text()
+    press(viewer, "2")
+    assert [c.op["op"] for c in changes] == ["decide"]
+    assert changes[0].op["choice"] == "B"
+    grid = viewer.canvas.grid
+    assert grid.enabled
+    widget.overlay_box.setChecked(True)
+    assert not grid.enabled and widget.view.layers["a"].contour > 0
+    widget.overlay_box.setChecked(False)
+    assert grid.enabled and widget.view.layers["a"].contour == 0
+    ended = []
+    widget.review_ended.connect(ended.append)
+    press(viewer, "Q")
+    assert ended == [session]
+    assert not grid.enabled  # the grid as it was before the review
+
+
+def test_folders_review_and_next_file(docked, qtbot, tmp_path):
+    from napari_mask_compare._sample_data import synthetic_masks
+
+    dirs = {name: tmp_path / name for name in ("images", "a", "b", "out")}
+    for folder in dirs.values():
+        folder.mkdir()
+    for seed, name in ((1, "cells_01.tif"), (2, "cells_02.tif")):
+        image, a, b = synthetic_masks((126, 168), seed=seed)
+        tifffile.imwrite(dirs["images"] / name, image)
+        tifffile.imwrite(dirs["a"] / name, a)
+        tifffile.imwrite(dirs["b"] / name, b)
+    viewer, widget = docked()
+    widget.set_folders(images_dir=dirs["images"], mask_a_dir=dirs["a"], mask_b_dir=dirs["b"])
+    widget.set_out_dir(dirs["out"])
+    assert widget.file_list.count() == 2
+    start(widget, qtbot)
+    assert widget._review.output == dirs["out"] / "cells_01.tif"
+    assert widget.file_row.isVisible() and "file 1 of 2" in widget.file_label.text()
+    press(viewer, "1")
+    first_output = widget.session.output.copy()
+    widget.next_file_button.click()  # saves file 1, opens file 2
+    qtbot.waitUntil(lambda: widget.session is not None, timeout=30_000)
+    np.testing.assert_array_equal(tifffile.imread(dirs["out"] / "cells_01.tif"), first_output)
+    assert widget._review.output == dirs["out"] / "cells_02.tif"
+    assert "file 2 of 2" in widget.file_label.text()
+    assert not widget.next_file_button.isEnabled()
+    press(viewer, "2")
+    press(viewer, "Q")
+    assert (dirs["out"] / "cells_02.summary.json").exists()
+
+
+def _screenshot(viewer, qtbot, name):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    qtbot.wait(200)
+    path = SCREENSHOTS / name
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    return path
+
+
+@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
+def test_screenshots(docked, qtbot, tmp_path, sample):
+    """Screenshots of the review view (look at them: zoom, colours, content)."""
+    viewer, widget, _ = _open(docked, qtbot, tmp_path, sample)
+    session = widget.session
+    name = "2d" if sample is make_sample_2d else "3d"
+    # a split decided B, then back to it: the curated cell shows B's two objects
+    split = next(g for g in session.queue if session.groups[g].kind == "split")
+    widget.go_to(split)
+    press(viewer, "2")
+    press(viewer, "Left")
+    assert session.current.index == split
+    shot = _screenshot(viewer, qtbot, f"review_{name}.png")
+    assert shot.stat().st_size > 10_000
+    canvas = viewer.screenshot(canvas_only=True, flash=False)
+    assert canvas[..., :3].std() > 10  # not an empty canvas
+    widget.overlay_box.setChecked(True)
+    _screenshot(viewer, qtbot, f"review_{name}_overlay.png")
+    press(viewer, "Q")
