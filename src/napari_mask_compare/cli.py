@@ -54,6 +54,12 @@ def _iou_threshold(text: str) -> float:
     return value
 
 
+def _add_iou_threshold(p, *, help: str = "IoU that pairs two objects (default: 0.1)") -> None:
+    """``--iou-threshold`` (also ``--iou_threshold``, the original tool's spelling)."""
+    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
+                   dest="iou_threshold", help=help)
+
+
 # --------------------------------------------------------------------------- review
 
 
@@ -76,8 +82,7 @@ def _add_review(commands) -> None:
                        metavar="DIR", help=what)
     p.add_argument("--margin", type=int, default=15,
                    help="pixels shown around each group (default: 15)")
-    p.add_argument("--iou_threshold", "--iou-threshold", type=_iou_threshold, default=0.1,
-                   dest="iou_threshold", help="IoU that pairs two objects (default: 0.1)")
+    _add_iou_threshold(p)
     p.add_argument("--sample", nargs="?", const="2d", choices=("2d", "3d"), default=None,
                    help="review the sample data (2d unless 3d is given); --out_dir defaults "
                         "to ./mask-compare-sample")
@@ -159,8 +164,7 @@ def _add_merge(commands) -> None:
     p.add_argument("--policy", choices=("a", "b", "union", "larger"), default="a",
                    help="a: keep A; b: keep B; union: merge each group into one object; "
                         "larger: the side with more voxels (default: a)")
-    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
-                   dest="iou_threshold", help="IoU that pairs two objects (default: 0.1)")
+    _add_iou_threshold(p)
     p.set_defaults(run=_run_merge)
 
 
@@ -270,9 +274,7 @@ def _add_stats(commands) -> None:
                    help="predicted mask file, or a folder of them")
     p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
                    help="IoU thresholds in [0, 1], comma-separated (default: 0.1,0.2,...,0.9)")
-    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
-                   dest="iou_threshold",
-                   help="IoU that links objects into review groups (default: 0.1)")
+    _add_iou_threshold(p, help="IoU that links objects into review groups (default: 0.1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_stats)
 
@@ -438,9 +440,7 @@ def _add_report(commands) -> None:
                    help="IoU threshold of the association map (default: 0.5)")
     p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
                    help="thresholds of the statistics (default: 0.1,0.2,...,0.9)")
-    p.add_argument("--iou-threshold", "--iou_threshold", type=_iou_threshold, default=0.1,
-                   dest="iou_threshold",
-                   help="IoU that links objects into review groups (default: 0.1)")
+    _add_iou_threshold(p, help="IoU that links objects into review groups (default: 0.1)")
     p.set_defaults(run=_run_report)
 
 

@@ -10,10 +10,12 @@ import pytest
 import tifffile
 from qt_helpers import SCREENSHOTS, add_layers, press, start
 
+from napari_mask_compare import stats
 from napari_mask_compare._qt._keys import REVIEW_KEYS
 from napari_mask_compare._qt._view import group_focus, is_review_layer
 from napari_mask_compare._qt._widget import MaskCompareWidget
 from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
+from napari_mask_compare.matching import overlap_table
 
 #: Keys pressed in turn, each a decision.
 DECISION_KEYS = ("1", "2", "3", "4", "A", "B", "M", "N")
@@ -351,3 +353,38 @@ def test_screenshots(docked, qtbot, tmp_path, sample):
     widget.overlay_box.setChecked(True)
     _screenshot(viewer, qtbot, f"review_{name}_overlay.png")
     press(viewer, "Q")
+
+
+def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path):
+    viewer, widget, (_, layer_a, layer_b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+    metrics, session = widget.metrics, widget.session
+    assert not metrics.comparisons and not metrics.busy  # nothing computed while hidden
+
+    widget.tabs.setCurrentWidget(metrics)
+    qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
+    expected = stats.matching_stats(overlap_table(layer_a.data, layer_b.data))
+    shown = metrics.comparisons["A vs B"].summary["matching"]
+    assert [r["tp"] for r in shown] == [r["tp"] for r in expected]
+    assert metrics.table.rowCount() == len(expected)
+
+    def curated_vs_a_after(key):
+        """Press ``key``; wait for the panel to describe the output as it now is."""
+        metrics.comparisons.pop("curated vs A", None)
+        press(viewer, key)
+        qtbot.waitUntil(lambda: "curated vs A" in metrics.comparisons and not metrics.busy,
+                        timeout=10_000)
+        return metrics.comparisons["curated vs A"].summary["matching"]
+
+    for kind, box in widget.kind_boxes.items():
+        box.setChecked(kind == "match")
+    for _ in range(3):
+        rows = curated_vs_a_after("1")   # keep A: the output's objects are A's, exactly
+    kept = len(session.objects)
+    assert kept >= 3
+    assert all(r["precision"] == 1.0 and r["tp"] == kept for r in rows)
+    assert "curated vs B" in metrics.comparisons
+    rows = curated_vs_a_after("U")
+    assert all(r["tp"] == len(session.objects) < kept for r in rows)
+    _screenshot(viewer, qtbot, "metrics_tab_2d.png")
+    press(viewer, "Q")
+    assert set(metrics.comparisons) == {"A vs B", "curated vs A", "curated vs B"}

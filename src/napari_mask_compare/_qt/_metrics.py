@@ -259,6 +259,13 @@ class MetricsWidget(QWidget):
                          iou_threshold=iou_threshold, voxel_size=voxel_size, unit=unit,
                          on_returned=self._on_comparison_ready)
 
+    def clear(self) -> None:
+        """Forget every comparison (a new review starts)."""
+        self.comparisons.clear()
+        self.comparison_combo.clear()
+        self.export_button.setEnabled(False)
+        self._refresh()
+
     def _thresholds_or_default(self) -> list[float]:
         try:
             return self.thresholds()

@@ -266,6 +266,7 @@ class ReviewView:
                 # a layer): the review layers keep their first one
                 layer.events.thumbnail.block()
                 yield layer
+            yield None  # the grid and the first paint get a turn of their own
             self._apply_mode()
         finally:
             if canvas is not None:

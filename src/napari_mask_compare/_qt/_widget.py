@@ -6,9 +6,11 @@ this widget builds the controls, wires every event in :meth:`_add_callbacks`,
 and shows the session through a :class:`._view.ReviewView`. Keys are taken
 over by :class:`._keys.ReviewKeys` while a review runs and given back after.
 
-Signals for companions (e.g. a metrics panel): :attr:`review_started`
-(session), :attr:`review_changed` (a :class:`..session.Change`, after every
-decision, undo or finish) and :attr:`review_ended` (session).
+Signals for companions: :attr:`review_started` (session), :attr:`review_changed`
+(a :class:`..session.Change`, after every decision, undo or finish) and
+:attr:`review_ended` (session). The widget's own "Metrics" tab (a
+:class:`._metrics.MetricsWidget`) listens to them: it shows A vs B and the
+curated output vs A and vs B, computed when the tab is looked at.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -45,6 +48,7 @@ from ..journal import open_review
 from ..matching import KINDS
 from ._inputs import LayerCombo, load_from_files, load_from_layers, output_name
 from ._keys import ReviewKeys
+from ._metrics import MetricsWidget
 from ._view import ReviewView, make_review_layers
 
 __all__ = ["MaskCompareWidget", "describe_group", "describe_counts"]
@@ -55,6 +59,9 @@ _ORDERS = (("spatial", "spatial"), ("iou", "lowest IoU first"))
 _RESULT_MARK = "napari_mask_compare_result"
 #: Features of the output layer are refreshed this long after the last decision.
 _FEATURES_DELAY_MS = 150
+#: The Metrics tab, when shown, recomputes the curated output's statistics this
+#: long after the last decision.
+_METRICS_DELAY_MS = 1000
 
 
 @dataclass
@@ -194,6 +201,11 @@ class MaskCompareWidget(QWidget):
         self._features_timer = QTimer(self)
         self._features_timer.setSingleShot(True)
         self._features_timer.setInterval(_FEATURES_DELAY_MS)
+        self._compared: _Review | None = None  # the review the Metrics tab describes
+        self._stale_metrics: set[str] = set()
+        self._metrics_timer = QTimer(self)
+        self._metrics_timer.setSingleShot(True)
+        self._metrics_timer.setInterval(_METRICS_DELAY_MS)
         self._build()
         self._add_callbacks()
         self._update_enabled()
@@ -289,8 +301,22 @@ class MaskCompareWidget(QWidget):
     # ------------------------------------------------------------------ building
 
     def _build(self) -> None:
-        """Setup (inputs, parameters, Start) shows until a review runs, then the panel."""
-        layout = QVBoxLayout(self)
+        """Two tabs, "Review" and "Metrics".
+
+        In "Review", setup (inputs, parameters, Start) shows until a review
+        runs, then the panel. Both are pages of one stack, and the progress bar
+        keeps its room when hidden: switching changes no size, so the canvas is
+        not resized (and repainted) on the way.
+        """
+        self.tabs = QTabWidget()
+        review_tab = QWidget()
+        self.metrics = MetricsWidget(self.viewer)
+        self.tabs.addTab(review_tab, "Review")
+        self.tabs.addTab(self.metrics, "Metrics")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.tabs)
+        layout = QVBoxLayout(review_tab)
         self.setup_box = QWidget()
         setup = QVBoxLayout(self.setup_box)
         setup.setContentsMargins(0, 0, 0, 0)
@@ -303,14 +329,21 @@ class MaskCompareWidget(QWidget):
         setup.addWidget(self.start_button)
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.setVisible(False)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.setup_box)
+        self.message.setMinimumHeight(3 * self.message.fontMetrics().height())
+        self.message.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.setup_box)
+        self.pages.addWidget(self._build_review_panel())
+        layout.addWidget(self.pages)
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
-        layout.addWidget(self._build_review_panel())
         layout.addStretch(1)
 
     def _build_layer_inputs(self) -> QWidget:
@@ -444,6 +477,11 @@ class MaskCompareWidget(QWidget):
             box.toggled.connect(self._on_kinds_changed)
         self.overlay_box.toggled.connect(self._on_overlay_toggled)
         self._features_timer.timeout.connect(self._on_features_due)
+        self.review_started.connect(self._on_review_started)
+        self.review_changed.connect(self._on_review_changed)
+        self.review_ended.connect(self._update_metrics)
+        self.tabs.currentChanged.connect(self._update_metrics)
+        self._metrics_timer.timeout.connect(self._update_metrics)
         window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
         if window is not None:
             self._window_filter = _CloseFilter(self._on_viewer_closing, parent=self)
@@ -714,6 +752,45 @@ class MaskCompareWidget(QWidget):
             )
         self._update_panel()
 
+    # ------------------------------------------------------------------ metrics
+
+    def _on_review_started(self, session) -> None:
+        self._compared = self._review
+        self._stale_metrics = {"inputs", "curated"}
+        self.metrics.clear()
+        self._update_metrics()
+
+    def _on_review_changed(self, change) -> None:
+        self._stale_metrics.add("curated")
+        self._metrics_timer.start()
+
+    def _update_metrics(self, *args) -> None:
+        """Compute the stale comparisons of the review, if the Metrics tab shows.
+
+        Nothing is computed while the tab is hidden (pairing a large volume
+        takes seconds of CPU the review needs), nor while the panel still works
+        on the previous request.
+        """
+        review = self._compared
+        shown = self.tabs.currentWidget() is self.metrics
+        if review is None or not self._stale_metrics or not shown:
+            return
+        if self.metrics.busy:
+            self._metrics_timer.start()
+            return
+        session, pair = review.session, review.pair
+        options = dict(voxel_size=pair.voxel_size or None, unit=pair.unit,
+                       iou_threshold=self.iou_threshold.value(), copy=False)
+        if "inputs" in self._stale_metrics:
+            self.metrics.show_comparison(session.a, session.b, label="A vs B", **options)
+        shown_before = "curated vs A" in self.metrics.comparisons
+        if "curated" in self._stale_metrics and (session.objects or shown_before):
+            with session.lock:
+                curated = session.output.copy()
+            self.metrics.show_comparison(session.a, curated, label="curated vs A", **options)
+            self.metrics.show_comparison(session.b, curated, label="curated vs B", **options)
+        self._stale_metrics.clear()
+
     # ------------------------------------------------------------------ state shown
 
     def _update_panel(self) -> None:
@@ -732,8 +809,7 @@ class MaskCompareWidget(QWidget):
             button.setEnabled(running)
         self.start_button.setEnabled(not self.busy)
         self.progress.setVisible(self.busy)
-        self.setup_box.setVisible(not running)
-        self.review_box.setVisible(running)
+        self.pages.setCurrentWidget(self.review_box if running else self.setup_box)
         folders = running and self.source_tabs.currentIndex() == 1
         self.file_row.setVisible(folders)
         if folders:
