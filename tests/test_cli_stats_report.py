@@ -1,5 +1,6 @@
 """``mask-compare stats`` and ``mask-compare report``."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -196,8 +197,39 @@ def test_report_roi_leaves_out_objects_outside(every_kind_2d, pair_files, tmp_pa
                                  "only_a": 0, "only_b": 0}
 
 
+def test_report_filter_lists_each_object_and_writes_the_filtered_mask(tmp_path, capsys):
+    curated = np.zeros((20, 40), np.uint16)
+    curated[1:9, 1:9] = 7        # square, 64 px: kept
+    curated[12:14, 1:3] = 9      # 4 px: removed by "npixels < 10"
+    curated[1:3, 20:38] = 40     # thin bar, 36 px: circularity < 0.5 and npixels < 50
+    curated[12:19, 20:27] = 41   # 49 px square: near the limits, meets only npixels < 50
+    path = write(tmp_path / "c.tif", curated)
+    out = tmp_path / "r"
+    assert main(["report", str(path), str(path), "--curated", str(path), "--out", str(out),
+                 "--filter", "npixels < 10 or circularity < 0.5 and npixels < 50"]) == 0
+    with open(out / "filter_curated.csv") as f:
+        rows = {int(r["label"]): r for r in csv.DictReader(f)}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        7: "Correct", 9: "Removed", 40: "Removed", 41: "Correct"}
+    assert rows[9]["conditions"] == "npixels < 10; npixels < 50"
+    assert rows[40]["conditions"] == "circularity < 0.5; npixels < 50"
+    assert rows[41]["conditions"] == "npixels < 50"
+    filtered = tifffile.imread(out / "curated_filtered.tif")
+    assert filtered.dtype == np.uint16
+    for label, row in rows.items():      # new ids 1..n, as the CSV says, same pixels
+        new = int(row["new_label"])
+        assert (new == 0) == (row["status"] == "Removed")
+        if new:
+            np.testing.assert_array_equal(filtered == new, curated == label)
+    assert set(np.unique(filtered)) == {0, 1, 2}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["filter"]["removed"] == 2 and summary["filter"]["kept"] == 2
+
+
 @pytest.mark.parametrize("problem", ["shape", "roi_shape", "curated_float", "image_shape",
-                                     "missing", "out_is_file", "threshold", "folder"])
+                                     "missing", "out_is_file", "threshold", "folder",
+                                     "filter_without_curated", "filter_syntax",
+                                     "filter_property"])
 def test_report_bad_input_exits_2_and_writes_nothing(tmp_path, problem):
     a = np.zeros((8, 8), np.uint16)
     a[2:5, 2:5] = 1
@@ -230,6 +262,14 @@ def test_report_bad_input_exits_2_and_writes_nothing(tmp_path, problem):
         path_b = tmp_path / "B"
         path_b.mkdir()
         named = path_b
+    elif problem == "filter_without_curated":
+        extra, named = ["--filter", "npixels < 5"], "--curated"
+    elif problem == "filter_syntax":
+        extra = ["--curated", path_a, "--filter", "npixels <"]
+        named = "cannot read condition 'npixels <'"
+    elif problem == "filter_property":      # a 3D property on 2D masks
+        extra = ["--curated", path_a, "--filter", "sphericity < 0.5"]
+        named = "no property 'sphericity' in 2D"
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     result = run("report", path_a, path_b, "--out", out, *extra)
     assert result.returncode == 2

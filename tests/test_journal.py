@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,6 +115,33 @@ def test_fingerprint_depends_on_values_and_shape():
     y = x.copy()
     y[2, 3] = 0
     assert fingerprint(x) != fingerprint(y)
+
+
+def test_journal_fsync_runs_beside_the_decision(every_kind_2d, tmp_path, monkeypatch):
+    """A slow fsync (ext4 making it wait for the TIFF's pages) does not hold up a
+    decision; the line is in the file at once, and flush() waits for the fsync."""
+    import threading
+
+    from napari_mask_compare import journal
+
+    release, synced = threading.Event(), []
+
+    def slow_fsync(path):
+        release.wait(10)
+        synced.append(Path(path).name)
+
+    session, saver = open_review(*every_kind_2d, output=tmp_path / "o.tif")
+    saver.flush()
+    monkeypatch.setattr(journal, "_fsync_path", slow_fsync)
+    start = time.perf_counter()
+    session.decide("A")
+    assert time.perf_counter() - start < 5
+    assert read_ops(tmp_path / "o.tif")[-1]["choice"] == "A"   # written: a kill loses nothing
+    assert not saver.flush(timeout=0.2) and synced == []      # flush waits for the fsync
+    release.set()
+    assert saver.flush(timeout=10)
+    assert synced == ["o.journal.jsonl"]
+    saver.close()
 
 
 def test_saving_does_not_hold_up_decisions(tmp_path):

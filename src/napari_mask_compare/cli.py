@@ -441,6 +441,11 @@ def _add_report(commands) -> None:
     p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
                    help="thresholds of the statistics (default: 0.1,0.2,...,0.9)")
     _add_iou_threshold(p, help="IoU that links objects into review groups (default: 0.1)")
+    p.add_argument("--filter", metavar="RULES", default=None,
+                   help="property filter on the --curated output, e.g. 'npixels < 50 or "
+                        "circularity < 0.5 and npixels < 200': writes filter_curated.csv "
+                        "(each object Removed or Correct, the conditions it met) and "
+                        "curated_filtered.tif")
     p.set_defaults(run=_run_report)
 
 
@@ -462,16 +467,38 @@ def _run_report(args) -> int:
     pair = load_pair(args.mask_a, args.mask_b, image=args.image)
     roi = _report_mask(args.roi, pair, what="ROI")
     curated = _report_mask(args.curated, pair, what="curated output")
+    rules = _filter_rules(args.filter, curated=curated, ndim=pair.a.ndim)
     files = write_report(
         args.out, pair.a, pair.b, voxel_size=pair.voxel_size, unit=pair.unit,
         image=pair.image, roi=roi, curated=curated, threshold=args.threshold,
-        thresholds=thresholds, iou_threshold=args.iou_threshold,
+        thresholds=thresholds, iou_threshold=args.iou_threshold, filter_rules=rules,
         sources={k: str(v) for k, v in
                  {**pair.paths, "roi": args.roi, "curated": args.curated}.items()
                  if v is not None},
     )
     print(f"{args.out}: wrote " + ", ".join(files))
     return 0
+
+
+def _filter_rules(text, *, curated, ndim: int):
+    """``--filter`` read and checked against the properties of ``ndim`` (None without it)."""
+    if text is None:
+        return None
+    from .measure import parse_rules, property_names
+
+    if curated is None:
+        raise _input_error("--filter applies to a curated output: give it with --curated")
+    try:
+        rules = parse_rules(text)
+    except ValueError as err:
+        raise _input_error(f"--filter {text!r}: {err}") from None
+    known = property_names(ndim)
+    for rule in rules:
+        for prop, _, _ in rule:
+            if prop not in known:
+                raise _input_error(f"--filter {text!r}: no property {prop!r} in {ndim}D; "
+                                   "known: " + ", ".join(known))
+    return rules
 
 
 def _report_mask(path, pair, *, what: str):

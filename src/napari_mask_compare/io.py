@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "as_labels",
     "image_files",
+    "labels_tiff",
     "Loaded",
     "MaskPair",
     "load_image",
@@ -470,6 +471,43 @@ def write_labels(
     import tifffile
 
     path = check_writable(path)
+    data, kwargs = labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=relabel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_temp_file(path)
+    try:
+        tifffile.imwrite(tmp, data, **kwargs)
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def labels_tiff(
+    labels: np.ndarray,
+    *,
+    voxel_size: tuple[float, ...] | None = None,
+    unit: str = "pixel",
+    relabel: bool = True,
+) -> tuple[np.ndarray, dict]:
+    """What :func:`write_labels` writes: the checked array and ``tifffile.imwrite`` keywords.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (y, x) or (z, y, x)
+    voxel_size : tuple of float, optional
+    unit : str
+    relabel : bool
+        Ids 1..n in order of their current values.
+
+    Returns
+    -------
+    data : ndarray of uint16 (uint32 beyond 65,535 ids, with a warning)
+    kwargs : dict
+        ImageJ metadata: axes, voxel size, unit.
+    """
     labels = np.asarray(labels)
     if labels.ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
@@ -481,18 +519,7 @@ def write_labels(
         labels = relabel_sequential(labels)
     max_id = int(labels.max(initial=0))
     data = labels.astype(labels_dtype(max_id), copy=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = _tiff_metadata(data, voxel_size, unit)
-    tmp = _new_temp_file(path)
-    try:
-        tifffile.imwrite(tmp, data, **kwargs)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-    return path
+    return data, _tiff_metadata(data, voxel_size, unit)
 
 
 def _new_temp_file(path: Path) -> Path:

@@ -1,11 +1,14 @@
 """Keep a review session on disk: a journal of actions, the output TIFF, resume.
 
 Every session action appends one JSON line to ``<out>.journal.jsonl``
-(flushed and fsynced) before anything else happens; the output TIFF is then
-rewritten atomically by a background thread, coalescing actions that come
-faster than it can write. A crash loses at most the action in flight, and the
-TIFF on disk is always a whole file. Reopening the same inputs with the same
-output replays the journal; other inputs are refused.
+before anything else happens (written and flushed to the operating system, so
+that a process that crashes or is killed loses nothing; fsynced at once by a
+background thread, so that a power cut loses at most the last milliseconds);
+the output TIFF is then rewritten atomically by another background thread,
+coalescing actions that come faster than it can write. A crash loses at most
+the action in flight, and the TIFF on disk is always a whole file. Reopening
+the same inputs with the same output replays the journal; other inputs are
+refused.
 
 No Qt, no napari.
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import InputError, check_writable, write_labels
+from .io import InputError, _fsync_path, check_writable, write_labels
 from .session import Change, Session
 
 __all__ = ["FORMAT", "Autosaver", "Journal", "fingerprint", "open_review", "journal_path"]
@@ -110,22 +113,33 @@ class Journal:
                 raise InputError(f"{path}: line {number} is damaged ({err})") from err
         return cls(path, header, ops)
 
-    def append(self, op: dict) -> None:
-        """Add one action and make it durable (flush + fsync) before returning."""
+    def append(self, op: dict, *, sync: bool = True) -> None:
+        """Add one action: written and flushed (a killed process loses nothing).
+
+        With ``sync`` (default) it is also fsynced, durable across a power cut,
+        before returning; otherwise call :meth:`sync` soon.
+        """
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(op) + "\n")
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         self.ops.append(op)
+
+    def sync(self) -> None:
+        """fsync what :meth:`append` wrote without ``sync``."""
+        _fsync_path(self.path)
 
 
 class Autosaver:
     """Mirror a session to disk: journal line per action, output TIFF in the background.
 
-    The journal line is written synchronously (it is small); the TIFF is
-    written by one background thread from a shadow copy of the output that is
-    updated only in the changed regions, under the session's lock, so that the
-    file always holds whole decisions and saving never blocks review.
+    The journal line is written and flushed synchronously (it is small); one
+    background thread fsyncs it at once (an fsync can wait tens of ms for
+    the TIFF's pages on ext4: not on the caller's time); another writes the
+    TIFF from a shadow copy of the output that is updated only in the changed
+    regions, under the session's lock, so that the file always holds whole
+    decisions and saving never blocks review.
 
     Parameters
     ----------
@@ -150,11 +164,16 @@ class Autosaver:
         self._pending: list[tuple[slice, ...]] = []
         self._dirty = False
         self._writing = False
+        self._unsynced = False
+        self._syncing = False
         self._closed = False
         self._wake = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="mask-compare-autosave",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=target, name=f"mask-compare-{name}", daemon=True)
+            for target, name in ((self._run, "autosave"), (self._sync_journal, "journal-sync"))
+        ]
+        for thread in self._threads:
+            thread.start()
         session.add_listener(self._on_change)
 
     def _on_change(self, change: Change) -> None:
@@ -162,7 +181,10 @@ class Autosaver:
         if op["op"] == "decide":
             group = self.session.groups[op["group"]]
             op["ids"] = [list(group.ids_a), list(group.ids_b)]
-        self.journal.append(op)
+        self.journal.append(op, sync=False)
+        with self._wake:
+            self._unsynced = True
+            self._wake.notify_all()
         self.schedule(change.regions)
 
     def schedule(self, regions=None) -> None:
@@ -173,7 +195,22 @@ class Autosaver:
             else:
                 self._pending.extend(regions)
             self._dirty = True
-            self._wake.notify()
+            self._wake.notify_all()
+
+    def _sync_journal(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._unsynced or self._closed)
+                if not self._unsynced:
+                    return
+                self._unsynced, self._syncing = False, True
+            try:
+                self.journal.sync()
+            except BaseException as err:  # reported by flush()
+                self.error = err
+            with self._wake:
+                self._syncing = False
+                self._wake.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -207,7 +244,7 @@ class Autosaver:
                          voxel_size=self.voxel_size, unit=self.unit, relabel=False)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the TIFF on disk holds every action so far.
+        """Wait until the journal is fsynced and the TIFF on disk holds every action so far.
 
         Returns
         -------
@@ -217,10 +254,12 @@ class Autosaver:
         Raises
         ------
         OSError
-            The last background write failed.
+            The last background write or journal fsync failed.
         """
         with self._wake:
-            done = self._wake.wait_for(lambda: not (self._dirty or self._writing), timeout)
+            done = self._wake.wait_for(
+                lambda: not (self._dirty or self._writing or self._unsynced or self._syncing),
+                timeout)
         if self.error is not None:
             raise self.error
         return done
@@ -231,8 +270,9 @@ class Autosaver:
         self.session.remove_listener(self._on_change)
         with self._wake:
             self._closed = True
-            self._wake.notify()
-        self._thread.join()
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join()
         summary_path = self.output.with_name(self.output.stem + ".summary.json")
         tmp = summary_path.with_name(f".{summary_path.name}.tmp")
         tmp.write_text(json.dumps(self.session.summary(), indent=2) + "\n", encoding="utf-8")

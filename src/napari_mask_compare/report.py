@@ -49,6 +49,7 @@ __all__ = [
     "apply_roi",
     "association_map",
     "atomic_open",
+    "filter_rows",
     "pairs_rows",
     "plot_iou_histogram",
     "plot_scores",
@@ -177,20 +178,28 @@ def _write_figure(path: Path, figure, *, opener=atomic_open) -> Path:
     return path
 
 
-def _write_rgb_tiff(path: Path, rgb: np.ndarray, *, voxel_size, unit: str,
-                    opener=atomic_open) -> Path:
-    import tifffile
-
+def _association_tiff(table, a, b, *, threshold: float, image, voxel_size,
+                      unit: str) -> tuple[np.ndarray, dict]:
+    """The RGB association map and its ``tifffile.imwrite`` keywords (ImageJ)."""
+    rgb = association_map(table, a, b, thresh=threshold, image=image)
     spatial = rgb.ndim - 1
     voxel_size = tuple(voxel_size) if voxel_size else (1.0,) * spatial
     metadata = {"axes": "ZYXS" if spatial == 3 else "YXS",
                 "unit": "\\u00B5m" if unit in ("µm", "um", "micron") else unit}
     if spatial == 3:
         metadata["spacing"] = voxel_size[0]
-    with opener(path) as f:
-        tifffile.imwrite(f, rgb, imagej=True, photometric="rgb", metadata=metadata,
-                         resolution=(1.0 / voxel_size[-1], 1.0 / voxel_size[-2]))
-    return path
+    return rgb, dict(imagej=True, photometric="rgb", metadata=metadata,
+                     resolution=(1.0 / voxel_size[-1], 1.0 / voxel_size[-2]))
+
+
+def filter_rows(result: measure.FilterResult) -> list[dict]:
+    """:meth:`..measure.FilterResult.rows` plus ``new_label``: the id in the filtered
+    mask once relabelled 1..n (0 when removed)."""
+    kept = np.sort(result.label[~result.removed])
+    rows = result.rows()
+    for row, removed in zip(rows, result.removed.tolist()):
+        row["new_label"] = 0 if removed else int(np.searchsorted(kept, row["label"])) + 1
+    return rows
 
 
 # --------------------------------------------------------------------------- region of interest
@@ -508,6 +517,7 @@ def write_report(
     threshold: float = 0.5,
     thresholds: Sequence[float] = stats.DEFAULT_THRESHOLDS,
     iou_threshold: float = 0.1,
+    filter_rules=None,
     sources: dict | None = None,
 ) -> dict[str, Path]:
     """Compute the report of B against A and write its files into ``out``.
@@ -534,6 +544,12 @@ def write_report(
         Thresholds of the matching statistics.
     iou_threshold : float in (0, 1]
         IoU that links objects into review groups (``pairs.csv``).
+    filter_rules : sequence of rules, optional
+        A property filter on the curated output (see
+        :func:`..measure.evaluate_filter` and :func:`..measure.parse_rules`):
+        writes ``filter_curated.csv`` (each object Removed or Correct, the
+        conditions it met, its id in the filtered mask) and
+        ``curated_filtered.tif`` (ids 1..n). Needs ``curated``.
     sources : dict, optional
         Written to ``summary.json`` as they are (e.g. input paths).
 
@@ -542,13 +558,17 @@ def write_report(
     dict of str to Path
         The files written, by name.
     """
-    from .io import check_writable
+    import tifffile
+
+    from .io import check_writable, labels_tiff
 
     a, b = np.asarray(a), np.asarray(b)
     shape = a.shape
     for name, arr in (("b", b), ("roi", roi), ("curated", curated)):
         if arr is not None and np.shape(arr) != shape:
             raise ValueError(f"{name} has shape {np.shape(arr)}, mask A has {shape}")
+    if filter_rules is not None and curated is None:
+        raise ValueError("a property filter applies to a curated output: give one")
     threshold = stats.check_threshold(threshold)
     thresholds = [stats.check_threshold(t) for t in thresholds]
     out = Path(out)
@@ -589,7 +609,16 @@ def write_report(
         files["matching_curated_vs_b.csv"] = vs_b.summary["matching"]
         summary["curated_vs_a"] = vs_a.summary
         summary["curated_vs_b"] = vs_b.summary
-    rgb = association_map(ab.table, a, b, thresh=threshold, image=image)
+    tiffs = {"association.tif": (_association_tiff(ab.table, a, b, threshold=threshold,
+                                                   image=image, voxel_size=spacing, unit=unit))}
+    if filter_rules is not None:
+        filtered, result = measure.filter_labels(curated, filter_rules,
+                                                 props=files["morphology_curated.csv"])
+        files["filter_curated.csv"] = filter_rows(result)
+        tiffs["curated_filtered.tif"] = labels_tiff(filtered, voxel_size=spacing, unit=unit)
+        summary["filter"] = {"rules": [[str(c) for c in rule] for rule in result.rules],
+                             "removed": int(result.removed.sum()),
+                             "kept": int((~result.removed).sum())}
     figures = _report_figures(ab, files, threshold=threshold, unit=unit, spacing=spacing)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -597,8 +626,10 @@ def write_report(
     with _staged() as stage:  # every file appears at the end, or none
         for name, content in files.items():
             written[name] = write_csv(out / name, content, opener=stage.open)
-        written["association.tif"] = _write_rgb_tiff(
-            out / "association.tif", rgb, voxel_size=spacing, unit=unit, opener=stage.open)
+        for name, (data, kwargs) in tiffs.items():
+            with stage.open(out / name) as f:
+                tifffile.imwrite(f, data, **kwargs)
+            written[name] = out / name
         for name, figure in figures.items():
             written[name] = _write_figure(out / name, figure, opener=stage.open)
         written["summary.json"] = _write_json(out / "summary.json", summary,
