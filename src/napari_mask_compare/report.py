@@ -196,10 +196,8 @@ def filter_rows(result: measure.FilterResult) -> list[dict]:
     """:meth:`..measure.FilterResult.rows` plus ``new_label``: the id in the filtered
     mask once relabelled 1..n (0 when removed)."""
     kept = np.sort(result.label[~result.removed])
-    rows = result.rows()
-    for row, removed in zip(rows, result.removed.tolist()):
-        row["new_label"] = 0 if removed else int(np.searchsorted(kept, row["label"])) + 1
-    return rows
+    new_labels = np.where(result.removed, 0, np.searchsorted(kept, result.label) + 1)
+    return [{**row, "new_label": int(new)} for row, new in zip(result.rows(), new_labels)]
 
 
 # --------------------------------------------------------------------------- region of interest
