@@ -388,3 +388,23 @@ def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path):
     _screenshot(viewer, qtbot, "metrics_tab_2d.png")
     press(viewer, "Q")
     assert set(metrics.comparisons) == {"A vs B", "curated vs A", "curated vs B"}
+
+
+def test_metrics_tab_compares_the_chosen_layers_without_a_review(docked, qtbot):
+    viewer, widget = docked()
+    image, layer_a, layer_b = add_layers(viewer, make_sample_2d())
+    widget.set_layers(image=image, mask_a=layer_a, mask_b=layer_b)
+    metrics = widget.metrics
+    assert not metrics.comparisons and not metrics.busy     # hidden: nothing computed
+
+    widget.tabs.setCurrentWidget(metrics)
+    qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
+    expected = stats.matching_stats(overlap_table(layer_a.data, layer_b.data))
+    assert metrics.comparisons["A vs B"].summary["matching"] == expected
+
+    widget.set_layers(image=image, mask_a=layer_a, mask_b=layer_a)   # a mistake: refused
+    assert not metrics.comparisons and "both mask A and mask B" in metrics.message.text()
+    widget.set_layers(image=image, mask_a=layer_b, mask_b=layer_a)   # B as the reference now
+    qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
+    swapped = stats.matching_stats(overlap_table(layer_b.data, layer_a.data))
+    assert metrics.comparisons["A vs B"].summary["matching"] == swapped != expected

@@ -10,7 +10,8 @@ Signals for companions: :attr:`review_started` (session), :attr:`review_changed`
 (a :class:`..session.Change`, after every decision, undo or finish) and
 :attr:`review_ended` (session). The widget's own "Metrics" tab (a
 :class:`._metrics.MetricsWidget`) listens to them: it shows A vs B and the
-curated output vs A and vs B, computed when the tab is looked at.
+curated output vs A and vs B, computed when the tab is looked at; without a
+review, A vs B of the layers chosen as mask A and mask B.
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ class MaskCompareWidget(QWidget):
         self._features_timer.setSingleShot(True)
         self._features_timer.setInterval(_FEATURES_DELAY_MS)
         self._compared: _Review | None = None  # the review the Metrics tab describes
+        self._compared_layers: tuple | None = None  # or the (A, B) layers it describes
         self._stale_metrics: set[str] = set()
         self._metrics_timer = QTimer(self)
         self._metrics_timer.setSingleShot(True)
@@ -481,6 +483,8 @@ class MaskCompareWidget(QWidget):
         self.review_changed.connect(self._on_review_changed)
         self.review_ended.connect(self._update_metrics)
         self.tabs.currentChanged.connect(self._update_metrics)
+        for combo in (self.a_combo, self.b_combo):
+            combo.currentTextChanged.connect(self._update_metrics)
         self._metrics_timer.timeout.connect(self._update_metrics)
         window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
         if window is not None:
@@ -756,6 +760,7 @@ class MaskCompareWidget(QWidget):
 
     def _on_review_started(self, session) -> None:
         self._compared = self._review
+        self._compared_layers = self._chosen_layers()
         self._stale_metrics = {"inputs", "curated"}
         self.metrics.clear()
         self._update_metrics()
@@ -764,20 +769,48 @@ class MaskCompareWidget(QWidget):
         self._stale_metrics.add("curated")
         self._metrics_timer.start()
 
-    def _update_metrics(self, *args) -> None:
-        """Compute the stale comparisons of the review, if the Metrics tab shows.
+    def _chosen_layers(self) -> tuple | None:
+        """The (mask A, mask B) layers chosen, None with the folders source."""
+        if self.source_tabs.currentIndex() != 0:
+            return None
+        return self.a_combo.layer(), self.b_combo.layer()
 
-        Nothing is computed while the tab is hidden (pairing a large volume
-        takes seconds of CPU the review needs), nor while the panel still works
-        on the previous request.
+    def _update_metrics(self, *args) -> None:
+        """Compute what the Metrics tab lacks, if it shows.
+
+        That is the stale comparisons of the review (running or just ended),
+        or, when no review runs, A vs B of newly chosen mask layers. Nothing
+        is computed while the tab is hidden (pairing a large volume takes
+        seconds of CPU the review needs), nor while the panel still works on
+        the previous request.
         """
-        review = self._compared
-        shown = self.tabs.currentWidget() is self.metrics
-        if review is None or not self._stale_metrics or not shown:
+        if self.tabs.currentWidget() is not self.metrics:
+            return
+        layers = self._chosen_layers() if self._review is None and not self.busy else None
+        new_layers = layers is not None and None not in layers and layers != self._compared_layers
+        if not (new_layers or self._compared is not None and self._stale_metrics):
             return
         if self.metrics.busy:
             self._metrics_timer.start()
+        elif new_layers:
+            self._compare_layers(*layers)
+        else:
+            self._compare_review(self._compared)
+
+    def _compare_layers(self, layer_a, layer_b) -> None:
+        self._compared, self._compared_layers = None, (layer_a, layer_b)
+        self._stale_metrics.clear()
+        self.metrics.clear()
+        try:
+            pair = load_from_layers(None, layer_a, layer_b)
+        except io.InputError as err:
+            self.metrics.message.setText(str(err))
             return
+        self.metrics.show_comparison(pair.a, pair.b, label="A vs B",
+                                     voxel_size=pair.voxel_size or None, unit=pair.unit,
+                                     iou_threshold=self.iou_threshold.value())
+
+    def _compare_review(self, review: _Review) -> None:
         session, pair = review.session, review.pair
         options = dict(voxel_size=pair.voxel_size or None, unit=pair.unit,
                        iou_threshold=self.iou_threshold.value(), copy=False)
