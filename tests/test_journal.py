@@ -144,6 +144,25 @@ def test_journal_fsync_runs_beside_the_decision(every_kind_2d, tmp_path, monkeyp
     saver.close()
 
 
+def test_a_failed_journal_sync_is_reported_and_close_still_stops(every_kind_2d, tmp_path,
+                                                                  monkeypatch):
+    from napari_mask_compare import journal
+
+    def failing_fsync(path):
+        raise OSError(5, "Input/output error")
+
+    session, saver = open_review(*every_kind_2d, output=tmp_path / "o.tif")
+    monkeypatch.setattr(journal, "_fsync_path", failing_fsync)
+    session.decide("A")
+    with pytest.raises(OSError, match="journal could not be synced.*o.journal.jsonl"):
+        saver.flush()
+    with pytest.raises(OSError, match="journal could not be synced"):
+        saver.close()
+    assert not any(thread.is_alive() for thread in saver._threads)
+    summary = json.loads((tmp_path / "o.summary.json").read_text())
+    assert summary["A"] == 1
+
+
 def test_saving_does_not_hold_up_decisions(tmp_path):
     """Decisions return while the background thread is still writing the TIFF."""
     rng = np.random.default_rng(0)

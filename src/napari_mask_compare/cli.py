@@ -463,11 +463,12 @@ def _run_report(args) -> int:
             raise _input_error(f"{path}: is a folder; report compares two mask files")
     if args.out.exists() and not args.out.is_dir():
         raise _input_error(f"{args.out}: is a file, --out must be a folder")
+    rules = _parse_filter(args.filter, curated=args.curated)
     check_writable(args.out / "summary.json")
     pair = load_pair(args.mask_a, args.mask_b, image=args.image)
     roi = _report_mask(args.roi, pair, what="ROI")
     curated = _report_mask(args.curated, pair, what="curated output")
-    rules = _filter_rules(args.filter, curated=curated, ndim=pair.a.ndim)
+    _check_filter_properties(rules, ndim=pair.a.ndim, text=args.filter)
     files = write_report(
         args.out, pair.a, pair.b, voxel_size=pair.voxel_size, unit=pair.unit,
         image=pair.image, roi=roi, curated=curated, threshold=args.threshold,
@@ -480,25 +481,32 @@ def _run_report(args) -> int:
     return 0
 
 
-def _filter_rules(text, *, curated, ndim: int):
-    """``--filter`` read and checked against the properties of ``ndim`` (None without it)."""
+def _parse_filter(text, *, curated):
+    """``--filter`` read before anything is loaded (None without it)."""
     if text is None:
         return None
-    from .measure import parse_rules, property_names
+    from .measure import parse_rules
 
     if curated is None:
         raise _input_error("--filter applies to a curated output: give it with --curated")
     try:
-        rules = parse_rules(text)
+        return parse_rules(text)
     except ValueError as err:
         raise _input_error(f"--filter {text!r}: {err}") from None
+
+
+def _check_filter_properties(rules, *, ndim: int, text: str) -> None:
+    """Every property of ``rules`` is measured for ``ndim``-D masks."""
+    from .measure import property_names
+
+    if not rules:
+        return
     known = property_names(ndim)
     for rule in rules:
         for prop, _, _ in rule:
             if prop not in known:
                 raise _input_error(f"--filter {text!r}: no property {prop!r} in {ndim}D; "
                                    "known: " + ", ".join(known))
-    return rules
 
 
 def _report_mask(path, pair, *, what: str):

@@ -206,8 +206,9 @@ class Autosaver:
                 self._unsynced, self._syncing = False, True
             try:
                 self.journal.sync()
-            except BaseException as err:  # reported by flush()
-                self.error = err
+            except OSError as err:  # reported by flush()
+                self.error = OSError(err.errno, f"the journal could not be synced to disk "
+                                                f"({err.strerror})", str(self.journal.path))
             with self._wake:
                 self._syncing = False
                 self._wake.notify_all()
@@ -265,14 +266,23 @@ class Autosaver:
         return done
 
     def close(self) -> None:
-        """Flush, write the summary beside the output, stop the thread."""
-        self.flush()
-        self.session.remove_listener(self._on_change)
-        with self._wake:
-            self._closed = True
-            self._wake.notify_all()
-        for thread in self._threads:
-            thread.join()
+        """Flush, stop the threads, write the summary beside the output.
+
+        The threads stop and the summary is written even when saving failed;
+        the error is raised after.
+        """
+        try:
+            self.flush()
+        finally:
+            self.session.remove_listener(self._on_change)
+            with self._wake:
+                self._closed = True
+                self._wake.notify_all()
+            for thread in self._threads:
+                thread.join()
+            self._write_summary()
+
+    def _write_summary(self) -> None:
         summary_path = self.output.with_name(self.output.stem + ".summary.json")
         tmp = summary_path.with_name(f".{summary_path.name}.tmp")
         tmp.write_text(json.dumps(self.session.summary(), indent=2) + "\n", encoding="utf-8")

@@ -193,3 +193,15 @@ def test_bad_input_is_refused_and_worker_errors_are_shown(panel, qtbot, monkeypa
     wait(widget, qtbot)
     assert widget.message.text() == "Error: out of memory"
     assert widget.comparison_combo.count() == 0
+
+
+def test_results_from_before_a_clear_are_dropped(panel, qtbot, every_kind_2d):
+    _, widget = panel
+    a, b = every_kind_2d
+    widget.show_comparison(a, b, label="A vs B")
+    widget.clear()                     # a new review starts while the worker runs
+    wait(widget, qtbot)
+    assert widget.comparisons == {} and widget.table.rowCount() == 0
+    widget.show_comparison(a, b, label="A vs B")
+    wait(widget, qtbot)
+    assert list(widget.comparisons) == ["A vs B"]

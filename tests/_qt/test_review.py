@@ -386,7 +386,11 @@ def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path):
     rows = curated_vs_a_after("U")
     assert all(r["tp"] == len(session.objects) < kept for r in rows)
     _screenshot(viewer, qtbot, "metrics_tab_2d.png")
-    press(viewer, "Q")
+    del metrics.comparisons["curated vs A"]
+    widget.buttons["finish"].click()       # adds the unpaired objects: the panel follows
+    qtbot.waitUntil(lambda: "curated vs A" in metrics.comparisons and not metrics.busy)
+    rows = metrics.comparisons["curated vs A"].summary["matching"]
+    assert all(r["n_pred"] == len(session.objects) > kept for r in rows)
     assert set(metrics.comparisons) == {"A vs B", "curated vs A", "curated vs B"}
 
 
@@ -403,7 +407,8 @@ def test_metrics_tab_compares_the_chosen_layers_without_a_review(docked, qtbot):
     assert metrics.comparisons["A vs B"].summary["matching"] == expected
 
     widget.set_layers(image=image, mask_a=layer_a, mask_b=layer_a)   # a mistake: refused
-    assert not metrics.comparisons and "both mask A and mask B" in metrics.message.text()
+    qtbot.waitUntil(lambda: "both mask A and mask B" in metrics.message.text())
+    assert not metrics.comparisons
     widget.set_layers(image=image, mask_a=layer_b, mask_b=layer_a)   # B as the reference now
     qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
     swapped = stats.matching_stats(overlap_table(layer_b.data, layer_a.data))

@@ -88,6 +88,14 @@ def _compute(*args, **kwargs) -> Comparison:
     return compute_comparison(*args, **kwargs)
 
 
+def _load_and_compute(load, **kwargs) -> Comparison:
+    """:func:`compute_comparison` of the masks ``load()`` reads and checks (in a worker)."""
+    pair = load()
+    a, b = np.array(pair.a), np.array(pair.b)  # copies: a layer may be painted meanwhile
+    return compute_comparison(a, b, voxel_size=pair.voxel_size or None, unit=pair.unit,
+                              **kwargs)
+
+
 def filter_changes(labels: np.ndarray, rules, *, voxel_size=None):
     """Measure and filter ``labels``; return the voxels to clear and the result (in a worker).
 
@@ -116,6 +124,7 @@ class MetricsWidget(QWidget):
         self.comparisons: dict[str, Comparison] = {}
         self.last_filter: measure.FilterResult | None = None
         self._workers: set = set()
+        self._generation = 0  # results of workers started before a clear() are dropped
         self._build()
         self._add_callbacks()
         self._reset_layers()
@@ -209,10 +218,17 @@ class MetricsWidget(QWidget):
         return values
 
     def _run(self, func, *args, on_returned, **kwargs):
-        """Run ``func`` in a thread worker; ``on_returned(result)`` in the GUI thread."""
+        """Run ``func`` in a thread worker; ``on_returned(result)`` in the GUI thread,
+        unless :meth:`clear` was called meanwhile."""
+        generation = self._generation
+
+        def returned(result):
+            if generation == self._generation:
+                on_returned(result)
+
         worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         self._workers.add(worker)
-        worker.returned.connect(on_returned)
+        worker.returned.connect(returned)
         worker.errored.connect(self._on_worker_error)
         worker.finished.connect(lambda: self._workers.discard(worker))
         worker.start()
@@ -260,11 +276,32 @@ class MetricsWidget(QWidget):
                          on_returned=self._on_comparison_ready)
 
     def clear(self) -> None:
-        """Forget every comparison (a new review starts)."""
+        """Forget every comparison (a new review starts), and those still computed."""
+        self._generation += 1
         self.comparisons.clear()
         self.comparison_combo.clear()
         self.export_button.setEnabled(False)
         self._refresh()
+
+    def compare(self, load, *, label: str, iou_threshold: float = 0.1):
+        """:meth:`show_comparison` of the masks that ``load()`` returns, read in the worker.
+
+        Parameters
+        ----------
+        load : callable
+            Returns an :class:`..io.MaskPair`; its :class:`..io.InputError`
+            (bad masks) is shown as the panel's message.
+        label : str
+        iou_threshold : float in (0, 1]
+
+        Returns
+        -------
+        The thread worker (already started).
+        """
+        self.message.setText(f"Computing {label}…")
+        return self._run(_load_and_compute, load, label=label,
+                         thresholds=self._thresholds_or_default(),
+                         iou_threshold=iou_threshold, on_returned=self._on_comparison_ready)
 
     def _thresholds_or_default(self) -> list[float]:
         try:

@@ -203,7 +203,7 @@ class MaskCompareWidget(QWidget):
         self._features_timer.setSingleShot(True)
         self._features_timer.setInterval(_FEATURES_DELAY_MS)
         self._compared: _Review | None = None  # the review the Metrics tab describes
-        self._compared_layers: tuple | None = None  # or the (A, B) layers it describes
+        self._layers_stale = True  # mask layers chosen since the tab last compared them
         self._stale_metrics: set[str] = set()
         self._metrics_timer = QTimer(self)
         self._metrics_timer.setSingleShot(True)
@@ -277,13 +277,14 @@ class MaskCompareWidget(QWidget):
         dict or None
             The session summary, None when no review ran.
         """
-        review, self._review = self._review, None
+        review = self._review
         if review is None:
             return None
+        if finish:  # while the review runs: the change is drawn and sent like a decision's
+            review.session.finish()
+        self._review = None
         self._features_timer.stop()
         review.keys.unbind()
-        if finish:
-            review.session.finish()
         review.session.remove_listener(self._on_session_change)
         summary = review.session.summary()
         try:
@@ -481,10 +482,9 @@ class MaskCompareWidget(QWidget):
         self._features_timer.timeout.connect(self._on_features_due)
         self.review_started.connect(self._on_review_started)
         self.review_changed.connect(self._on_review_changed)
-        self.review_ended.connect(self._update_metrics)
         self.tabs.currentChanged.connect(self._update_metrics)
         for combo in (self.a_combo, self.b_combo):
-            combo.currentTextChanged.connect(self._update_metrics)
+            combo.currentTextChanged.connect(self._on_mask_layer_chosen)
         self._metrics_timer.timeout.connect(self._update_metrics)
         window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
         if window is not None:
@@ -547,6 +547,7 @@ class MaskCompareWidget(QWidget):
             return
         if self._review is not None:
             self.end_review()
+        self._layers_stale = False  # the review's A vs B describes them
         self._remove_result_layer()
         self._message(f"reading and pairing… (saving to {output})")
         worker = create_worker(
@@ -684,9 +685,11 @@ class MaskCompareWidget(QWidget):
 
     def _on_quit(self) -> None:
         self.end_review()
+        self._update_metrics()
 
     def _on_finish(self) -> None:
         self.end_review(finish=True)
+        self._update_metrics()
 
     def _on_order_changed(self, index: int) -> None:
         if self._review is not None:
@@ -732,8 +735,7 @@ class MaskCompareWidget(QWidget):
         self._show_current()
         current = review.session.current
         if review.saver.error is not None:
-            self._message(f"autosave failed ({review.saver.error}); the journal is intact",
-                          error=True)
+            self._message(f"autosave failed: {review.saver.error}", error=True)
         elif current is not None and review.session.choice_of(current.index) is not None:
             # a decision moves on to the next undecided group: none is left in the queue
             self._message("Every group in the queue is decided: Finish adds the unpaired "
@@ -760,7 +762,6 @@ class MaskCompareWidget(QWidget):
 
     def _on_review_started(self, session) -> None:
         self._compared = self._review
-        self._compared_layers = self._chosen_layers()
         self._stale_metrics = {"inputs", "curated"}
         self.metrics.clear()
         self._update_metrics()
@@ -769,46 +770,42 @@ class MaskCompareWidget(QWidget):
         self._stale_metrics.add("curated")
         self._metrics_timer.start()
 
-    def _chosen_layers(self) -> tuple | None:
-        """The (mask A, mask B) layers chosen, None with the folders source."""
-        if self.source_tabs.currentIndex() != 0:
-            return None
-        return self.a_combo.layer(), self.b_combo.layer()
+    def _on_mask_layer_chosen(self, name: str = "") -> None:
+        """Mask A or B chosen: the tab compares them soon (both may change at once)."""
+        self._layers_stale = True
+        self._metrics_timer.start()
 
     def _update_metrics(self, *args) -> None:
         """Compute what the Metrics tab lacks, if it shows.
 
-        That is the stale comparisons of the review (running or just ended),
-        or, when no review runs, A vs B of newly chosen mask layers. Nothing
-        is computed while the tab is hidden (pairing a large volume takes
-        seconds of CPU the review needs), nor while the panel still works on
-        the previous request.
+        That is the stale comparisons of the review (running, or ended by Q or
+        Finish), or, when no review runs, A vs B of the mask layers the user
+        chose. Nothing is computed while the tab is hidden (pairing a large
+        volume takes seconds of CPU the review needs), nor while the panel
+        still works on the previous request.
         """
         if self.tabs.currentWidget() is not self.metrics:
             return
-        layers = self._chosen_layers() if self._review is None and not self.busy else None
-        new_layers = layers is not None and None not in layers and layers != self._compared_layers
-        if not (new_layers or self._compared is not None and self._stale_metrics):
+        layers = (self._review is None and not self.busy and self._layers_stale
+                  and self.source_tabs.currentIndex() == 0)
+        if not (layers or self._compared is not None and self._stale_metrics):
             return
         if self.metrics.busy:
             self._metrics_timer.start()
-        elif new_layers:
-            self._compare_layers(*layers)
+        elif layers:
+            self._compare_layers()
         else:
             self._compare_review(self._compared)
 
-    def _compare_layers(self, layer_a, layer_b) -> None:
-        self._compared, self._compared_layers = None, (layer_a, layer_b)
+    def _compare_layers(self) -> None:
+        """A vs B of the chosen mask layers (checked and copied in the worker)."""
+        self._compared, self._layers_stale = None, False
         self._stale_metrics.clear()
         self.metrics.clear()
-        try:
-            pair = load_from_layers(None, layer_a, layer_b)
-        except io.InputError as err:
-            self.metrics.message.setText(str(err))
-            return
-        self.metrics.show_comparison(pair.a, pair.b, label="A vs B",
-                                     voxel_size=pair.voxel_size or None, unit=pair.unit,
-                                     iou_threshold=self.iou_threshold.value())
+        a, b = self.a_combo.layer(), self.b_combo.layer()
+        if a is not None and b is not None:
+            self.metrics.compare(partial(load_from_layers, None, a, b), label="A vs B",
+                                 iou_threshold=self.iou_threshold.value())
 
     def _compare_review(self, review: _Review) -> None:
         session, pair = review.session, review.pair
