@@ -327,6 +327,15 @@ def _range(s):
     return f"{f.format(s['min'])} – {f.format(s['max'])}"
 
 
+def _unmeasured_row(size: dict, variant: str, label: str, s: dict | None) -> str | None:
+    """The table row of a variant that was skipped or failed; None when it was measured."""
+    if variant in size["skipped"]:
+        return f"| {label} | {_skip_text(size['skipped'][variant])} |||||||"
+    if s is None or "median" not in s:
+        return f"| {label} | failed ({s}) |||||||"
+    return None
+
+
 def _skip_text(skip):
     if skip["reason"] == "unavailable":
         return f"unavailable ({skip['why']})"
@@ -422,11 +431,8 @@ def render(result: dict) -> str:
         ct = _summary(runs, "a", "contingency_table")
         for variant, label in IN_MEMORY.items():
             s = _summary(runs, "a", variant)
-            if variant in size["skipped"]:
-                lines.append(f"| {label} | {_skip_text(size['skipped'][variant])} |||||||")
-                continue
-            if s is None or "median" not in s:
-                lines.append(f"| {label} | failed ({s}) |||||||")
+            if (row := _unmeasured_row(size, variant, label, s)) is not None:
+                lines.append(row)
                 continue
             if variant == "pairing":
                 label += (f" (overlap_table {s['overlap_table_s']:.2f} s + review_groups "
@@ -451,11 +457,8 @@ def render(result: dict) -> str:
         base = _summary(runs, "b", "load_ct")
         for variant, label in PROCESSES.items():
             s = _summary(runs, "b", variant)
-            if variant in size["skipped"]:
-                lines.append(f"| {label} | {_skip_text(size['skipped'][variant])} |||||||")
-                continue
-            if s is None or "median" not in s:
-                lines.append(f"| {label} | failed ({s}) |||||||")
+            if (row := _unmeasured_row(size, variant, label, s)) is not None:
+                lines.append(row)
                 continue
             ok_base = base and "median" in base
             ratio = f"{s['median'] / base['median']:.2f}" if ok_base else "–"
