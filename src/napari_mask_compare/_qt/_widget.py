@@ -548,6 +548,7 @@ class MaskCompareWidget(QWidget):
         if self._review is not None:
             self.end_review()
         self._layers_stale = False  # the review's A vs B describes them
+        self._compared = None  # nothing more to compute for the one that ended
         self._remove_result_layer()
         self._message(f"reading and pairing… (saving to {output})")
         worker = create_worker(
