@@ -45,9 +45,13 @@ label_images = st.tuples(st.integers(2, 3), st.integers(1, 7), st.integers(1, 7)
 
 
 @settings(max_examples=300, deadline=None)
-@given(pair=label_images, chunk=st.integers(1, 64))
-def test_overlap_table_equals_brute_force(pair, chunk):
-    a, b = pair
+@given(pair=label_images, chunk=st.integers(1, 64),
+       dtype=st.sampled_from([np.uint16, np.int64, np.uint32]))
+def test_overlap_table_equals_brute_force(pair, chunk, dtype):
+    # uint16 takes the packed-sort path whatever the values; the others take it
+    # only while every id is below 2**16
+    a, b = (labels.astype(dtype) if dtype != np.uint16 else (labels % (1 << 16)).astype(dtype)
+            for labels in pair)
     old = matching._CHUNK_VOXELS
     matching._CHUNK_VOXELS = chunk  # chunks of whole rows, from one row up
     try:

@@ -1,18 +1,22 @@
 """Sparse overlap table of two label images and the review groups built on it.
 
-The table is built in one pass over the volume, row by row: along each row
-(last axis) the pair of labels (a, b) is constant over runs, so the volume
-reduces to a few runs per object and row. Sizes, bounding boxes and pairwise
-intersections are sums and extremes over runs. There is no dense n x m matrix
-and no loop over objects; ids may be as large as 2**32 - 1.
+The table is built in one pass over the volume, in chunks of rows that two
+threads share: along each row (last axis) the pair of labels (a, b) is
+constant over runs, so a chunk reduces to a few runs per object and row. One
+sort groups a chunk's runs by (a, b), 0 included, into entries (voxels and
+box of each pair in the chunk); entries are joined across chunks, and each
+object's size and box are those of its entries. There is no dense n x m
+matrix and no loop over objects; ids may be as large as 2**32 - 1.
 
 No Qt, no napari.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -31,8 +35,9 @@ __all__ = [
 #: Review group kinds, in the order they are listed to users.
 KINDS = ("match", "split", "merge", "complex", "only_a", "only_b")
 
-#: Voxels handled at once while scanning (bounds the scan's temporary memory).
-_CHUNK_VOXELS = 1 << 22
+#: Voxels scanned at once (whole rows of one plane): few enough for the scan's
+#: temporaries to stay in the CPU cache.
+_CHUNK_VOXELS = 1 << 18
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,7 +168,7 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     Parameters
     ----------
     a, b : ndarray of non-negative int, same shape (y, x) or (z, y, x)
-        0 is background.
+        0 is background; ids below 2**32.
 
     Returns
     -------
@@ -186,175 +191,215 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     for name, arr in (("a", a), ("b", b)):
         if arr.dtype.kind not in "biu":
             raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
-    row_len = a.shape[-1]
     flat_a = np.ascontiguousarray(a).reshape(-1)
     flat_b = np.ascontiguousarray(b).reshape(-1)
-    chunk = max(1, _CHUNK_VOXELS // row_len) * row_len
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    chunks = _chunks(a.shape)
+    n_workers = min(os.cpu_count() or 1, len(chunks))
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
         partials = list(pool.map(
-            lambda lo: _chunk_table(flat_a[lo:lo + chunk], flat_b[lo:lo + chunk],
-                                    offset=lo, shape=a.shape),
-            range(0, flat_a.size, chunk),
+            lambda share: _scan(flat_a, flat_b, share, shape=a.shape),
+            [chunks[worker::n_workers] for worker in range(n_workers)],
         ))
-    objects_a, objects_b, pairs = (_concat(p) for p in zip(*partials))
-    ids_a, sizes_a, bbox_a = _reduce_objects(*objects_a)
-    ids_b, sizes_b, bbox_b = _reduce_objects(*objects_b)
-    pair_ids_a, pair_ids_b, intersection = _reduce_pairs(*pairs)
+    entries = _reduce_entries(*_concat(partials))
+    ids_a, sizes_a, bbox_a = _objects(entries, side=0)
+    ids_b, sizes_b, bbox_b = _objects(entries, side=1)
+    entry_a, entry_b = (ids.astype(np.uint64) for ids in entries[:2])
+    pairs = (entry_a != 0) & (entry_b != 0)
     return OverlapTable(
         shape=tuple(a.shape),
         ids_a=ids_a, ids_b=ids_b,
         sizes_a=sizes_a, sizes_b=sizes_b,
         bbox_a=bbox_a, bbox_b=bbox_b,
-        pair_a=np.searchsorted(ids_a, pair_ids_a),
-        pair_b=np.searchsorted(ids_b, pair_ids_b),
-        intersection=intersection,
+        pair_a=np.searchsorted(ids_a, entry_a[pairs]),
+        pair_b=np.searchsorted(ids_b, entry_b[pairs]),
+        intersection=entries[2][pairs],
     )
 
 
+def _chunks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Flat ``(start, stop)`` of the chunks: whole rows, never across two planes."""
+    row_len = shape[-1]
+    n_planes, plane_rows = (shape[0], shape[1]) if len(shape) == 3 else (1, shape[0])
+    step = max(1, _CHUNK_VOXELS // row_len)
+    rows = [(p * plane_rows + r, p * plane_rows + min(r + step, plane_rows))
+            for p in range(n_planes) for r in range(0, plane_rows, step)]
+    return [(start * row_len, stop * row_len) for start, stop in rows]
+
+
 def _concat(parts):
-    return tuple(np.concatenate(column) for column in zip(*parts))
+    """Entries of several parts as one (each part a tuple of arrays, last axis = entries)."""
+    return tuple(np.concatenate(column, axis=-1) for column in zip(*parts))
 
 
-def _chunk_table(a, b, *, offset: int, shape: tuple[int, ...]):
-    """Partial overlap table of a chunk of whole rows.
+class _Scratch:
+    """Buffers one scanning thread reuses from chunk to chunk.
+
+    Memory new to the process costs a page fault per 4 KiB on first touch,
+    which is slower than the scan itself; these buffers are touched once.
+    Sized for ``n`` runs, the most a chunk of ``n`` voxels can have.
+    """
+
+    def __init__(self, n: int, dtype_a, dtype_b):
+        self.changed = np.empty((2, n), dtype=bool)
+        self.ids_a = np.empty(n, dtype=dtype_a)
+        self.ids_b = np.empty(n, dtype=dtype_b)
+        self.runs = np.empty((4, n), dtype=np.intp)
+        self.key = np.empty(n, dtype=np.uint64)
+        self.index = np.arange(n, dtype=np.uint64)
+
+
+def _scan(flat_a, flat_b, chunks, *, shape):
+    """Entries of some chunks (one thread's share), reduced."""
+    scratch = _Scratch(max(stop - start for start, stop in chunks), flat_a.dtype, flat_b.dtype)
+    return _reduce_entries(*_concat(
+        _chunk_entries(flat_a[start:stop], flat_b[start:stop], offset=start, shape=shape,
+                       scratch=scratch)
+        for start, stop in chunks
+    ))
+
+
+def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scratch):
+    """Voxels and box of each ``(id_a, id_b)`` in a chunk (0 included: one side only).
+
+    Along a row the pair of labels is constant over runs; the runs are
+    grouped by ``(id_a, id_b)``, in scan order within a group, so that a
+    group's first and last run hold its first and last row.
 
     Parameters
     ----------
     a, b : ndarray, shape (n,)
-        Flat labels of consecutive whole rows.
+        Flat labels of consecutive whole rows of one plane.
     offset : int
         Flat index of the chunk's first voxel.
 
     Returns
     -------
-    objects_a, objects_b : tuple (ids, sizes, lo, hi)
-        Per id present in the chunk: its voxel count and box in the chunk.
-    pairs : tuple (ids_a, ids_b, intersection)
+    ids_a, ids_b : ndarray, shape (m,)
+        Each ``(id_a, id_b)`` present, in the dtypes of ``a`` and ``b``.
+    counts : ndarray of int32, shape (m,)
+    box : ndarray of int32, shape (2 * ndim, m)
+        Starts then stops (exclusive) of each entry's box.
     """
-    row_len = shape[-1]
-    new_a = _run_starts(a, row_len)
-    new_b = _run_starts(b, row_len)
-    starts = np.flatnonzero(new_a | new_b)
-    lengths = _run_lengths(starts, a.size)
-    labels_a, labels_b = a[starts], b[starts]
-    both = np.flatnonzero((labels_a != 0) & (labels_b != 0))
-    return (
-        _objects_in_chunk(starts[new_a[starts]], a, offset=offset, shape=shape),
-        _objects_in_chunk(starts[new_b[starts]], b, offset=offset, shape=shape),
-        _reduce_pairs(labels_a[both], labels_b[both], lengths[both]),
-    )
-
-
-def _run_lengths(starts, size: int) -> np.ndarray:
-    """Lengths of runs that start at ``starts`` and tile ``size`` voxels."""
-    lengths = np.empty_like(starts)
+    row_len, ndim = shape[-1], len(shape)
+    changed, changed_b = scratch.changed[:, :a.size]
+    np.not_equal(a[1:], a[:-1], out=changed[1:])
+    np.not_equal(b[1:], b[:-1], out=changed_b[1:])
+    changed |= changed_b
+    changed.reshape(-1, row_len)[:, 0] = True
+    starts = np.flatnonzero(changed)
+    n = len(starts)
+    lengths, order, x, tmp = scratch.runs[:, :n]
     np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
-    lengths[-1:] = size - starts[-1:]
-    return lengths
+    lengths[-1] = a.size - starts[-1]
+    _, first = _group_order(np.take(a, starts, out=scratch.ids_a[:n]),
+                            np.take(b, starts, out=scratch.ids_b[:n]),
+                            key=scratch.key[:n], index=scratch.index[:n], order=order)
+    last = np.append(first[1:], n) - 1
+    np.take(starts, order, out=x)
+    head = x[first]
+    np.floor_divide(x, row_len, out=tmp)  # row in the chunk
+    box = np.empty((2 * ndim, len(first)), dtype=np.int32)
+    row0 = offset // row_len
+    if ndim == 3:
+        plane, row0 = divmod(row0, shape[1])
+        box[0], box[3] = plane, plane + 1
+    box[ndim - 2] = tmp[first] + row0
+    box[2 * ndim - 2] = tmp[last] + (row0 + 1)
+    tmp *= row_len
+    x -= tmp  # x of each run's first voxel
+    box[ndim - 1] = np.minimum.reduceat(x, first)
+    np.take(lengths, order, out=tmp)
+    x += tmp  # x after each run's last voxel
+    box[2 * ndim - 1] = np.maximum.reduceat(x, first)
+    return a[head], b[head], np.add.reduceat(tmp, first).astype(np.int32), box
 
 
-def _run_starts(labels, row_len: int) -> np.ndarray:
-    """Boolean mask of where a run of equal labels starts; every row starts one."""
-    new = np.empty(labels.size, dtype=bool)
-    np.not_equal(labels[1:], labels[:-1], out=new[1:])
-    new.reshape(-1, row_len)[:, 0] = True
-    return new
-
-
-def _objects_in_chunk(starts, labels, *, offset: int, shape: tuple[int, ...]):
-    """Per-id voxel counts and boxes from one side's runs in a chunk.
-
-    ``starts`` are where this side's runs start in the flat chunk ``labels``
-    (every row starts one).
-
-    Runs come in scan order, so after sorting by (id, run number) the first
-    and last run of an id hold its smallest and largest row (hence z in 3D).
-    The sort is one ``np.sort`` of ``id << 32 | run number`` (faster than a
-    stable argsort).
-    """
-    lengths = _run_lengths(starts, labels.size)
-    ids = labels[starts]
-    run = np.flatnonzero(ids)
-    packed = np.sort((ids[run].astype(np.uint64) << np.uint64(32)) | run.astype(np.uint64))
-    ids = packed >> np.uint64(32)
-    order = (packed & np.uint64(0xFFFFFFFF)).astype(np.intp)
-    starts = starts[order] + offset
-    lengths = lengths[order]
-    ndim = len(shape)
-    bbox = np.empty((0, 2 * ndim), dtype=np.int64)
-    if len(ids) == 0:
-        return ids.astype(np.uint64), lengths.astype(np.int64), bbox
-    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    last = np.r_[first[1:], len(ids)] - 1
-    rows, x0 = np.divmod(starts, shape[-1])
-    bbox = np.empty((len(first), 2 * ndim), dtype=np.int64)
-    if ndim == 2:
-        bbox[:, 0], bbox[:, 2] = rows[first], rows[last] + 1
-    else:
-        planes, y = np.divmod(rows, shape[-2])
-        bbox[:, 0], bbox[:, 3] = planes[first], planes[last] + 1
-        bbox[:, 1] = np.minimum.reduceat(y, first)
-        bbox[:, 4] = np.maximum.reduceat(y, first) + 1
-    bbox[:, ndim - 1] = np.minimum.reduceat(x0, first)
-    bbox[:, 2 * ndim - 1] = np.maximum.reduceat(x0 + lengths, first)
-    return ids[first].astype(np.uint64), np.add.reduceat(lengths, first), bbox
-
-
-def _reduce_objects(ids, sizes, bbox):
-    """Sum sizes and join boxes of entries with equal ids.
+def _reduce_entries(ids_a, ids_b, counts, box):
+    """Join the entries of equal ``(id_a, id_b)``: counts summed, boxes joined.
 
     Parameters
     ----------
-    ids : ndarray of int, shape (n,)
-    sizes : ndarray of int, shape (n,)
-    bbox : ndarray of int64, shape (n, 2 * ndim)
-        Box starts then stops of each entry.
+    ids_a, ids_b : ndarray of int, shape (n,)
+    counts : ndarray of int, shape (n,)
+    box : ndarray of int, shape (2 * ndim, n)
+
+    Returns
+    -------
+    The same four, one entry per ``(id_a, id_b)``, sorted by it; counts int64.
+    """
+    order, first = _group_order(ids_a, ids_b)
+    head = order[first]
+    ndim = len(box) // 2
+    box = np.take(box, order, axis=1)
+    return (
+        ids_a[head], ids_b[head],
+        np.add.reduceat(counts[order], first, dtype=np.int64),
+        np.concatenate([np.minimum.reduceat(box[:ndim], first, axis=1),
+                        np.maximum.reduceat(box[ndim:], first, axis=1)]),
+    )
+
+
+def _objects(entries, *, side: int):
+    """Ids, sizes and boxes of one side's objects from reduced entries.
 
     Returns
     -------
     ids : ndarray of uint64, shape (m,)
-        Unique ids, increasing.
     sizes : ndarray of int64, shape (m,)
     bbox : ndarray of int64, shape (m, 2 * ndim)
     """
-    ndim = bbox.shape[1] // 2
-    order = np.argsort(ids, kind="stable")
-    ids, sizes, bbox = ids[order], sizes[order], bbox[order]
-    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else order
-    if len(ids) == 0:
-        return ids.astype(np.uint64), sizes.astype(np.int64), bbox
-    return (
-        ids[first].astype(np.uint64),
-        np.add.reduceat(sizes, first).astype(np.int64),
-        np.concatenate(
-            [np.minimum.reduceat(bbox[:, :ndim], first),
-             np.maximum.reduceat(bbox[:, ndim:], first)],
-            axis=1,
-        ),
-    )
+    ids = entries[side]
+    keep = ids != 0
+    ids, counts, box = ids[keep], entries[2][keep], entries[3][:, keep]
+    ids, _, sizes, box = _reduce_entries(ids, np.zeros_like(ids), counts, box)
+    return ids.astype(np.uint64), sizes, np.ascontiguousarray(box.T, dtype=np.int64)
 
 
-def _reduce_pairs(ids_a, ids_b, counts):
-    """Sum the counts of equal (id_a, id_b) pairs; sorted by (id_a, id_b).
+def _group_order(high, low, *, key=None, index=None, order=None):
+    """Order that sorts ``(high, low)`` stably, and where each value starts in it.
+
+    Parameters
+    ----------
+    high, low : ndarray of non-negative int below 2**32, shape (n,)
+    key, index, order : ndarray, shape (n,), optional
+        Buffers (uint64; ``arange(n)`` as uint64; intp); ``order`` receives
+        the order.
 
     Returns
     -------
-    ids_a, ids_b : ndarray of uint64, shape (m,)
-    counts : ndarray of int64, shape (m,)
+    order : ndarray of intp, shape (n,)
+    first : ndarray of intp, shape (k,)
+        Position in ``order`` of each distinct ``(high, low)``'s first element.
     """
-    if len(ids_a) and max(ids_a.max(), ids_b.max()) < 1 << 16 and counts.max() < 1 << 32:
-        # one sort of id_a << 48 | id_b << 32 | count, then sums over equal keys
-        packed = np.sort((ids_a.astype(np.uint64) << np.uint64(48))
-                         | (ids_b.astype(np.uint64) << np.uint64(32))
-                         | counts.astype(np.uint64))
-        key = packed >> np.uint64(32)
-        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        sums = np.add.reduceat((packed & np.uint64(0xFFFFFFFF)).astype(np.int64), first)
-        return key[first] >> np.uint64(16), key[first] & np.uint64(0xFFFF), sums
-    key = (ids_a.astype(np.uint64) << np.uint64(32)) | ids_b.astype(np.uint64)
-    keys, inverse = np.unique(key, return_inverse=True)
-    counts = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(keys))
-    return keys >> np.uint64(32), keys & np.uint64(0xFFFFFFFF), counts.astype(np.int64)
+    n = len(high)
+    order = np.empty(n, dtype=np.intp) if order is None else order
+    if n == 0:
+        return order, order
+    key = np.empty(n, dtype=np.uint64) if key is None else key
+    if n < 1 << 32 and (high.itemsize <= 2 and low.itemsize <= 2
+                        or max(high.max(), low.max()) < 1 << 16):
+        # one sort of high << 48 | low << 32 | position (faster than an argsort)
+        index = np.arange(n, dtype=np.uint64) if index is None else index
+        low_bits = order.view(np.uint64)
+        np.copyto(key, high, casting="unsafe")
+        key <<= np.uint64(48)
+        np.copyto(low_bits, low, casting="unsafe")
+        low_bits <<= np.uint64(32)
+        key |= low_bits
+        key |= index
+        key.sort()
+        np.bitwise_and(key, np.uint64(0xFFFFFFFF), out=low_bits)
+        key >>= np.uint64(32)
+    else:
+        np.copyto(key, high, casting="unsafe")
+        key <<= np.uint64(32)
+        key |= low.astype(np.uint64)
+        order[:] = np.argsort(key, kind="stable")
+        key = key[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    return order, np.flatnonzero(new)
 
 
 # --------------------------------------------------------------------------- review groups
@@ -403,13 +448,14 @@ def review_groups(table: OverlapTable, *, iou_threshold: float = 0.1) -> list[Gr
     rank = np.empty(n_groups, dtype=np.int64)
     rank[spatial] = np.arange(n_groups)
 
-    # members and linking pairs of each group, as Python lists sliced per group
+    # members (A before B) and linking pairs of each group, as Python lists sliced per group
     group_of_node = rank[component]
     nodes = np.argsort(group_of_node, kind="stable")
-    node_bounds = np.searchsorted(group_of_node[nodes], np.arange(n_groups + 1)).tolist()
-    is_a = (nodes < n_a).tolist()
-    node_ids = np.where(nodes < n_a, table.ids_a[np.minimum(nodes, max(n_a - 1, 0))] if n_a else 0,
-                        table.ids_b[np.maximum(nodes - n_a, 0)] if n_b else 0).tolist()
+    node_bounds = np.searchsorted(group_of_node[nodes], np.arange(n_groups + 1))
+    in_a = (np.add.reduceat(nodes < n_a, node_bounds[:-1], dtype=np.intp) if n_groups
+            else node_bounds[:0])
+    in_b = np.diff(node_bounds) - in_a
+    node_ids = np.concatenate([table.ids_a, table.ids_b])[nodes].tolist()
     node_sizes = np.concatenate([table.sizes_a, table.sizes_b])[nodes].tolist()
     group_of_pair = rank[component[pa]]
     by_group = np.argsort(group_of_pair, kind="stable")
@@ -417,29 +463,35 @@ def review_groups(table: OverlapTable, *, iou_threshold: float = 0.1) -> list[Gr
     pairs = list(zip(table.ids_a[pa[by_group]].tolist(), table.ids_b[pb[by_group]].tolist(),
                      piou[by_group].tolist()))
     boxes = np.concatenate([lo, hi], axis=1)[spatial].tolist()
-
-    groups = []
-    for g in range(n_groups):
-        lo_, hi_ = node_bounds[g], node_bounds[g + 1]
-        n_in_a = sum(is_a[lo_:hi_])  # A nodes come first within a group (stable sort)
-        groups.append(Group(
-            index=g,
-            kind=_kind(n_in_a, hi_ - lo_ - n_in_a),
-            ids_a=tuple(node_ids[lo_:lo_ + n_in_a]),
-            ids_b=tuple(node_ids[lo_ + n_in_a:hi_]),
-            sizes_a=tuple(node_sizes[lo_:lo_ + n_in_a]),
-            sizes_b=tuple(node_sizes[lo_ + n_in_a:hi_]),
-            pairs=tuple(pairs[pair_bounds[g]:pair_bounds[g + 1]]),
-            bbox=tuple(boxes[g]),
-        ))
-    return groups
+    with _gc_paused():  # hundreds of thousands of small tuples: no cyclic GC passes over them
+        return [
+            Group(g, kind, tuple(node_ids[start:split]), tuple(node_ids[split:stop]),
+                  tuple(node_sizes[start:split]), tuple(node_sizes[split:stop]),
+                  tuple(pairs[pair_start:pair_stop]), tuple(box))
+            for g, (kind, start, split, stop, pair_start, pair_stop, box) in enumerate(zip(
+                _kinds(in_a, in_b), node_bounds[:-1].tolist(), (node_bounds[:-1] + in_a).tolist(),
+                node_bounds[1:].tolist(), pair_bounds[:-1], pair_bounds[1:], boxes,
+            ))
+        ]
 
 
-def _kind(n_a: int, n_b: int) -> str:
-    if n_b == 0:
-        return "only_a"
-    if n_a == 0:
-        return "only_b"
-    if n_a == 1:
-        return "match" if n_b == 1 else "split"
-    return "merge" if n_b == 1 else "complex"
+def _kinds(n_a: np.ndarray, n_b: np.ndarray) -> list[str]:
+    """Kind of each group from its numbers of A and B objects."""
+    kind = np.select(
+        [n_b == 0, n_a == 0, (n_a == 1) & (n_b == 1), n_a == 1, n_b == 1],
+        [KINDS.index(k) for k in ("only_a", "only_b", "match", "split", "merge")],
+        default=KINDS.index("complex"),
+    )
+    return [KINDS[k] for k in kind.tolist()]
+
+
+@contextmanager
+def _gc_paused():
+    """No cyclic garbage collection inside (restored on exit)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
