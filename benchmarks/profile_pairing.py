@@ -42,11 +42,7 @@ def _best_of(fn, n=3):
 def _serial_chunks(matching, a, b):
     """The per-chunk work of ``overlap_table``, in this thread (line_profiler sees it)."""
     flat_a, flat_b = a.reshape(-1), b.reshape(-1)
-    row_len = a.shape[-1]
-    chunk = max(1, matching._CHUNK_VOXELS // row_len) * row_len
-    return [matching._chunk_table(flat_a[lo:lo + chunk], flat_b[lo:lo + chunk], offset=lo,
-                                  shape=a.shape)
-            for lo in range(0, flat_a.size, chunk)]
+    return matching._scan(flat_a, flat_b, matching._chunks(a.shape), shape=a.shape)
 
 
 def main(argv=None) -> int:
@@ -95,8 +91,8 @@ def main(argv=None) -> int:
 
         # 2. line by line, one worker
         lp = LineProfiler()
-        for fn in (matching.overlap_table, matching._chunk_table, matching._run_starts,
-                   matching._objects_in_chunk, matching._reduce_pairs, matching._reduce_objects,
+        for fn in (matching.overlap_table, matching._scan, matching._chunk_entries,
+                   matching._group_order, matching._reduce_entries, matching._objects,
                    matching.review_groups):
             lp.add_function(fn)
         lp.runcall(_serial_chunks, matching, a, b)
