@@ -1,6 +1,6 @@
 """Sparse overlap table of two label images and the review groups built on it.
 
-The table is built in one pass over the volume, in chunks of rows that two
+The table is built in one pass over the volume, in chunks of rows that a few
 threads share: along each row (last axis) the pair of labels (a, b) is
 constant over runs, so a chunk reduces to a few runs per object and row. One
 sort groups a chunk's runs by (a, b), 0 included, into entries (voxels and
@@ -35,9 +35,12 @@ __all__ = [
 #: Review group kinds, in the order they are listed to users.
 KINDS = ("match", "split", "merge", "complex", "only_a", "only_b")
 
-#: Voxels scanned at once (whole rows of one plane): few enough for the scan's
-#: temporaries to stay in the CPU cache.
+#: Voxels scanned at once: few enough for a chunk's temporaries (a few arrays of
+#: one value per run) to stay in the CPU's caches.
 _CHUNK_VOXELS = 1 << 18
+
+#: Most threads that scan (each holds scratch buffers of ~60 bytes per chunk voxel).
+_MAX_THREADS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +171,7 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     Parameters
     ----------
     a, b : ndarray of non-negative int, same shape (y, x) or (z, y, x)
-        0 is background; ids below 2**32.
+        0 is background; ids below 2**32; every axis shorter than 2**31.
 
     Returns
     -------
@@ -188,13 +191,15 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
         raise ValueError(f"label images differ in shape: {a.shape} vs {b.shape}")
     if a.ndim not in (2, 3) or a.size == 0:
         raise ValueError(f"label images must be non-empty 2D or 3D arrays, got shape {a.shape}")
+    if max(a.shape) >= 1 << 31:  # entries hold coordinates and per-chunk counts as int32
+        raise ValueError(f"label images must be shorter than 2**31 on every axis, got {a.shape}")
     for name, arr in (("a", a), ("b", b)):
         if arr.dtype.kind not in "biu":
             raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
     flat_a = np.ascontiguousarray(a).reshape(-1)
     flat_b = np.ascontiguousarray(b).reshape(-1)
     chunks = _chunks(a.shape)
-    n_workers = min(os.cpu_count() or 1, len(chunks))
+    n_workers = min(os.cpu_count() or 1, _MAX_THREADS, len(chunks))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         partials = list(pool.map(
             lambda share: _scan(flat_a, flat_b, share, shape=a.shape),
@@ -217,12 +222,17 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
 
 
 def _chunks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Flat ``(start, stop)`` of the chunks: whole rows, never across two planes."""
+    """Flat ``(start, stop)`` of the chunks: rows of one plane, or whole planes."""
     row_len = shape[-1]
-    n_planes, plane_rows = (shape[0], shape[1]) if len(shape) == 3 else (1, shape[0])
+    plane_rows = shape[-2] if len(shape) == 3 else shape[0]
+    n_rows = plane_rows * (shape[0] if len(shape) == 3 else 1)
     step = max(1, _CHUNK_VOXELS // row_len)
-    rows = [(p * plane_rows + r, p * plane_rows + min(r + step, plane_rows))
-            for p in range(n_planes) for r in range(0, plane_rows, step)]
+    if step >= plane_rows:
+        step -= step % plane_rows
+        rows = [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
+    else:
+        rows = [(p + r, p + min(r + step, plane_rows))
+                for p in range(0, n_rows, plane_rows) for r in range(0, plane_rows, step)]
     return [(start * row_len, stop * row_len) for start, stop in rows]
 
 
@@ -243,7 +253,7 @@ class _Scratch:
         self.changed = np.empty((2, n), dtype=bool)
         self.ids_a = np.empty(n, dtype=dtype_a)
         self.ids_b = np.empty(n, dtype=dtype_b)
-        self.runs = np.empty((4, n), dtype=np.intp)
+        self.runs = np.empty((5, n), dtype=np.int64)
         self.key = np.empty(n, dtype=np.uint64)
         self.index = np.arange(n, dtype=np.uint64)
 
@@ -263,12 +273,13 @@ def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scrat
 
     Along a row the pair of labels is constant over runs; the runs are
     grouped by ``(id_a, id_b)``, in scan order within a group, so that a
-    group's first and last run hold its first and last row.
+    group's first and last run hold its first and last row (and plane).
 
     Parameters
     ----------
     a, b : ndarray, shape (n,)
-        Flat labels of consecutive whole rows of one plane.
+        Flat labels of a chunk from :func:`_chunks`: rows of one plane, or
+        whole planes.
     offset : int
         Flat index of the chunk's first voxel.
 
@@ -285,33 +296,52 @@ def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scrat
     np.not_equal(a[1:], a[:-1], out=changed[1:])
     np.not_equal(b[1:], b[:-1], out=changed_b[1:])
     changed |= changed_b
-    changed.reshape(-1, row_len)[:, 0] = True
+    changed[::row_len] = True  # every row starts a run
     starts = np.flatnonzero(changed)
     n = len(starts)
-    lengths, order, x, tmp = scratch.runs[:, :n]
+    lengths, order, run_x, run_row, run_len = scratch.runs[:, :n]
     np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
     lengths[-1] = a.size - starts[-1]
     _, first = _group_order(np.take(a, starts, out=scratch.ids_a[:n]),
                             np.take(b, starts, out=scratch.ids_b[:n]),
                             key=scratch.key[:n], index=scratch.index[:n], order=order)
     last = np.append(first[1:], n) - 1
-    np.take(starts, order, out=x)
-    head = x[first]
-    np.floor_divide(x, row_len, out=tmp)  # row in the chunk
+    np.take(starts, order, out=run_x)  # runs grouped from here on
+    head = run_x[first]
+    np.floor_divide(run_x, row_len, out=run_row)
+    np.multiply(run_row, row_len, out=run_len)
+    run_x -= run_len  # x of each run's first voxel
+    np.take(lengths, order, out=run_len)
+    row0, n_rows = offset // row_len, a.size // row_len
+    run_row += row0  # row in the whole image
     box = np.empty((2 * ndim, len(first)), dtype=np.int32)
-    row0 = offset // row_len
-    if ndim == 3:
-        plane, row0 = divmod(row0, shape[1])
-        box[0], box[3] = plane, plane + 1
-    box[ndim - 2] = tmp[first] + row0
-    box[2 * ndim - 2] = tmp[last] + (row0 + 1)
-    tmp *= row_len
-    x -= tmp  # x of each run's first voxel
-    box[ndim - 1] = np.minimum.reduceat(x, first)
-    np.take(lengths, order, out=tmp)
-    x += tmp  # x after each run's last voxel
-    box[2 * ndim - 1] = np.maximum.reduceat(x, first)
-    return a[head], b[head], np.add.reduceat(tmp, first).astype(np.int32), box
+    _rows_of_entries(run_row, first, last, shape=shape, box=box,
+                     one_plane=row0 // shape[-2] == (row0 + n_rows - 1) // shape[-2])
+    box[ndim - 1] = np.minimum.reduceat(run_x, first)
+    run_x += run_len  # x after each run's last voxel
+    box[2 * ndim - 1] = np.maximum.reduceat(run_x, first)
+    return a[head], b[head], np.add.reduceat(run_len, first).astype(np.int32), box
+
+
+def _rows_of_entries(rows, first, last, *, shape, one_plane: bool, box):
+    """Fill the box rows (y; z and y in 3D) of grouped runs.
+
+    ``rows`` (image row of each run) increase within a group, so a group's
+    first and last run hold its first and last row and plane, and its first
+    and last y too when the chunk is rows of one plane.
+    """
+    top, bottom = rows[first], rows[last]
+    if len(shape) == 2:
+        box[0], box[2] = top, bottom + 1
+        return
+    ny = shape[1]
+    box[0], box[3] = top // ny, bottom // ny + 1
+    if one_plane:
+        box[1], box[4] = top % ny, bottom % ny + 1
+    else:
+        y = rows % ny
+        box[1] = np.minimum.reduceat(y, first)
+        box[4] = np.maximum.reduceat(y, first) + 1
 
 
 def _reduce_entries(ids_a, ids_b, counts, box):
@@ -351,6 +381,7 @@ def _objects(entries, *, side: int):
     ids = entries[side]
     keep = ids != 0
     ids, counts, box = ids[keep], entries[2][keep], entries[3][:, keep]
+    # entries of (id, 0): joined per id
     ids, _, sizes, box = _reduce_entries(ids, np.zeros_like(ids), counts, box)
     return ids.astype(np.uint64), sizes, np.ascontiguousarray(box.T, dtype=np.int64)
 
@@ -452,8 +483,7 @@ def review_groups(table: OverlapTable, *, iou_threshold: float = 0.1) -> list[Gr
     group_of_node = rank[component]
     nodes = np.argsort(group_of_node, kind="stable")
     node_bounds = np.searchsorted(group_of_node[nodes], np.arange(n_groups + 1))
-    in_a = (np.add.reduceat(nodes < n_a, node_bounds[:-1], dtype=np.intp) if n_groups
-            else node_bounds[:0])
+    in_a = np.bincount(group_of_node[:n_a], minlength=n_groups)  # nodes 0..n_a-1 are A's
     in_b = np.diff(node_bounds) - in_a
     node_ids = np.concatenate([table.ids_a, table.ids_b])[nodes].tolist()
     node_sizes = np.concatenate([table.sizes_a, table.sizes_b])[nodes].tolist()
@@ -465,9 +495,10 @@ def review_groups(table: OverlapTable, *, iou_threshold: float = 0.1) -> list[Gr
     boxes = np.concatenate([lo, hi], axis=1)[spatial].tolist()
     with _gc_paused():  # hundreds of thousands of small tuples: no cyclic GC passes over them
         return [
-            Group(g, kind, tuple(node_ids[start:split]), tuple(node_ids[split:stop]),
-                  tuple(node_sizes[start:split]), tuple(node_sizes[split:stop]),
-                  tuple(pairs[pair_start:pair_stop]), tuple(box))
+            Group(index=g, kind=kind,
+                  ids_a=tuple(node_ids[start:split]), ids_b=tuple(node_ids[split:stop]),
+                  sizes_a=tuple(node_sizes[start:split]), sizes_b=tuple(node_sizes[split:stop]),
+                  pairs=tuple(pairs[pair_start:pair_stop]), bbox=tuple(box))
             for g, (kind, start, split, stop, pair_start, pair_stop, box) in enumerate(zip(
                 _kinds(in_a, in_b), node_bounds[:-1].tolist(), (node_bounds[:-1] + in_a).tolist(),
                 node_bounds[1:].tolist(), pair_bounds[:-1], pair_bounds[1:], boxes,
@@ -487,7 +518,10 @@ def _kinds(n_a: np.ndarray, n_b: np.ndarray) -> list[str]:
 
 @contextmanager
 def _gc_paused():
-    """No cyclic garbage collection inside (restored on exit)."""
+    """No cyclic garbage collection inside; process-wide, so for short bulk work only.
+
+    Collection is turned back on at exit if it was on at entry.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
