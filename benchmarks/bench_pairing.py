@@ -336,6 +336,12 @@ def _unmeasured_row(size: dict, variant: str, label: str, s: dict | None) -> str
     return None
 
 
+def _measured_row(label: str, s: dict, *, ratio: str, peak: str, last: str) -> str:
+    """A table row: label, median, range, runs, CPU, then the table's own three columns."""
+    return (f"| {label} | {_fmt_s(s)} | {_range(s)} | {s['n']} | {s['cpu_s']:.2f} "
+            f"| {ratio} | {peak} | {last} |")
+
+
 def _skip_text(skip):
     if skip["reason"] == "unavailable":
         return f"unavailable ({skip['why']})"
@@ -443,8 +449,8 @@ def render(result: dict) -> str:
             if variant == "stardist":
                 label += f" (tp {s['tp']:,}; numba JIT {s['jit_warmup_s']:.1f} s, untimed)"
             ratio = f"{ct['median'] / s['median']:.1f}×" if ct and "median" in ct else "–"
-            lines.append(f"| {label} | {_fmt_s(s)} | {_range(s)} | {s['n']} | {s['cpu_s']:.2f} "
-                         f"| {ratio} | {s['peak_mib']:,.0f} | {s['added_mib']:,.0f} |")
+            lines.append(_measured_row(label, s, ratio=ratio, peak=f"{s['peak_mib']:,.0f}",
+                                       last=f"{s['added_mib']:,.0f}"))
         lines += [
             "",
             "**(b) Whole processes** (wall time from spawn to exit: start-up, imports, reading "
@@ -463,8 +469,8 @@ def render(result: dict) -> str:
             ok_base = base and "median" in base
             ratio = f"{s['median'] / base['median']:.2f}" if ok_base else "–"
             pratio = f"{s['peak_mib'] / base['peak_mib']:.2f}" if ok_base else "–"
-            lines.append(f"| {label} | {_fmt_s(s)} | {_range(s)} | {s['n']} | {s['cpu_s']:.2f} "
-                         f"| {ratio} | {s['peak_mib']:,.0f} | {pratio} |")
+            lines.append(_measured_row(label, s, ratio=ratio, peak=f"{s['peak_mib']:,.0f}",
+                                       last=pratio))
         t = targets(size)
         lines += ["", "**Targets** (verdict on the ratio of medians; ratio of minima, median of "
                   "the per-round ratios and ratio of CPU times for the noise)", ""]
