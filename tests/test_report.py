@@ -76,6 +76,13 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
         assert_not_blank(out / png)
 
 
+def test_report_in_angstrom_as_mrc_tomograms_have(every_kind_2d, tmp_path):
+    a, b = every_kind_2d
+    report.write_report(tmp_path, a, b, voxel_size=(2.5, 2.5), unit="Å", thresholds=[0.5])
+    with tifffile.TiffFile(tmp_path / "association.tif") as tif:
+        assert tif.imagej_metadata["unit"] == "\\u00C5"  # as ImageJ escapes it
+
+
 def test_association_map_colours(every_kind_2d, tmp_path):
     a, b = every_kind_2d
     report.write_report(tmp_path, a, b, threshold=0.5, voxel_size=(2.0, 1.0))

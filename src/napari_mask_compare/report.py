@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import measure, stats
+from . import io, measure, stats
 from .matching import Group, OverlapTable, overlap_table, review_groups
 
 __all__ = [
@@ -185,7 +185,7 @@ def _association_tiff(table, a, b, *, threshold: float, image, voxel_size,
     spatial = rgb.ndim - 1
     voxel_size = tuple(voxel_size) if voxel_size else (1.0,) * spatial
     metadata = {"axes": "ZYXS" if spatial == 3 else "YXS",
-                "unit": "\\u00B5m" if unit in ("µm", "um", "micron") else unit}
+                "unit": io._unit_to_imagej(unit)}
     if spatial == 3:
         metadata["spacing"] = voxel_size[0]
     return rgb, dict(imagej=True, photometric="rgb", metadata=metadata,
