@@ -101,6 +101,26 @@ def test_incomplete_last_line_is_dropped_and_damage_reported(every_kind_2d, tmp_
         open_review(a, b, output=out)
 
 
+def test_lines_that_cannot_be_replayed_are_named(every_kind_2d, tmp_path):
+    a, b = every_kind_2d
+    out = tmp_path / "o.tif"
+    session, saver = open_review(a, b, output=out)
+    session.decide("A")
+    session.decide("B")
+    saver.close()
+    path = journal_path(out)
+    header, first, second = path.read_text().splitlines()
+    wrong_ids = json.loads(second)
+    wrong_ids["ids"] = [[999], []]
+    path.write_text("\n".join([header, first, json.dumps(wrong_ids)]) + "\n")
+    with pytest.raises(InputError, match="line 3 decides a group that these inputs do not have"):
+        open_review(a, b, output=out)
+    again = json.loads(first)  # the same group decided twice without an undo
+    path.write_text("\n".join([header, first, json.dumps(again)]) + "\n")
+    with pytest.raises(InputError, match="line 3 cannot be replayed"):
+        open_review(a, b, output=out)
+
+
 def test_journal_rejects_foreign_files(tmp_path):
     path = tmp_path / "x.journal.jsonl"
     path.write_text('{"hello": 1}\n')

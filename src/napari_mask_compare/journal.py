@@ -372,15 +372,26 @@ def _check_same_review(journal: Journal, header: dict) -> None:
 
 
 def _replay(session: Session, journal: Journal) -> None:
-    for number, op in enumerate(journal.ops, start=2):
-        if op.get("op") == "decide":
-            group = session.groups[op["group"]] if op["group"] < len(session.groups) else None
-            if group is None or [list(group.ids_a), list(group.ids_b)] != op.get("ids"):
-                raise InputError(
-                    f"{journal.path}: line {number} decides a group that these inputs do not "
-                    "have; the journal belongs to another review"
-                )
-        try:
-            session.replay([op])
-        except ValueError as err:
-            raise InputError(f"{journal.path}: line {number} cannot be replayed ({err})") from err
+    """Replay the journal in one ``session.replay`` (moving to the first undecided group
+    once, not after every line); errors name the line."""
+    line = 1
+
+    def checked_ops():
+        nonlocal line
+        for line, op in enumerate(journal.ops, start=2):  # line: read by the handler below
+            if op.get("op") == "decide":
+                known = op["group"] < len(session.groups)
+                group = session.groups[op["group"]] if known else None
+                if group is None or [list(group.ids_a), list(group.ids_b)] != op.get("ids"):
+                    raise InputError(
+                        f"{journal.path}: line {line} decides a group that these inputs do "
+                        "not have; the journal belongs to another review"
+                    )
+            yield op
+
+    try:
+        session.replay(checked_ops())
+    except InputError:
+        raise
+    except ValueError as err:
+        raise InputError(f"{journal.path}: line {line} cannot be replayed ({err})") from err
