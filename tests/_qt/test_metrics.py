@@ -107,7 +107,8 @@ def test_export_report_writes_the_files(panel, qtbot, every_kind_2d, tmp_path, m
 
     _, widget = panel
     a, b = every_kind_2d
-    widget.show_comparison(a, b, label="A vs B", voxel_size=(0.5, 0.5), unit="µm")
+    widget.show_comparison(a, b, label="A vs B", voxel_size=(0.5, 0.5), unit="µm",
+                           iou_threshold=0.4)
     wait(widget, qtbot)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory",
                         staticmethod(lambda *args, **kwargs: str(tmp_path)))
@@ -117,6 +118,7 @@ def test_export_report_writes_the_files(panel, qtbot, every_kind_2d, tmp_path, m
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sources"] == {"comparison": "A vs B"}
     assert summary["parameters"]["voxel_size"] == [0.5, 0.5]
+    assert summary["parameters"]["iou_threshold"] == 0.4  # groups as the panel made them
     assert (tmp_path / "association.tif").exists() and (tmp_path / "scores.png").exists()
 
 

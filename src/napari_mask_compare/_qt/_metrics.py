@@ -11,7 +11,7 @@ as curation goes on, with the curated output vs A and vs B.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,8 @@ class Comparison:
         :func:`..stats.summarize` at the panel's thresholds.
     ious : ndarray of float, shape (n_paired_groups,)
         Best IoU of each paired review group.
+    iou_threshold : float
+        The IoU that links objects into those groups.
     """
 
     label: str
@@ -72,6 +74,7 @@ class Comparison:
     table: OverlapTable
     summary: dict
     ious: np.ndarray
+    iou_threshold: float
 
 
 def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0.1,
@@ -81,7 +84,7 @@ def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0
     groups = review_groups(table, iou_threshold=iou_threshold)
     summary = stats.summarize(table, thresholds=thresholds, groups=groups)
     ious = np.array([g.iou for g in groups if g.paired], dtype=float)
-    return Comparison(label, a, b, voxel_size, unit, table, summary, ious)
+    return Comparison(label, a, b, voxel_size, unit, table, summary, ious, iou_threshold)
 
 
 def _compute(*args, **kwargs) -> Comparison:
@@ -380,7 +383,7 @@ class MetricsWidget(QWidget):
             report.write_report, Path(folder), comparison.a, comparison.b,
             voxel_size=comparison.voxel_size, unit=comparison.unit,
             thresholds=[r["thresh"] for r in comparison.summary["matching"]],
-            sources={"comparison": comparison.label},
+            iou_threshold=comparison.iou_threshold, sources={"comparison": comparison.label},
             on_returned=lambda files: self.message.setText(
                 f"Report written: {len(files)} files in {folder}."),
         )
@@ -453,5 +456,4 @@ def _rematch(comparison: Comparison, thresholds) -> Comparison:
     """The comparison with its matching statistics at other thresholds (in a worker)."""
     summary = {**comparison.summary,
                "matching": stats.matching_stats(comparison.table, thresholds=thresholds)}
-    return Comparison(comparison.label, comparison.a, comparison.b, comparison.voxel_size,
-                      comparison.unit, comparison.table, summary, comparison.ious)
+    return replace(comparison, summary=summary)
