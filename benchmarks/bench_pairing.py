@@ -528,10 +528,10 @@ def machine(args) -> dict:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    from napari_mask_compare._files import atomic_write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def _stardist_available() -> tuple[bool, str]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -222,6 +221,8 @@ def ensure_pair(name, *, cache=DEFAULT_CACHE, seed=0, force=False, log=print):
     """Generate size ``name`` into ``cache`` unless it is there; return (A path, B path, info)."""
     import tifffile
 
+    from napari_mask_compare._files import atomic_open
+
     path_a, path_b, path_info = pair_paths(name, cache=cache, seed=seed)
     if not force and path_a.exists() and path_b.exists() and path_info.exists():
         return path_a, path_b, json.loads(path_info.read_text())
@@ -231,10 +232,9 @@ def ensure_pair(name, *, cache=DEFAULT_CACHE, seed=0, force=False, log=print):
     path_a.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     for path, data in ((path_a, a), (path_b, b)):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         imagej = data.dtype != np.uint32  # ImageJ hyperstacks have no uint32
-        tifffile.imwrite(tmp, data, imagej=imagej, metadata={"axes": "ZYX"})
-        os.replace(tmp, path)
+        with atomic_open(path) as f:
+            tifffile.imwrite(f, data, imagej=imagej, metadata={"axes": "ZYX"})
     info["write_seconds"] = round(time.perf_counter() - t0, 2)
     path_info.write_text(json.dumps(info, indent=2))
     log(f"  {info['n_a']} objects in A, {info['n_b']} in B, generated in {info['seconds']} s, "

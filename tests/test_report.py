@@ -259,10 +259,3 @@ def test_plots_draw_on_given_axes():
     report.plot_sizes(ax, [10, 20, 1000], [15])
     assert ax.get_xscale() == "log"
     assert sum(p.get_height() for p in ax.patches) == 4
-
-
-def test_atomic_open_removes_its_temporary_file_on_error(tmp_path):
-    with pytest.raises(RuntimeError), report.atomic_open(tmp_path / "x.csv") as f:
-        f.write(b"partial")
-        raise RuntimeError
-    assert list(tmp_path.iterdir()) == []

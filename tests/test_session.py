@@ -26,8 +26,9 @@ def test_decisions_on_every_kind(every_kind_2d):
     assert np.array_equal(out == 3, np.isin(a, [3, 4]) | (b == 14))
     # N of the complex: nothing of it
     assert not out[np.isin(a, [5, 6]) | np.isin(b, [15, 16])].any()
-    assert s.summary() == {"A": 1, "B": 1, "M": 1, "N": 1, "Auto": 0, "contested": 0,
-                           "decided": 4, "groups": 6, "objects": 3}
+    assert s.summary() == {"A": 1, "B": 1, "M": 1, "N": 1, "Auto": 0, "edits": 0,
+                           "contested": 0, "decided": 4, "undecided_paired": 0,
+                           "undecided_unpaired": 2, "groups": 6, "objects": 3}
     s.finish()
     assert np.array_equal(out == 4, a == 7) or np.array_equal(out == 5, a == 7)
     assert s.summary()["Auto"] == 2 and s.done
@@ -172,7 +173,13 @@ def test_invariants_under_random_review(pair, script, threshold):
     s = Session.from_masks(a, b, iou_threshold=threshold)
     history = [s.output.copy()]
     ops = []
-    s.add_listener(lambda change: ops.append(change.op))
+    apply = s.apply
+
+    def recording_apply(op, **kwargs):  # what a journal would record
+        ops.append(op)
+        return apply(op, **kwargs)
+
+    s.apply = recording_apply
     for action in script:
         before = s.output.copy()
         n_log = len(s.log)

@@ -6,18 +6,22 @@ line naming the file, what is wrong and what would be right.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import _files
+from .labels import as_labels, check_labels, labels_dtype, relabel_sequential
+
 __all__ = [
     "SUFFIXES",
     "InputError",
+    "InputWarning",
     "as_labels",
     "image_files",
     "labels_tiff",
@@ -29,18 +33,19 @@ __all__ = [
     "pair_files",
     "read_array",
     "write_labels",
-    "labels_dtype",
+    "is_our_tiff",
 ]
 
 #: File name endings this package reads.
 SUFFIXES = (".tif", ".tiff", ".npy", ".mrc", ".rec", ".map")
 
-UINT16_MAX = np.iinfo(np.uint16).max
-UINT32_MAX = np.iinfo(np.uint32).max
-
 
 class InputError(ValueError):
     """Bad input or output path: the message is one line meant for the user."""
+
+
+class InputWarning(UserWarning):
+    """Input that is read but deserves a word, e.g. masks whose voxel sizes disagree."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,20 @@ class Loaded:
     unit : str
         Unit of ``voxel_size`` ("pixel" when unknown).
     path : Path or None
+        The file as given: ``FILE:K`` for series K of a TIFF.
+    channels : {"C", "S", "", None}
+        What the file says the trailing axis of ``data`` is: "C" a channel
+        axis, "S" the samples of each pixel (RGB, extra samples), "" a spatial
+        axis; None when the file does not name its axes (NPY, MRC, a TIFF
+        written from a bare array), where a trailing axis of 2 counts as a
+        class channel.
     """
 
     data: np.ndarray
     voxel_size: tuple[float, ...]
     unit: str = "pixel"
     path: Path | None = None
+    channels: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,15 +111,21 @@ class MaskPair:
 def read_array(path: str | os.PathLike) -> Loaded:
     """Read a TIFF, NPY or MRC file with its voxel size.
 
-    A TIFF's channel axis ("C", at most :data:`MAX_CHANNELS` long) is moved
-    last; a longer "C" axis, or samples not stored last, count as slices.
+    A TIFF's samples axis ("S", e.g. RGB) or else its channel axis ("C", at
+    most :data:`MAX_CHANNELS` long) is moved last; a longer "C" axis counts
+    as slices. A TIFF of several series is refused unless one is chosen as
+    ``FILE:K`` (series K, from 0), which is read only when no file has that
+    name.
 
     Raises
     ------
     InputError
-        When the file is missing, unreadable, truncated or not an image.
+        When the file is missing, unreadable, truncated or not an image, or
+        when it cannot be read without a guess (several series, pages of
+        differing shapes).
     """
-    path = Path(path)
+    given = Path(path)
+    path, series = _split_series(given)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -119,15 +138,28 @@ def read_array(path: str | os.PathLike) -> Loaded:
             f"{path}: unsupported file type {suffix!r}, expected one of {', '.join(SUFFIXES)}"
         )
     try:
-        loaded = readers[suffix](path)
+        loaded = readers[suffix](path) if series is None else _read_tiff(path, series=series)
     except InputError:
         raise
     except Exception as err:  # every reader failure becomes one readable line
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: cannot be read as {suffix[1:].upper()} ({reason})") from err
     if loaded.data.size == 0:
-        raise InputError(f"{path}: holds an empty array of shape {loaded.data.shape}")
-    return loaded
+        raise InputError(f"{given}: holds an empty array of shape {loaded.data.shape}")
+    return dataclasses.replace(loaded, path=given) if series is not None else loaded
+
+
+def _split_series(path: Path) -> tuple[Path, int | None]:
+    """``FILE:K`` -> (FILE, K) for a TIFF, when no file is named ``FILE:K``; else (path, None).
+
+    >>> path, k = _split_series(Path("cells.ome.tif:1"))
+    >>> path.name, k
+    ('cells.ome.tif', 1)
+    """
+    match = re.fullmatch(r"(.+\.tiff?):(\d+)", str(path), flags=re.IGNORECASE)
+    if match is None or path.exists():
+        return path, None
+    return Path(match[1]), int(match[2])
 
 
 #: Longest axis that a TIFF calls "C" and that is read as channels; a longer
@@ -135,33 +167,121 @@ def read_array(path: str | os.PathLike) -> Loaded:
 MAX_CHANNELS = 4
 
 
-def _read_tiff(path: Path) -> Loaded:
+def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
+    """Read the only series of a TIFF, or series ``series``.
+
+    Parameters
+    ----------
+    path : Path
+    series : int, optional
+        Which series to read; a TIFF of several series needs one.
+    """
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise InputError(f"{path}: the TIFF holds no image")
-        series = tif.series[0]
-        data = _tiff_data(tif, series)
-        axes = series.axes
-        voxel_size, unit = _tiff_voxel_size(tif)
-    data, axes = _squeeze_axes(data, axes)
-    if "C" in axes and data.shape[axes.index("C")] <= MAX_CHANNELS:
-        data = np.moveaxis(data, axes.index("C"), -1)
-        axes = axes.replace("C", "") + "C"
-    n_spatial = data.ndim - (axes[-1] in "CS")
-    return Loaded(data, voxel_size[-n_spatial:], unit, path)
+        chosen = _tiff_series(tif, path, index=series)
+        data = _tiff_data(tif, chosen, path=path)
+        voxel_size, unit = _tiff_voxel_size(tif, index=series or 0)
+    data, axes = _squeeze_axes(data, chosen.axes)
+    if chosen.kind == "shaped" and "S" in axes[:-1]:
+        # tifffile stores a bare (3 or 4, y, x) array as planar RGB: its axes are unknown
+        axes = axes.replace("S", "Q")
+    data, axes = _channels_last(data, axes)
+    channels = axes[-1] if axes[-1] in "CS" else None if "Q" in axes else ""
+    n_spatial = data.ndim - bool(channels)
+    return Loaded(data, voxel_size[-n_spatial:], unit, path, channels)
 
 
-def _tiff_data(tif, series) -> np.ndarray:
-    """The series' array: a read-only memory map when uncompressed, else read."""
+def _tiff_series(tif, path: Path, *, index: int | None):
+    """The TIFF's only series, or series ``index``; an InputError when that is a guess.
+
+    Pyramid levels are one series (``series.levels``), not several.
+    """
+    try:
+        all_series = tif.series
+    except RuntimeError as err:  # tifffile: "incompatible keyframe"
+        shapes = _page_shapes(path)
+        if len(shapes) > 1:
+            raise InputError(
+                f"{path}: its pages differ in shape ({_format_shapes(shapes)}) but its metadata "
+                "describes one image; expected pages of one shape (save each image as its own "
+                "file)"
+            ) from err
+        raise
+    if not all_series:
+        raise InputError(f"{path}: the TIFF holds no image")
+    n = len(all_series)
+    if index is None and n > 1:
+        pages = " of pages that differ in shape or type" if all_series[0].kind == "generic" else ""
+        raise InputError(
+            f"{path}: holds {n} series{pages} (shapes "
+            f"{', '.join(f'{s.shape} {s.dtype}' for s in all_series)}); choose one as FILE:K, "
+            f"e.g. {path.name}:1"
+        )
+    if index is not None and index >= n:
+        raise InputError(
+            f"{path}: has no series {index}, it holds {n} series; choose K from 0 to {n - 1} "
+            f"as FILE:K, e.g. {path.name}:0"
+        )
+    return all_series[index or 0]
+
+
+def _page_shapes(path: Path) -> dict[tuple[int, ...], int]:
+    """How many pages of each shape a TIFF holds, in the order they first appear."""
+    import tifffile
+
+    shapes: dict[tuple[int, ...], int] = {}
+    with tifffile.TiffFile(path) as tif:
+        for page in tif.pages:
+            shapes[page.shape] = shapes.get(page.shape, 0) + 1
+    return shapes
+
+
+def _format_shapes(shapes: dict[tuple[int, ...], int], *, most: int = 4) -> str:
+    """``{(6, 8): 2, (5, 7): 1}`` -> "2 pages of (6, 8), 1 page of (5, 7)".
+
+    >>> _format_shapes({(6, 8): 2, (5, 7): 1})
+    '2 pages of (6, 8), 1 page of (5, 7)'
+    """
+    words = [f"{n} page{'s' * (n > 1)} of {shape}" for shape, n in list(shapes.items())[:most]]
+    return ", ".join(words) + (", ..." if len(shapes) > most else "")
+
+
+def _tiff_data(tif, series, *, path: Path) -> np.ndarray:
+    """The series' array: a read-only memory map when uncompressed, else read.
+
+    Pages are checked to have one shape before they are read (tifffile would
+    read every page with the first one's shape). A memory-mapped series needs
+    no check: tifffile maps only pages that follow each other with the bytes
+    of that shape.
+    """
     if series.dataoffset is not None and len(tif.series) == 1:
         try:
             return np.memmap(tif.filehandle.path, dtype=series.dtype, mode="r",
                              offset=series.dataoffset, shape=series.shape)
         except (OSError, ValueError):
             pass
+    _check_page_shapes(series, path=path)
     return series.asarray()
+
+
+def _check_page_shapes(series, *, path: Path) -> None:
+    """InputError when the pages of one series differ in shape."""
+    import tifffile
+
+    shapes: dict[tuple[int, ...], int] = {}
+    for page in series.pages:
+        if page is None or getattr(page, "is_virtual", False):
+            continue
+        if isinstance(page, tifffile.TiffFrame):
+            page = page.aspage()  # a frame takes its shape from the first page
+        shapes[page.shape] = shapes.get(page.shape, 0) + 1
+    if len(shapes) > 1:
+        raise InputError(
+            f"{path}: its pages differ in shape ({_format_shapes(shapes)}) but its metadata "
+            f"describes one image of shape {series.shape}; expected pages of one shape "
+            "(save each image as its own file)"
+        )
 
 
 def _squeeze_axes(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
@@ -169,16 +289,28 @@ def _squeeze_axes(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     return data.reshape([data.shape[i] for i in keep]), "".join(axes[i] for i in keep)
 
 
-def _tiff_voxel_size(tif) -> tuple[tuple[float, ...], str]:
-    """(z, y, x) spacing from ImageJ, OME or resolution tags; ones when absent."""
+def _channels_last(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """Move the samples axis "S", or else a "C" axis of at most MAX_CHANNELS, last."""
+    if "S" in axes:
+        name = "S"
+    elif "C" in axes and data.shape[axes.index("C")] <= MAX_CHANNELS:
+        name = "C"
+    else:
+        return data, axes
+    return np.moveaxis(data, axes.index(name), -1), axes.replace(name, "") + name
+
+
+def _tiff_voxel_size(tif, *, index: int = 0) -> tuple[tuple[float, ...], str]:
+    """(z, y, x) spacing of series ``index``: ImageJ, OME or resolution tags; ones when absent."""
     z = y = x = 1.0
     unit = "pixel"
-    page = tif.pages.first
+    page = tif.series[index].keyframe
     if tif.is_ome and tif.ome_metadata:
         import xml.etree.ElementTree as ET
 
         root = ET.fromstring(tif.ome_metadata)
-        pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+        pixels = [el for el in root.iter() if el.tag.endswith("Pixels")]
+        pixels = pixels[index] if index < len(pixels) else next(iter(pixels), None)
         if pixels is not None:
             x = float(pixels.get("PhysicalSizeX", x))
             y = float(pixels.get("PhysicalSizeY", y))
@@ -239,8 +371,10 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, L
     """Read an instance mask and check it.
 
     A mask is (y, x) or (z, y, x) of integers (or floats with integral
-    values), non-negative, at most 2**32 - 1. A trailing axis of length 2 is
-    read as (instances, class per instance).
+    values), non-negative, at most 2**32 - 1. A channel axis of length 2 is
+    read as (instances, class per instance): a TIFF's "C" axis, or the
+    trailing axis of a file that does not name its axes (NPY, MRC). A TIFF
+    with samples per pixel (RGB) or another number of channels is refused.
 
     Returns
     -------
@@ -251,10 +385,7 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, L
         The raw read, for its voxel size.
     """
     loaded = read_array(path)
-    data = loaded.data
-    classes = None
-    if data.ndim in (3, 4) and data.shape[-1] == 2:
-        data, classes = data[..., 0], data[..., 1]
+    data, classes = _split_class_channel(loaded)
     if data.ndim not in (2, 3):
         raise InputError(
             f"{loaded.path}: mask has {data.ndim} dimensions {data.shape}, expected 2D (y, x) "
@@ -266,58 +397,36 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, L
     return labels, classes, loaded
 
 
-def as_labels(data: np.ndarray, path, *, what: str = "mask") -> np.ndarray:
-    """Validate integer labels and return them in the smallest unsigned dtype.
+def _split_class_channel(loaded: Loaded) -> tuple[np.ndarray, np.ndarray | None]:
+    """(instances, classes) of a mask; classes None without a class channel.
 
-    Parameters
-    ----------
-    data : ndarray
-        Integers, booleans, or floats with integral values; non-negative,
-        at most 2**32 - 1.
-    path : path or str
-        Named in the error message.
-    what : str
-        What ``data`` is, for the error message.
-
-    Returns
-    -------
-    ndarray of uint8, uint16 or uint32
-        ``data`` itself when it already is unsigned and small enough.
-
-    Raises
-    ------
-    InputError
+    Decided by the file's axes when it names them (:attr:`Loaded.channels`),
+    else by shape (a trailing axis of 2 on 3 or 4 dimensions).
     """
-    if data.dtype.kind == "b":
-        return data.astype(np.uint8)
-    if data.dtype.kind == "f":
-        finite = np.isfinite(data)
-        if not finite.all():
+    data = loaded.data
+    if loaded.channels in ("C", "S"):
+        n = data.shape[-1]
+        if loaded.channels == "S" or n != 2:
             raise InputError(
-                f"{path}: {what} holds NaN or infinite values, expected integer labels"
+                f"{loaded.path}: holds {_channels_words(loaded.channels, n)}, expected a label "
+                "image with one value per pixel; an instance mask with a class channel has "
+                "exactly 2 channels"
             )
-        if not np.array_equal(data, np.floor(data)):
-            raise InputError(
-                f"{path}: {what} holds non-integral floats (e.g. {_first_fraction(data)}), "
-                "expected integer labels"
-            )
-    elif data.dtype.kind not in "iu":
-        raise InputError(f"{path}: {what} has dtype {data.dtype}, expected integer labels")
-    lo, hi = (data.min(), data.max())
-    if lo < 0:
-        raise InputError(f"{path}: {what} holds negative labels (min {lo:g}), expected ids >= 0")
-    if hi > UINT32_MAX:
-        raise InputError(f"{path}: {what} holds ids up to {hi:g}, expected ids <= {UINT32_MAX}")
-    dtype = np.uint16 if hi <= UINT16_MAX else np.uint32
-    if data.dtype.kind == "u" and data.dtype.itemsize <= np.dtype(dtype).itemsize:
-        return data
-    return data.astype(dtype)
+    elif loaded.channels == "" or not (data.ndim in (3, 4) and data.shape[-1] == 2):
+        return data, None
+    return data[..., 0], data[..., 1]
 
 
-def _first_fraction(data: np.ndarray) -> str:
-    flat = data.reshape(-1)
-    i = np.flatnonzero(flat != np.floor(flat))[0]
-    return f"{flat[i]:g}"
+def _channels_words(channels: str, n: int) -> str:
+    """What a trailing "S" or "C" axis of ``n`` is, in words.
+
+    >>> _channels_words("S", 3), _channels_words("C", 3)
+    ('an RGB image (samples axis of 3)', '3 channels (channel axis of 3)')
+    """
+    if channels == "C":
+        return f"{n} channels (channel axis of {n})"
+    what = {3: "an RGB image", 4: "an RGBA image"}.get(n, f"{n} samples per pixel")
+    return f"{what} (samples axis of {n})"
 
 
 def load_image(path: str | os.PathLike, *, shape: tuple[int, ...]) -> np.ndarray:
@@ -360,6 +469,7 @@ def load_pair(mask_a, mask_b, *, image=None) -> MaskPair:
             f"{a.shape}; both masks must label the same image"
         )
     img = load_image(image, shape=a.shape) if image is not None else None
+    _warn_if_voxel_sizes_differ(loaded_a, loaded_b, ndim=a.ndim)
     voxel_size, unit = loaded_a.voxel_size, loaded_a.unit
     if unit == "pixel" and loaded_b.unit != "pixel":
         voxel_size, unit = loaded_b.voxel_size, loaded_b.unit
@@ -369,19 +479,66 @@ def load_pair(mask_a, mask_b, *, image=None) -> MaskPair:
                      "image": Path(image) if image is not None else None})
 
 
+#: Metres per unit of length, to compare voxel sizes given in different units.
+_METRES = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6,
+           "micron": 1e-6, "nm": 1e-9, "Å": 1e-10, "pm": 1e-12}
+
+
+def _warn_if_voxel_sizes_differ(loaded_a: Loaded, loaded_b: Loaded, *, ndim: int) -> None:
+    """An :class:`InputWarning` when both masks know their voxel size and they disagree.
+
+    Sizes in different known length units are compared in metres; they agree
+    within a relative 1e-6.
+    """
+    if "pixel" in (loaded_a.unit, loaded_b.unit):
+        return
+    size_a, size_b = loaded_a.voxel_size[-ndim:], loaded_b.voxel_size[-ndim:]
+    scale_a, scale_b = _METRES.get(loaded_a.unit), _METRES.get(loaded_b.unit)
+    if scale_a is None or scale_b is None:
+        if loaded_a.unit != loaded_b.unit:
+            scale_a = scale_b = float("nan")  # lengths in units we cannot compare
+        else:
+            scale_a = scale_b = 1.0
+    metres_a = np.asarray(size_a, dtype=float) * scale_a
+    metres_b = np.asarray(size_b, dtype=float) * scale_b
+    if len(size_a) == len(size_b) and np.allclose(metres_a, metres_b, rtol=1e-6, atol=0):
+        return
+    warnings.warn(
+        f"{loaded_b.path}: voxel size {_format_size(size_b, loaded_b.unit)} differs from mask "
+        f"A's {_format_size(size_a, loaded_a.unit)} ({loaded_a.path}); using mask A's",
+        InputWarning,
+        stacklevel=3,
+    )
+
+
+def _format_size(size: tuple[float, ...], unit: str) -> str:
+    """``(2.0, 0.5)`` -> "2 × 0.5 µm".
+
+    >>> _format_size((2.0, 0.5), "µm")
+    '2 × 0.5 µm'
+    """
+    return " × ".join(f"{s:g}" for s in size) + f" {unit}"
+
+
 def image_files(folder: str | os.PathLike) -> list[Path]:
     """Readable image files of a folder (by :data:`SUFFIXES`), sorted by name.
 
     Raises
     ------
     InputError
-        When ``folder`` is not a folder.
+        When ``folder`` is not a folder or cannot be listed.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+    try:
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder")
+        return sorted(p for p in folder.iterdir() if p.is_file() and
+                      p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+    except OSError as err:
+        raise InputError(
+            f"{folder}: the folder cannot be listed ({err.strerror or err}); "
+            "expected a folder this user may read"
+        ) from err
 
 
 def pair_files(
@@ -399,7 +556,7 @@ def pair_files(
     Raises
     ------
     InputError
-        A folder is missing, or no name is common to all of them.
+        A folder is missing or cannot be listed, or no name is common to all of them.
     """
     by_name = [{p.stem: p for p in image_files(folder)} for folder in folders]
     common = sorted(set.intersection(*(set(names) for names in by_name)))
@@ -415,26 +572,16 @@ def pair_files(
 
 # --------------------------------------------------------------------------- writing
 
-
-def labels_dtype(max_id: int) -> np.dtype:
-    """uint16 when ``max_id`` fits, else uint32 (with a warning); never wraps.
-
-    >>> labels_dtype(65535)
-    dtype('uint16')
-    """
-    if max_id <= UINT16_MAX:
-        return np.dtype(np.uint16)
-    if max_id <= UINT32_MAX:
-        warnings.warn(
-            f"{max_id} objects do not fit uint16: writing uint32 (ImageJ reads it as 32-bit)",
-            stacklevel=3,
-        )
-        return np.dtype(np.uint32)
-    raise ValueError(f"{max_id} objects exceed uint32")
+#: Written into the TIFF "Software" tag of every label image this package writes:
+#: how :func:`is_our_tiff` knows a file that may be replaced.
+SOFTWARE = "napari-mask-compare"
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Check that ``path`` can be created (its folder exists or can be, and is writable)."""
+    """Check that ``path`` can be created (its folder exists or can be, and is writable).
+
+    It does not look at what ``path`` holds: see :func:`._files.check_output`.
+    """
     path = Path(path)
     folder = path.parent
     existing = folder
@@ -445,6 +592,17 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a .tif file name")
     return path
+
+
+def is_our_tiff(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a TIFF that this package wrote (its Software tag)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tif.pages.first.software == SOFTWARE
+    except Exception:  # not a TIFF, unreadable: not ours
+        return False
 
 
 def write_labels(
@@ -458,9 +616,11 @@ def write_labels(
     """Write a label image as an ImageJ-compatible TIFF, atomically.
 
     Ids become 1..n (in order of their current values) when ``relabel``;
-    uint16 when n fits, uint32 with a warning beyond 65,535. The file is
-    written to a temporary name in the same folder, fsynced and renamed over
-    ``path``: readers see the old file or the new one, never a partial one.
+    uint16 when n fits, uint32 with a warning beyond 65,535 (see
+    :mod:`.labels`). The file is written by :func:`._files.atomic_open`: readers
+    see the old file or the new one, never a partial one; a failure raises
+    :class:`._files.WriteError` and leaves the old file as it was. The caller
+    checks first that ``path`` may be written (:func:`._files.check_output`).
 
     Parameters
     ----------
@@ -472,16 +632,12 @@ def write_labels(
 
     path = check_writable(path)
     data, kwargs = labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=relabel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temp_file(path)
     try:
-        tifffile.imwrite(tmp, data, **kwargs)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _files.write_error(path.parent, err, doing="cannot create the folder") from err
+    with _files.atomic_open(path) as f:
+        tifffile.imwrite(f, data, **kwargs)
     return path
 
 
@@ -506,41 +662,21 @@ def labels_tiff(
     -------
     data : ndarray of uint16 (uint32 beyond 65,535 ids, with a warning)
     kwargs : dict
-        ImageJ metadata: axes, voxel size, unit.
+        ImageJ metadata: axes, voxel size, unit; the Software tag.
     """
-    labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
-    if labels.dtype.kind not in "biu":
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-        raise ValueError(f"labels must be >= 0, got ids down to {labels.min()}")
+    labels = check_labels(labels)
     if relabel:
         labels = relabel_sequential(labels)
     max_id = int(labels.max(initial=0))
-    data = labels.astype(labels_dtype(max_id), copy=False)
+    data = labels.astype(labels_dtype(max_id, warn=True), copy=False)
     return data, _tiff_metadata(data, voxel_size, unit)
-
-
-def _new_temp_file(path: Path) -> Path:
-    """Create an empty temporary file beside ``path``, with the permissions of a new file.
-
-    (``tempfile.mkstemp`` makes it 0600, which the rename would pass on to ``path``.)
-    """
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
 
 
 def _tiff_metadata(data: np.ndarray, voxel_size, unit: str) -> dict:
     axes = "ZYX" if data.ndim == 3 else "YX"
     voxel_size = tuple(voxel_size) if voxel_size else (1.0,) * data.ndim
     y, x = voxel_size[-2:]
-    kwargs = {"resolution": (1.0 / x, 1.0 / y)}
+    kwargs = {"resolution": (1.0 / x, 1.0 / y), "software": SOFTWARE}
     if data.dtype == np.uint32:  # ImageJ hyperstacks have no uint32
         kwargs["metadata"] = {"axes": axes}
         return kwargs
@@ -548,45 +684,3 @@ def _tiff_metadata(data: np.ndarray, voxel_size, unit: str) -> dict:
     if data.ndim == 3:
         metadata["spacing"] = voxel_size[0]
     return {**kwargs, "imagej": True, "metadata": metadata}
-
-
-def _fsync_path(path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (not possible on every file system)."""
-    try:
-        _fsync_path(folder)
-    except OSError:
-        pass
-
-
-def relabel_sequential(labels: np.ndarray) -> np.ndarray:
-    """Map the ids of ``labels`` to 1..n in increasing order, 0 staying 0.
-
-    Returns ``labels`` itself when its ids already are 1..n.
-
-    >>> relabel_sequential(np.array([[0, 7], [7, 3]])).tolist()
-    [[0, 2], [2, 1]]
-    """
-    ids = np.unique(labels)
-    ids = ids[ids != 0]
-    if ids.size == 0 or ids[-1] == ids.size:
-        return labels
-    lut_dtype = labels_dtype_quiet(ids.size)
-    if ids[-1] < 2 * labels.size:
-        lut = np.zeros(int(ids[-1]) + 1, dtype=lut_dtype)
-        lut[ids] = np.arange(1, ids.size + 1)
-        return lut[labels]
-    out = np.searchsorted(ids, labels).astype(lut_dtype) + 1
-    out[labels == 0] = 0
-    return out
-
-
-def labels_dtype_quiet(n: int) -> np.dtype:
-    return np.dtype(np.uint16) if n <= UINT16_MAX else np.dtype(np.uint32)

@@ -22,7 +22,13 @@ Files of :func:`write_report`:
 =========================== =================================================
 
 With a curated output: ``morphology_curated.csv``, ``matching_curated_vs_a.csv``
-and ``matching_curated_vs_b.csv``.
+and ``matching_curated_vs_b.csv``; with a filter, ``filter_curated.csv`` and
+``curated_filtered.tif`` (see :func:`report_files`).
+
+Nothing is overwritten that the report did not write: a report's folder is
+known by its ``summary.json`` (``"generator": "napari-mask-compare report"``);
+its files are replaced only with ``overwrite=True``, and an input is never
+replaced (:func:`check_report_folder`, by :func:`._files.check_output`).
 
 No Qt, no napari; matplotlib is imported when a plot is made, without pyplot.
 """
@@ -34,26 +40,26 @@ import csv
 import io as _io
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import io, measure, stats
+from . import _files, io, measure, stats
 from .matching import Group, OverlapTable, overlap_table, review_groups
 
 __all__ = [
     "RoiResult",
     "apply_roi",
     "association_map",
-    "atomic_open",
+    "check_report_folder",
     "filter_rows",
     "pairs_rows",
     "plot_iou_histogram",
     "plot_scores",
     "plot_sizes",
+    "report_files",
     "write_csv",
     "write_report",
 ]
@@ -62,85 +68,113 @@ __all__ = [
 TP_COLOR, FN_COLOR, FP_COLOR = (0, 255, 0), (255, 0, 0), (0, 0, 255)
 #: Voxels coloured at once by :func:`association_map` (bounds its temporary memory).
 _CHUNK_VOXELS = 1 << 24
+#: ``summary.json["generator"]``: marks a folder whose files a report wrote.
+GENERATOR = "napari-mask-compare report"
+#: Files of every report, of a report with a curated output, and of a filtered one.
+_FILES = ("matching.csv", "pairs.csv", "morphology_a.csv", "morphology_b.csv",
+          "association.tif", "iou_histogram.png", "scores.png", "sizes.png", "summary.json")
+_CURATED_FILES = ("morphology_curated.csv", "matching_curated_vs_a.csv",
+                  "matching_curated_vs_b.csv")
+_FILTER_FILES = ("filter_curated.csv", "curated_filtered.tif")
 
 
-# --------------------------------------------------------------------------- atomic files
+# --------------------------------------------------------------------------- output checks
 
 
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike):
-    """Open a binary file that appears at ``path`` only when the block succeeds.
+def report_files(*, curated: bool = False, filtered: bool = False) -> list[str]:
+    """Names of the files that :func:`write_report` writes.
 
-    Writes go to a new temporary file in the same folder (created with the
-    usual permissions); on success it is flushed, fsynced and renamed over
-    ``path``; on error it is removed.
+    Parameters
+    ----------
+    curated : bool
+        With a curated output.
+    filtered : bool
+        With a property filter on it.
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> with atomic_open(folder / "x.txt") as f:
-    ...     _ = f.write(b"hello")
-    >>> (folder / "x.txt").read_bytes(), sorted(p.name for p in folder.iterdir())
-    (b'hello', ['x.txt'])
+    >>> report_files(curated=True, filtered=True)[-2:]
+    ['filter_curated.csv', 'curated_filtered.tif']
     """
-    with _staged() as stage, stage.open(path) as f:
-        yield f
+    return [*_FILES, *_CURATED_FILES * curated, *_FILTER_FILES * filtered]
 
 
-class _Stage:
-    """Temporary files that replace their targets together, at the end."""
+def check_report_folder(
+    out: str | os.PathLike,
+    *,
+    names: Sequence[str],
+    inputs: Sequence[str | os.PathLike] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Check that the files ``names`` may be written into ``out``, before anything is computed.
 
-    def __init__(self):
-        self.files: list[tuple[Path, Path]] = []
+    The files of an earlier report in ``out`` (:func:`is_report_folder`) are
+    replaced only with ``overwrite``; any other existing file of these names,
+    and any of ``inputs``, never.
 
-    @contextlib.contextmanager
-    def open(self, path: str | os.PathLike):
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        self.files.append((tmp, path))
-        with open(tmp, "xb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+    Parameters
+    ----------
+    out : path
+        The report folder (it need not exist).
+    names : sequence of str
+        :func:`report_files`.
+    inputs : sequence of path
+        Files the report reads (masks, image, ROI, curated output).
+    overwrite : bool
+        Replace the files of an earlier report.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        One line naming the file that is not written and why.
+    """
+    out = Path(out)
+    ours = is_report_folder(out)
+    for name in names:
+        _files.check_output(out / name, inputs=inputs, ours=lambda _: ours,
+                            overwrite=overwrite)
+    return out
+
+
+def is_report_folder(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds a ``summary.json`` that :func:`write_report` wrote."""
+    path = Path(folder) / "summary.json"
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("generator") == GENERATOR
 
 
 @contextlib.contextmanager
-def _staged():
-    """Collect files written with ``stage.open``; rename them all only if every write succeeds."""
-    stage = _Stage()
+def _new_folder(out: Path):
+    """Create ``out`` and its missing parents; remove those it created if the block fails."""
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]
     try:
-        yield stage
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _files.write_error(out, err, doing="cannot create the folder") from err
+        yield out
     except BaseException:
-        for tmp, _ in stage.files:
-            tmp.unlink(missing_ok=True)
+        for folder in made:  # deepest first; rmdir removes only empty folders
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
-    for tmp, path in stage.files:
-        os.replace(tmp, path)
-    if stage.files:
-        _fsync_folder(stage.files[0][1].parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the renames durable (not possible on every file system)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict] | dict[str, np.ndarray], *,
-              opener=atomic_open) -> Path:
+              opener=_files.atomic_open) -> Path:
     """Write rows (list of dicts) or columns (dict of arrays) as CSV, atomically.
 
     Floats are written with full precision, NaN as ``nan``. ``opener`` opens
-    the binary file (:func:`atomic_open` by default).
+    the binary file (:func:`._files.atomic_open` by default).
     """
     if isinstance(rows, dict):
         names = list(rows)
@@ -157,7 +191,7 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict] | dict[str, np.ndarr
     return Path(path)
 
 
-def _write_json(path: Path, obj: dict, *, opener=atomic_open) -> Path:
+def _write_json(path: Path, obj: dict, *, opener=_files.atomic_open) -> Path:
     with opener(path) as f:
         f.write((json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n")
                 .encode())
@@ -172,7 +206,7 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _write_figure(path: Path, figure, *, opener=atomic_open) -> Path:
+def _write_figure(path: Path, figure, *, opener=_files.atomic_open) -> Path:
     with opener(path) as f:
         figure.savefig(f, format="png", dpi=100)
     return path
@@ -517,6 +551,8 @@ def write_report(
     iou_threshold: float = 0.1,
     filter_rules=None,
     sources: dict | None = None,
+    inputs: Sequence[str | os.PathLike] = (),
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Compute the report of B against A and write its files into ``out``.
 
@@ -550,15 +586,28 @@ def write_report(
         ``curated_filtered.tif`` (ids 1..n). Needs ``curated``.
     sources : dict, optional
         Written to ``summary.json`` as they are (e.g. input paths).
+    inputs : sequence of path
+        The files read for this report: none of them is ever replaced.
+    overwrite : bool
+        Replace the files of an earlier report in ``out``. Files that a report
+        did not write are never replaced (see :func:`check_report_folder`).
 
     Returns
     -------
     dict of str to Path
         The files written, by name.
+
+    Raises
+    ------
+    InputError
+        A file of the report may not be written (before anything is computed).
+    OSError
+        :class:`._files.WriteError` when writing fails (a full disk): no file
+        is replaced, and the folders that this call created are removed.
     """
     import tifffile
 
-    from .io import check_writable, labels_tiff
+    from .io import labels_tiff
 
     a, b = np.asarray(a), np.asarray(b)
     shape = a.shape
@@ -569,8 +618,9 @@ def write_report(
         raise ValueError("a property filter applies to a curated output: give one")
     threshold = stats.check_threshold(threshold)
     thresholds = [stats.check_threshold(t) for t in thresholds]
-    out = Path(out)
-    check_writable(out / "summary.json")
+    out = check_report_folder(
+        out, names=report_files(curated=curated is not None, filtered=filter_rules is not None),
+        inputs=inputs, overwrite=overwrite)
 
     roi_info = None
     if roi is not None:
@@ -593,7 +643,7 @@ def write_report(
         "morphology_b.csv": measure.measure_objects(
             b, voxel_size=spacing, objects=(ab.table.ids_b, ab.table.bbox_b)),
     }
-    summary = {**ab.summary, "parameters": {
+    summary = {"generator": GENERATOR, **ab.summary, "parameters": {
         "threshold": threshold, "thresholds": thresholds, "iou_threshold": iou_threshold,
         "voxel_size": list(spacing) if spacing else None, "unit": unit,
         "shape": list(shape)}, "roi": roi_info, "sources": sources or {}}
@@ -619,9 +669,8 @@ def write_report(
                              "kept": int((~result.removed).sum())}
     figures = _report_figures(ab, files, threshold=threshold, unit=unit, spacing=spacing)
 
-    out.mkdir(parents=True, exist_ok=True)
     written = {}
-    with _staged() as stage:  # every file appears at the end, or none
+    with _new_folder(out), _files.staged() as stage:  # every file appears at the end, or none
         for name, content in files.items():
             written[name] = write_csv(out / name, content, opener=stage.open)
         for name, (data, kwargs) in tiffs.items():

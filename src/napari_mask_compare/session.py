@@ -1,24 +1,31 @@
-"""A review session: the queue of groups, decisions, undo and the output labels.
+"""A review session in memory: the queue of groups, the actions, undo, the output labels.
 
-No Qt, no napari, no files: :mod:`.journal` keeps a session on disk and the
-widget and the CLI drive it. Decisions are written into the output only where
-it is still background (no silent overwrite); output ids are 1..n in decision
-order at all times.
+No Qt, no napari, no files: :class:`.review.Review` keeps a session on disk
+(journal first, then :meth:`Session.apply`) and the widget and the CLI drive
+that. Every action is one operation dict, as the journal records it
+(see :mod:`.journal`): ``decide``, ``undo``, ``finish`` and ``edit``.
+Decisions write objects only into background voxels of the output (no silent
+overwrite); an edit is the user's explicit overwrite. Output ids are given in
+action order; an edit that erases an object leaves its id unused until the
+output is compacted on save.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .journal import decode_mask, encode_mask
+from .labels import labels_dtype
 from .matching import KINDS, Group, overlap_table, review_groups
 
 __all__ = [
-    "CHOICES", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session", "merge",
+    "CHOICES", "EDIT", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session",
+    "Step", "edit_op", "merge",
 ]
 
 #: Decisions a reviewer can take on a group: keep A, keep B, merge, skip.
@@ -26,6 +33,8 @@ CHOICES = ("A", "B", "M", "N")
 #: Queue orders: spatial (bounding box start), or lowest IoU first.
 ORDERS = ("spatial", "iou")
 _AUTO = "Auto"
+#: Source of an output object painted by hand.
+EDIT = "edit"
 #: Policies of :func:`merge`: the decision taken on every paired group.
 POLICIES = ("a", "b", "union", "larger")
 
@@ -39,9 +48,10 @@ class OutputObject:
     id : int
         Its id in the output (1..n).
     source : str
-        "A", "B", "M" (merged) or "Auto" (unpaired, added on finish).
+        "A", "B", "M" (merged), "Auto" (unpaired, added on finish) or "edit"
+        (painted by hand).
     group : int
-        Index of the group it came from.
+        Index of the group it came from (-1 for an edit).
     iou : float
         Best IoU of that group (0 when unpaired).
     source_ids : tuple of (str, int)
@@ -87,8 +97,31 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One user action as it was applied: what :meth:`Session.undo` takes back.
+
+    Attributes
+    ----------
+    op : dict
+        The operation (as journaled).
+    decisions : tuple of Decision
+        The groups it decided (one for ``decide``, any number for ``finish``).
+    edits : tuple of (region, mask, previous values)
+        For an ``edit``: per piece, the voxels set and what they held before.
+    first_id, stop_id : int
+        Output ids ``first_id .. stop_id - 1`` were made by this step.
+    """
+
+    op: dict
+    decisions: tuple[Decision, ...] = ()
+    edits: tuple = ()
+    first_id: int = 0
+    stop_id: int = 0
+
+
+@dataclass(frozen=True)
 class Change:
-    """What a session action changed: passed to listeners.
+    """What an action changed: passed to listeners.
 
     Attributes
     ----------
@@ -96,10 +129,44 @@ class Change:
         The action as the journal records it, e.g. ``{"op": "decide", "group": 3, "choice": "A"}``.
     regions : tuple of tuple of slice
         Regions of the output that may have changed.
+    undone : dict or None
+        For an ``undo``, the operation taken back.
     """
 
     op: dict
     regions: tuple[tuple[slice, ...], ...]
+    undone: dict | None = field(default=None)
+
+
+def edit_op(pieces: Iterable[tuple[tuple[slice, ...], np.ndarray | None, int]]) -> dict:
+    """The ``edit`` operation of voxels set by hand.
+
+    Parameters
+    ----------
+    pieces : iterable of (region, mask, value)
+        ``region`` a tuple of slices with explicit start and stop (the box),
+        ``mask`` a boolean array of the box's shape (None: the whole box),
+        ``value`` the id the voxels get (0 erases).
+
+    Returns
+    -------
+    dict
+        ``{"op": "edit", "pieces": [{"box": ..., "mask": ..., "value": ...}]}``
+    """
+    out = []
+    for region, mask, value in pieces:
+        box = [[int(s.start), int(s.stop)] for s in region]
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != tuple(b - a for a, b in box):
+                raise ValueError(f"mask shape {mask.shape} does not fit the box {box}")
+        out.append({"box": box, "mask": None if mask is None else encode_mask(mask),
+                    "value": int(value)})
+    return {"op": "edit", "pieces": out}
+
+
+def _region(box) -> tuple[slice, ...]:
+    return tuple(slice(start, stop) for start, stop in box)
 
 
 class Session:
@@ -119,7 +186,7 @@ class Session:
     Notes
     -----
     ``lock`` is held while the output changes: a thread that reads the output
-    (the autosaver) takes it to see whole decisions only.
+    (the autosaver) takes it to see whole actions only.
 
     Examples
     --------
@@ -143,12 +210,11 @@ class Session:
         self.a, self.b = a, b
         self.classes = {"A": classes_a, "B": classes_b}
         self.groups = list(groups)
-        self.output = np.zeros(a.shape, dtype=np.uint16)
+        self.output = np.zeros(a.shape, dtype=labels_dtype(0))
         self.objects: list[OutputObject] = []
-        self.log: list[Decision] = []
+        self.steps: list[Step] = []
         self.lock = threading.RLock()
         self._choice_of: dict[int, str] = {}
-        self._listeners: list[Callable[[Change], None]] = []
         self._order = "spatial"
         self._kinds: frozenset[str] = frozenset(KINDS)
         self._queue: list[int] = []
@@ -161,21 +227,15 @@ class Session:
         groups = review_groups(overlap_table(a, b), iou_threshold=iou_threshold)
         return cls(a, b, groups, classes_a=classes_a, classes_b=classes_b)
 
-    # ------------------------------------------------------------------ listeners
+    @property
+    def log(self) -> list[Decision]:
+        """Every decision in force, in the order taken."""
+        return [d for step in self.steps for d in step.decisions]
 
-    def add_listener(self, callback: Callable[[Change], None]) -> None:
-        """Call ``callback(change)`` after every action that changes the session."""
-        self._listeners.append(callback)
-
-    def remove_listener(self, callback: Callable[[Change], None]) -> None:
-        self._listeners.remove(callback)
-
-    def _emit(self, op: dict, groups: Iterable[int]) -> None:
-        if not self._listeners:
-            return
-        change = Change(op, tuple(self.groups[g].region for g in groups))
-        for callback in list(self._listeners):
-            callback(change)
+    @property
+    def edited(self) -> bool:
+        """True when an edit is in force (ids may then have gaps: compact on save)."""
+        return any(step.edits for step in self.steps)
 
     # ------------------------------------------------------------------ queue
 
@@ -263,7 +323,131 @@ class Session:
         """True when every group has a decision."""
         return len(self._choice_of) == len(self.groups)
 
-    # ------------------------------------------------------------------ decisions
+    # ------------------------------------------------------------------ operations
+
+    def prepare(self, op: dict) -> dict:
+        """Check an operation against the current state and make it explicit.
+
+        A ``decide`` without ``group`` gets the current group, and the ids of
+        the group (so that a journal of other inputs is detected on resume);
+        an ``edit`` value beyond the last id becomes the next new id.
+        Nothing is changed.
+
+        Returns
+        -------
+        dict
+            The operation to journal and then :meth:`apply`.
+
+        Raises
+        ------
+        ValueError
+            The operation cannot be applied now (e.g. a group already
+            decided, nothing to undo), in words for the user.
+        """
+        kind = op.get("op")
+        if kind == "decide":
+            return self._prepare_decide(op)
+        if kind == "undo":
+            if not self.steps:
+                raise ValueError("nothing to undo")
+            return {"op": "undo"}
+        if kind == "finish":
+            return {"op": "finish"}
+        if kind == "edit":
+            return self._prepare_edit(op)
+        raise ValueError(f"unknown operation {op!r}")
+
+    def _prepare_decide(self, op: dict) -> dict:
+        choice = op.get("choice")
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
+        group = op.get("group")
+        if group is None:
+            if self.current is None:
+                raise ValueError("no group to decide: the queue is empty")
+            group = self.current.index
+        if not 0 <= group < len(self.groups):
+            raise ValueError(f"there is no group #{group}")
+        if group in self._choice_of:
+            raise ValueError(f"this group (#{group}) is already decided "
+                             f"({self._choice_of[group]}); undo to change it")
+        g = self.groups[group]
+        ids = [list(map(int, g.ids_a)), list(map(int, g.ids_b))]
+        if "ids" in op and op["ids"] != ids:
+            raise ValueError(f"group #{group} holds other objects than the operation names")
+        return {"op": "decide", "group": int(group), "choice": choice, "ids": ids}
+
+    def _prepare_edit(self, op: dict) -> dict:
+        pieces, new_ids, next_id = [], {}, len(self.objects) + 1
+        for piece in op["pieces"]:
+            box = piece["box"]
+            shape = self.output.shape
+            if len(box) != len(shape) or any(
+                    not 0 <= start < stop <= n for (start, stop), n in zip(box, shape)):
+                raise ValueError(f"edit box {box} is outside the output {self.output.shape}")
+            value = int(piece["value"])
+            if value >= next_id:  # a new object: the next id, whatever the brush said
+                value = new_ids.setdefault(value, next_id + len(new_ids))
+            pieces.append({**piece, "value": value})
+        return {"op": "edit", "pieces": pieces}
+
+    def apply(self, op: dict, *, move: bool = True) -> Change:
+        """Apply a prepared operation (see :meth:`prepare`); the one way the state changes.
+
+        A decision on the current group moves on to the next undecided one
+        (unless ``move`` is False: a replay moves once at the end).
+
+        Returns
+        -------
+        Change
+        """
+        kind = op["op"]
+        if kind == "undo":
+            return self._undo()
+        with self.lock:
+            step = self._apply_step(op)
+            if step.decisions or step.edits:  # a finish with nothing left is no step to undo
+                self.steps.append(step)
+        if move and kind == "decide" and self.current is not None \
+                and self.current.index == op["group"]:
+            self._move_to_undecided(start=self._position + 1)
+        regions = [self.groups[d.group].region for d in step.decisions]
+        regions += [region for region, _, _ in step.edits]
+        return Change(op, tuple(regions))
+
+    def _apply_step(self, op: dict) -> Step:
+        kind = op["op"]
+        first_id = len(self.objects) + 1
+        if kind == "decide":
+            decisions = (self._decide_group(op["group"], op["choice"]),)
+            return Step(op, decisions, (), first_id, len(self.objects) + 1)
+        if kind == "finish":
+            todo = [g.index for g in self.groups
+                    if not g.paired and g.index not in self._choice_of]
+            decisions = tuple(self._decide_group(g, _AUTO) for g in todo)
+            return Step(op, decisions, (), first_id, len(self.objects) + 1)
+        edits = tuple(self._edit_piece(piece) for piece in op["pieces"])
+        return Step(op, (), edits, first_id, len(self.objects) + 1)
+
+    def _undo(self) -> Change:
+        with self.lock:
+            step = self.steps.pop()
+            for region, mask, before in reversed(step.edits):
+                out = self.output[region]
+                if mask is None:
+                    out[...] = before
+                else:
+                    out[mask] = before
+            for decision in reversed(step.decisions):
+                self._revert(decision)
+            del self.objects[step.first_id - 1:]
+        if step.decisions and step.decisions[0].group in self._queue:
+            self._position = self._queue.index(step.decisions[0].group)
+        regions = [self.groups[d.group].region for d in step.decisions]
+        regions += [region for region, _, _ in step.edits]
+        return Change({"op": "undo"}, tuple(regions), undone=step.op)
+
+    # ------------------------------------------------------------------ shortcuts
 
     def decide(self, choice: str, *, group: int | None = None) -> Decision:
         """Apply ``choice`` to the current group (or to ``group``) and move on.
@@ -284,70 +468,54 @@ class Session:
         ValueError
             Unknown choice, empty queue, or a group already decided (undo first).
         """
-        if choice not in CHOICES:
-            raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
-        if group is None:
-            if self.current is None:
-                raise ValueError("no group to decide: the queue is empty")
-            group = self.current.index
-        if group in self._choice_of:
-            raise ValueError(
-                f"group {group} is already decided ({self._choice_of[group]}); undo to change it"
-            )
-        step = self._next_step()
-        with self.lock:
-            decision = self._apply(group, choice, step)
-        if self._queue and self.current is not None and self.current.index == group:
-            self._move_to_undecided(start=self._position + 1)
-        self._emit({"op": "decide", "group": group, "choice": choice}, [group])
-        return decision
+        self.apply(self.prepare({"op": "decide", "choice": choice, "group": group}))
+        return self.steps[-1].decisions[0]
 
     def finish(self) -> list[Decision]:
         """Add the objects of every undecided unpaired group ("Auto"), in one step."""
-        step = self._next_step()
-        todo = [g.index for g in self.groups if not g.paired and g.index not in self._choice_of]
-        with self.lock:
-            decisions = [self._apply(g, _AUTO, step) for g in todo]
-        self._emit({"op": "finish"}, todo)
-        return decisions
+        n_steps = len(self.steps)
+        self.apply({"op": "finish"})
+        return list(self.steps[-1].decisions) if len(self.steps) > n_steps else []
+
+    def edit(self, pieces) -> Change:
+        """Set voxels by hand: ``pieces`` as for :func:`edit_op`."""
+        return self.apply(self.prepare(edit_op(pieces)))
 
     def undo(self) -> list[Decision]:
-        """Take back the last action (a decision, or a whole finish).
+        """Take back the last action (a decision, a whole finish, or an edit).
 
-        The output, the objects and the counts are restored exactly, and the
+        The output, the objects and the counts are restored exactly, and an
         undone group becomes current.
 
         Returns
         -------
         list of Decision
-            The decisions taken back, empty when there was nothing to undo.
+            The decisions taken back (empty for an edit, or when there was
+            nothing to undo).
         """
-        if not self.log:
+        if not self.steps:
             return []
-        step = self.log[-1].step
-        undone = []
-        with self.lock:
-            while self.log and self.log[-1].step == step:
-                undone.append(self._revert(self.log.pop()))
-        group = undone[-1].group
-        if group in self._queue:
-            self._position = self._queue.index(group)
-        self._emit({"op": "undo"}, [d.group for d in undone])
-        return undone
+        decisions = list(reversed(self.steps[-1].decisions))
+        self.apply({"op": "undo"})
+        return decisions
 
-    def _next_step(self) -> int:
-        return self.log[-1].step + 1 if self.log else 0
+    def replay(self, ops: Iterable[dict]) -> None:
+        """Apply journal operations in order (each prepared first); go to an undecided group."""
+        for op in ops:
+            self.apply(self.prepare(op), move=False)
+        self._move_to_undecided(start=0)
 
-    def _apply(self, group_index: int, choice: str, step: int) -> Decision:
+    # ------------------------------------------------------------------ writing objects
+
+    def _decide_group(self, group_index: int, choice: str) -> Decision:
         group = self.groups[group_index]
         first_id = len(self.objects) + 1
         contested = 0
         for source, parts in self._objects_to_keep(group, choice):
             contested += self._write_object(group, source, parts)
-        decision = Decision(group_index, choice, step, first_id, len(self.objects) + 1, contested)
-        self.log.append(decision)
         self._choice_of[group_index] = choice
-        return decision
+        return Decision(group_index, choice, len(self.steps), first_id, len(self.objects) + 1,
+                        contested)
 
     @staticmethod
     def _objects_to_keep(group: Group, choice: str):
@@ -364,6 +532,13 @@ class Session:
             return [(_AUTO, p) for p in a_parts + b_parts]
         return []  # N: skip
 
+    def _new_id(self) -> int:
+        """The next output id; the output widens to uint32 when it needs to."""
+        new_id = len(self.objects) + 1
+        if np.iinfo(self.output.dtype).max < new_id:
+            self.output = self.output.astype(labels_dtype(new_id))
+        return new_id
+
     def _write_object(self, group: Group, source: str, parts) -> int:
         """Write one output object into background voxels; return its contested voxels."""
         region = group.region
@@ -375,16 +550,30 @@ class Session:
         n_free = int(np.count_nonzero(free))
         contested = int(np.count_nonzero(mask)) - n_free
         if n_free:
-            new_id = len(self.objects) + 1
-            if new_id > 0xFFFF and self.output.dtype == np.uint16:
-                self.output = self.output.astype(np.uint32)
-                out = self.output[region]
-            np.copyto(out, new_id, where=free)
+            new_id = self._new_id()
+            np.copyto(self.output[region], new_id, where=free)
             self.objects.append(OutputObject(
                 new_id, source, group.index, group.iou, tuple(parts), contested,
                 self._class_of(parts, region),
             ))
         return contested
+
+    def _edit_piece(self, piece: dict):
+        """Set the voxels of one edit piece; return (region, mask, previous values)."""
+        region = _region(piece["box"])
+        value = piece["value"]
+        if value > len(self.objects):
+            value = self._new_id()
+            self.objects.append(OutputObject(value, EDIT, -1, 0.0, (), 0))
+        out = self.output[region]
+        if piece["mask"] is None:
+            before = out.copy()
+            out[...] = value
+            return region, None, before
+        mask = decode_mask(piece["mask"], out.shape)
+        before = out[mask]
+        out[mask] = value
+        return region, mask, before
 
     def _class_of(self, parts, region) -> int | None:
         """Class of the largest input object among ``parts`` (its most frequent class)."""
@@ -399,29 +588,33 @@ class Session:
                 best = (values.size, int(np.bincount(values.astype(np.int64)).argmax()))
         return None if best is None else best[1]
 
-    def _revert(self, decision: Decision) -> Decision:
+    def _revert(self, decision: Decision) -> None:
         if decision.stop_id > decision.first_id:
             out = self.output[self.groups[decision.group].region]
             out[(out >= decision.first_id) & (out < decision.stop_id)] = 0
-            del self.objects[decision.first_id - 1:]
         del self._choice_of[decision.group]
-        return decision
 
     # ------------------------------------------------------------------ results
 
     def summary(self) -> dict:
-        """Counts of A, B, M, N and Auto decisions, contested voxels, progress.
+        """Counts of A, B, M, N and Auto decisions, edits, contested voxels, progress.
 
         Returns
         -------
         dict
-            Keys A, B, M, N, Auto, contested, decided, groups, objects.
+            Keys A, B, M, N, Auto, edits, contested, decided, undecided_paired,
+            undecided_unpaired, groups, objects.
         """
-        counts = Counter(d.choice for d in self.log)
+        log = self.log
+        counts = Counter(d.choice for d in log)
+        undecided = [g for g in self.groups if g.index not in self._choice_of]
         return {
             **{key: counts.get(key, 0) for key in (*CHOICES, _AUTO)},
-            "contested": sum(d.contested for d in self.log),
+            "edits": sum(1 for step in self.steps if step.edits),
+            "contested": sum(d.contested for d in log),
             "decided": len(self._choice_of),
+            "undecided_paired": sum(1 for g in undecided if g.paired),
+            "undecided_unpaired": sum(1 for g in undecided if not g.paired),
             "groups": len(self.groups),
             "objects": len(self.objects),
         }
@@ -430,15 +623,28 @@ class Session:
         """Per output object: label, source, group, iou, source ids, class; for a Labels layer.
 
         Row k describes label k + 1; the "label" column says so explicitly.
+        Objects changed by an edit have "+edit" after their source.
         """
+        edited = self._edited_ids()
         return {
             "label": [o.id for o in self.objects],
-            "source": [o.source for o in self.objects],
+            "source": [o.source + ("+edit" if o.id in edited and o.source != EDIT else "")
+                       for o in self.objects],
             "group": [o.group for o in self.objects],
             "iou": [round(o.iou, 4) for o in self.objects],
             "from": [" ".join(f"{side}{i}" for side, i in o.source_ids) for o in self.objects],
             "class": [o.cls if o.cls is not None else -1 for o in self.objects],
         }
+
+    def _edited_ids(self) -> set[int]:
+        """Ids that an edit in force painted or painted over."""
+        ids: set[int] = set()
+        for step in (step for step in self.steps if step.edits):
+            for (_, _, before), piece in zip(step.edits, step.op["pieces"]):
+                ids.add(int(piece["value"]))
+                ids.update(np.unique(before).tolist())
+        ids.discard(0)
+        return ids
 
     def class_map(self) -> np.ndarray | None:
         """Per-voxel class of the output (0 on background), None without classes."""
@@ -447,20 +653,6 @@ class Session:
         lut = np.zeros(len(self.objects) + 1, dtype=np.uint16)
         lut[1:] = [max(o.cls or 0, 0) for o in self.objects]
         return lut[self.output]
-
-    def replay(self, ops: Iterable[dict]) -> None:
-        """Apply journal operations (``decide``, ``undo``, ``finish``) in order."""
-        for op in ops:
-            kind = op.get("op")
-            if kind == "decide":
-                self.decide(op["choice"], group=int(op["group"]))
-            elif kind == "undo":
-                self.undo()
-            elif kind == "finish":
-                self.finish()
-            else:
-                raise ValueError(f"unknown journal operation {op!r}")
-        self._move_to_undecided(start=0)
 
 
 def merge(session: Session, *, policy: str = "a") -> Session:

@@ -1,0 +1,290 @@
+"""The one way a file of this package reaches disk.
+
+Every file is written to a temporary name in its own folder
+(``.<name>.<pid>.<random>.tmp``), flushed, fsynced, renamed over its name, and
+the folder is fsynced: a reader sees the old file or the new one, never a
+partial one, and a failure (a full disk, a kill) leaves the old one as it was.
+:func:`staged` renames several files only once all are written. Temporary files
+of dead processes are removed by :func:`remove_stale_temps`.
+
+:func:`check_output` is the one never-overwrite rule: an output is never one
+of the inputs, never a file this package did not make, and never a review's
+file unless the caller is that review.
+
+A failed write raises :class:`WriteError`, an ``OSError`` whose message is one
+line naming the file and the error's words.
+
+No Qt, no napari.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = [
+    "WriteError",
+    "atomic_open",
+    "atomic_write_bytes",
+    "check_output",
+    "fsync_folder",
+    "fsync_path",
+    "remove_stale_temps",
+    "same_file",
+    "sidecar",
+    "staged",
+]
+
+#: Name of a temporary file: ``.<name>.<pid>.<8 hex>.tmp``.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+class WriteError(OSError):
+    """A file could not be written: ``str(err)`` is one line for the user."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def write_error(path, err: OSError, *, doing: str = "cannot write") -> WriteError:
+    """One-line :class:`WriteError` naming ``path`` and the error's words."""
+    words = err.strerror or os.strerror(err.errno) if err.errno else str(err)
+    return WriteError(err.errno or errno.EIO, f"{path}: {doing} ({words})")
+
+
+def sidecar(output: str | os.PathLike, suffix: str) -> Path:
+    """The name of a file that belongs to ``output`` (its journal, summary, lock...).
+
+    >>> sidecar("out/cells.tif", "_classes.tif").as_posix()
+    'out/cells_classes.tif'
+    """
+    output = Path(output)
+    return output.with_name(output.stem + suffix)
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file (or folder) by name."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make renames in ``folder`` durable (not possible on every file system)."""
+    with contextlib.suppress(OSError):
+        fsync_path(folder)
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+class _Stage:
+    """Temporary files that replace their targets together, at the end."""
+
+    def __init__(self):
+        self.files: list[tuple[Path, Path]] = []
+
+    @contextlib.contextmanager
+    def open(self, path: str | os.PathLike) -> Iterator[BinaryIO]:
+        """A binary file that becomes ``path`` when the stage ends well."""
+        path = Path(path)
+        tmp = _temp_name(path)
+        try:  # created with the usual permissions (mkstemp's 0600 would pass on)
+            f = open(tmp, "xb")  # noqa: SIM115 (closed below)
+        except OSError as err:
+            raise write_error(path, err) from err
+        self.files.append((tmp, path))
+        with f:
+            try:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as err:
+                raise write_error(path, err) from err
+
+    def commit(self) -> None:
+        for tmp, path in self.files:
+            try:
+                os.replace(tmp, path)
+            except OSError as err:
+                raise write_error(path, err) from err
+        for folder in {path.parent for _, path in self.files}:
+            fsync_folder(folder)
+
+    def discard(self) -> None:
+        for tmp, _ in self.files:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged() -> Iterator[_Stage]:
+    """Write several files with ``stage.open(path)``; all are renamed in place only at the end.
+
+    If anything fails before, no target is touched and the temporary files
+    are removed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with staged() as stage:
+    ...     for name in ("a.txt", "b.txt"):
+    ...         with stage.open(folder / name) as f:
+    ...             _ = f.write(name.encode())
+    >>> sorted(p.name for p in folder.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    stage = _Stage()
+    try:
+        yield stage
+        stage.commit()
+    except BaseException:
+        stage.discard()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` whole, only if the block succeeds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_open(folder / "x.txt") as f:
+    ...     _ = f.write(b"hello")
+    >>> (folder / "x.txt").read_bytes(), sorted(p.name for p in folder.iterdir())
+    (b'hello', ['x.txt'])
+    """
+    with staged() as stage, stage.open(path) as f:
+        yield f
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path) as f:
+        f.write(data)
+    return Path(path)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that dead processes of this package left in ``folder``.
+
+    Only names of this module's form whose process is gone are removed: a
+    temporary file of a running writer is left alone.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match is None or _alive(int(match["pid"])) or not entry.is_file(follow_symlinks=False):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are one file (after links; same device and inode)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    ours: Callable[[Path], bool] = lambda path: False,
+    overwrite: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Check that ``path`` may be written, before anything is computed.
+
+    Parameters
+    ----------
+    path : path
+        A file to create or replace.
+    inputs : iterable of path
+        Files read by the command: never written over.
+    ours : callable
+        ``ours(path)`` is True when the existing file at ``path`` is an
+        earlier output of this package (that ``overwrite`` may replace).
+    overwrite : bool
+        Replace an earlier output of ours.
+    option : str
+        How the user named ``path``, for the messages.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        One line: the file, why it is not written, and what would be right.
+    """
+    from .io import InputError
+
+    path = Path(path)
+    for given in inputs:
+        if given is not None and same_file(path, given):
+            raise InputError(f"{path}: is an input ({given}); choose another {option} so that "
+                             "the input is not overwritten")
+    folder = path.parent
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write here ({existing} is not a writable folder)")
+    if not (path.exists() or path.is_symlink()):
+        return path
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a file name for {option}")
+    if sidecar(path, ".journal.jsonl").exists():
+        raise InputError(f"{path}: is the output of a review ({sidecar(path, '.journal.jsonl')}"
+                         " beside it); open it with mask-compare review, or choose another "
+                         f"{option}")
+    if path.is_symlink() or not path.is_file():
+        raise InputError(f"{path}: exists and is not a regular file; choose another {option}")
+    if not ours(path):
+        raise InputError(f"{path}: exists and was not written by mask-compare; it is never "
+                         f"overwritten: choose another {option}")
+    if not overwrite:
+        raise InputError(f"{path}: exists (an earlier output); give --overwrite to replace it, "
+                         f"or choose another {option}")
+    if not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK):  # root passes access()
+        raise InputError(f"{path}: is read-only; it is not replaced (make it writable first, "
+                         f"or choose another {option})")
+    return path

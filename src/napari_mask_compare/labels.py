@@ -1,0 +1,156 @@
+"""Label image rules, each written once: the dtype, ids 1..n, what a label image is.
+
+- :func:`labels_dtype`: uint16 when the ids fit, uint32 beyond 65,535 (with a
+  warning when written), never wrapping;
+- :func:`relabel_sequential`: ids 1..n in the order of their values;
+- :func:`as_labels`: validate an input (integers, non-negative, at most
+  2**32 - 1) and keep it in the smallest unsigned dtype;
+- :func:`check_labels`: what an output label image must be (2D or 3D integers >= 0).
+
+No Qt, no napari, no files.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "UINT16_MAX",
+    "UINT32_MAX",
+    "as_labels",
+    "check_labels",
+    "labels_dtype",
+    "relabel_sequential",
+]
+
+UINT16_MAX = int(np.iinfo(np.uint16).max)
+UINT32_MAX = int(np.iinfo(np.uint32).max)
+
+
+def labels_dtype(max_id: int, *, warn: bool = False) -> np.dtype:
+    """uint16 when ``max_id`` fits, else uint32; never wraps.
+
+    Parameters
+    ----------
+    max_id : int
+        The largest id to hold.
+    warn : bool
+        Warn when uint32 is needed (ImageJ reads it as 32-bit): for outputs.
+
+    Examples
+    --------
+    >>> labels_dtype(65535), labels_dtype(65536)
+    (dtype('uint16'), dtype('uint32'))
+    """
+    if max_id <= UINT16_MAX:
+        return np.dtype(np.uint16)
+    if max_id <= UINT32_MAX:
+        if warn:
+            warnings.warn(
+                f"{max_id} objects do not fit uint16: writing uint32 (ImageJ reads it as 32-bit)",
+                stacklevel=3,
+            )
+        return np.dtype(np.uint32)
+    raise ValueError(f"{max_id} objects exceed uint32")
+
+
+def relabel_sequential(labels: np.ndarray) -> np.ndarray:
+    """Map the ids of ``labels`` to 1..n in increasing order, 0 staying 0.
+
+    Returns ``labels`` itself when its ids already are 1..n.
+
+    >>> relabel_sequential(np.array([[0, 7], [7, 3]])).tolist()
+    [[0, 2], [2, 1]]
+    """
+    top = int(labels.max(initial=0))
+    if top < 2 * labels.size:  # one counting pass; no sort
+        present = np.bincount(labels.reshape(-1), minlength=top + 1) > 0
+        present[0] = False
+        ids = np.flatnonzero(present)
+    else:
+        ids = np.unique(labels)
+        ids = ids[ids != 0]
+    if ids.size == 0 or ids[-1] == ids.size:
+        return labels
+    dtype = labels_dtype(ids.size)
+    if ids[-1] < 2 * labels.size:
+        lut = np.zeros(int(ids[-1]) + 1, dtype=dtype)
+        lut[ids] = np.arange(1, ids.size + 1)
+        return lut[labels]
+    out = np.searchsorted(ids, labels).astype(dtype) + 1
+    out[labels == 0] = 0
+    return out
+
+
+def check_labels(labels: np.ndarray) -> np.ndarray:
+    """An output label image: 2D or 3D, integers, no negative id.
+
+    Raises
+    ------
+    ValueError
+    """
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise ValueError(f"labels must be >= 0, got ids down to {labels.min()}")
+    return labels
+
+
+def as_labels(data: np.ndarray, path, *, what: str = "mask") -> np.ndarray:
+    """Validate integer labels and return them in the smallest unsigned dtype.
+
+    Parameters
+    ----------
+    data : ndarray
+        Integers, booleans, or floats with integral values; non-negative,
+        at most 2**32 - 1.
+    path : path or str
+        Named in the error message.
+    what : str
+        What ``data`` is, for the error message.
+
+    Returns
+    -------
+    ndarray of uint8, uint16 or uint32
+        ``data`` itself when it already is unsigned and small enough.
+
+    Raises
+    ------
+    InputError
+    """
+    from .io import InputError
+
+    if data.dtype.kind == "b":
+        return data.astype(np.uint8)
+    if data.dtype.kind == "f":
+        if not np.isfinite(data).all():
+            raise InputError(
+                f"{path}: {what} holds NaN or infinite values, expected integer labels"
+            )
+        if not np.array_equal(data, np.floor(data)):
+            raise InputError(
+                f"{path}: {what} holds non-integral floats (e.g. {_first_fraction(data)}), "
+                "expected integer labels"
+            )
+    elif data.dtype.kind not in "iu":
+        raise InputError(f"{path}: {what} has dtype {data.dtype}, expected integer labels")
+    lo, hi = (data.min(), data.max())
+    if lo < 0:
+        raise InputError(f"{path}: {what} holds negative labels (min {lo:g}), expected ids >= 0")
+    if hi > UINT32_MAX:
+        raise InputError(f"{path}: {what} holds ids up to {hi:g}, expected ids <= {UINT32_MAX}")
+    dtype = labels_dtype(int(hi))
+    if data.dtype.kind == "u" and data.dtype.itemsize <= dtype.itemsize:
+        return data
+    return data.astype(dtype)
+
+
+def _first_fraction(data: np.ndarray) -> str:
+    flat = data.reshape(-1)
+    i = np.flatnonzero(flat != np.floor(flat))[0]
+    return f"{flat[i]:g}"
