@@ -33,6 +33,7 @@ __all__ = [
     "atomic_open",
     "atomic_write_bytes",
     "check_output",
+    "check_writable",
     "fsync_folder",
     "fsync_path",
     "remove_stale_temps",
@@ -222,6 +223,34 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+def _check_folder(path: Path) -> None:
+    from .io import InputError
+
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write here ({existing} is not a writable folder)")
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check that ``path`` can be created: its folder exists or can be made, and is writable.
+
+    It does not look at what ``path`` holds: see :func:`check_output`.
+
+    Raises
+    ------
+    InputError
+    """
+    from .io import InputError
+
+    path = Path(path)
+    _check_folder(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a .tif file name")
+    return path
+
+
 def check_output(
     path: str | os.PathLike,
     *,
@@ -262,12 +291,7 @@ def check_output(
         if given is not None and same_file(path, given):
             raise InputError(f"{path}: is an input ({given}); choose another {option} so that "
                              "the input is not overwritten")
-    folder = path.parent
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write here ({existing} is not a writable folder)")
+    _check_folder(path)
     if not (path.exists() or path.is_symlink()):
         return path
     if path.is_dir():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _files
+from ._files import check_writable
 from .labels import as_labels, check_labels, labels_dtype, relabel_sequential
 
 __all__ = [
@@ -575,23 +576,6 @@ def pair_files(
 #: Written into the TIFF "Software" tag of every label image this package writes:
 #: how :func:`is_our_tiff` knows a file that may be replaced.
 SOFTWARE = "napari-mask-compare"
-
-
-def check_writable(path: str | os.PathLike) -> Path:
-    """Check that ``path`` can be created (its folder exists or can be, and is writable).
-
-    It does not look at what ``path`` holds: see :func:`._files.check_output`.
-    """
-    path = Path(path)
-    folder = path.parent
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write here ({existing} is not a writable folder)")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a .tif file name")
-    return path
 
 
 def is_our_tiff(path: str | os.PathLike) -> bool:

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import _files
-from .io import InputError, check_writable, write_labels
+from ._files import check_writable
+from .io import InputError, write_labels
 from .journal import Journal, fingerprint, journal_path
 from .labels import relabel_sequential
 from .matching import Group
