@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
+from .labels import UINT32_MAX, labels_dtype
 
 __all__ = ["get_reader", "is_label_array", "layer_data"]
 
@@ -29,8 +30,6 @@ __all__ = ["get_reader", "is_label_array", "layer_data"]
 LayerDataTuple = tuple[np.ndarray, dict, str]
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
-_UINT16_MAX = int(np.iinfo(np.uint16).max)
-_UINT32_MAX = int(np.iinfo(np.uint32).max)
 #: Elements checked at once when scanning a float array for fractions.
 _CHUNK = 1 << 22
 
@@ -247,15 +246,14 @@ def _integral_chunk(chunk: np.ndarray) -> bool:
         return True
     if not np.isfinite(chunk).all():
         return False
-    return (chunk.min() >= 0 and chunk.max() <= _UINT32_MAX
+    return (chunk.min() >= 0 and chunk.max() <= UINT32_MAX
             and bool(np.array_equal(chunk, np.floor(chunk))))
 
 
 def _as_labels(data: np.ndarray) -> np.ndarray:
     """Integer labels napari can edit: floats and booleans to uint16/uint32, in memory."""
     if data.dtype.kind in "fb":
-        dtype = np.uint16 if data.size == 0 or data.max() <= _UINT16_MAX else np.uint32
-        return data.astype(dtype)
+        return data.astype(labels_dtype(int(data.max(initial=0))))
     if not data.flags.writeable:  # e.g. a read-only memory map: painting would fail
         return np.array(data)
     return data
