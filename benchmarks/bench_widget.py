@@ -6,9 +6,10 @@ press on the canvas until the event loop is idle again (the handler and the
 repaint it asks for), median over ``--repeats`` presses:
 
 - ``Right``: move to the next group (camera, z-range, slice, highlight, panel);
-- ``1`` / ``2`` / ``3`` / ``4``: a decision (session, journal line with fsync,
-  output layer, next group), split by whether a background TIFF write was
-  running when the key was pressed: saving must never block review;
+- ``1`` / ``2`` / ``3`` / ``4``: a decision (review: journal line written,
+  fsynced in the background; session, output layer, next group), split by
+  whether a background TIFF write was running when the key was pressed:
+  saving must never block review;
 - ``U``: undo.
 
 It also reports how long Start takes (read, validate, pair, open the journal)
@@ -142,8 +143,9 @@ def run(size: str, repeats: int, out_dir: Path) -> dict:
     watch.stop()
     if widget.session is None:
         raise SystemExit(f"review did not start: {widget.message.text()}")
-    session, saver = widget.session, widget.autosaver
-    saver.flush()  # the first full write, before timing
+    session, review = widget.session, widget.review
+    saver = review._saver  # to see whether a background TIFF write runs
+    review.flush()  # the first full write, before timing
     canvas = viewer.window._qt_viewer.canvas.native
     viewer.layers.selection.active = widget.view.layers["a"]  # a Labels layer: 1-4 are ours
     settle(app)
@@ -154,7 +156,7 @@ def run(size: str, repeats: int, out_dir: Path) -> dict:
 
     t0 = time.perf_counter()
     timed_press(app, canvas, Qt.Key.Key_4)
-    saver.flush()
+    review.flush()
     write_s = time.perf_counter() - t0
 
     keys = (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4)
@@ -163,7 +165,7 @@ def run(size: str, repeats: int, out_dir: Path) -> dict:
         writing = saver._writing or saver._dirty
         (during_write if writing else idle).append(timed_press(app, canvas, keys[i % 4]))
     undos = [timed_press(app, canvas, Qt.Key.Key_U) for _ in range(min(repeats, 20))]
-    writes = saver.writes
+    writes = review.writes
 
     t0 = time.perf_counter()
     timed_press(app, canvas, Qt.Key.Key_Q)  # flush, summary, layers back

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtCore import Qt
+import numpy as np
+from qtpy.QtCore import QPoint, Qt
 from qtpy.QtTest import QTest
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -18,12 +19,58 @@ QT_KEYS = {
     "1": Qt.Key.Key_1, "2": Qt.Key.Key_2, "3": Qt.Key.Key_3, "4": Qt.Key.Key_4,
     "A": Qt.Key.Key_A, "B": Qt.Key.Key_B, "M": Qt.Key.Key_M, "N": Qt.Key.Key_N,
     "U": Qt.Key.Key_U, "Q": Qt.Key.Key_Q, "Left": Qt.Key.Key_Left, "Right": Qt.Key.Key_Right,
+    "P": Qt.Key.Key_P, "E": Qt.Key.Key_E, "F": Qt.Key.Key_F, "Z": Qt.Key.Key_Z,
 }
 
 
-def press(viewer, key: str) -> None:
+def press(viewer, key: str, modifier=Qt.KeyboardModifier.NoModifier) -> None:
     """Press and release ``key`` on the canvas, as a person does (napari's keymap path)."""
-    QTest.keyClick(viewer.window._qt_viewer.canvas.native, QT_KEYS[key])
+    QTest.keyClick(viewer.window._qt_viewer.canvas.native, QT_KEYS[key], modifier)
+
+
+def canvas_point(viewer, layer, voxel) -> QPoint:
+    """The canvas pixel that shows the centre of ``voxel`` (data index) of ``layer``.
+
+    The voxel goes to world coordinates by the layer's transform, then to the
+    canvas through the vispy view box that shows the layer (in grid mode each
+    cell of the grid is a view box with its own camera).
+    """
+    canvas = viewer.window._qt_viewer.canvas
+    world = np.asarray(layer.data_to_world(np.asarray(voxel, dtype=float)))
+    y, x = (world[d] for d in viewer.dims.displayed)
+    view = _view_box(viewer, canvas, layer)
+    canvas_x, canvas_y = (view.transform * view.scene.transform).map([x, y])[:2]
+    return QPoint(round(float(canvas_x)), round(float(canvas_y)))
+
+
+def _view_box(viewer, canvas, layer):
+    grid = viewer.canvas.grid
+    if not grid.enabled:
+        return canvas.view
+    index = list(viewer.layers).index(layer)
+    for (_, indices), view in zip(grid.iter_viewboxes(viewer.layers), canvas.grid_views):
+        if index in indices:
+            return view
+    raise AssertionError(f"{layer.name} is in no cell of the grid")
+
+
+def drag(viewer, qtbot, layer, voxels) -> None:
+    """Press the left button on the first voxel, move through the others, release on the last.
+
+    Moves are 20 ms apart (vispy drops moves less than 10 ms after the previous one).
+    """
+    native = viewer.window._qt_viewer.canvas.native
+    points = [canvas_point(viewer, layer, voxel) for voxel in voxels]
+    button, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    QTest.mouseMove(native, points[0])
+    qtbot.wait(20)
+    QTest.mousePress(native, button, none, points[0])
+    for point in points[1:]:
+        qtbot.wait(20)
+        QTest.mouseMove(native, point)
+    qtbot.wait(20)
+    QTest.mouseRelease(native, button, none, points[-1])
+    qtbot.wait(20)
 
 
 def add_layers(viewer, layer_tuples):

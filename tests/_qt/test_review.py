@@ -121,9 +121,16 @@ def test_whole_review_by_keys(docked, qtbot, tmp_path, sample):
     assert session.done or all(session.choice_of(g) for g in session.queue)
     summary = session.summary()
     assert {k: summary[k] for k in "ABMN"} == {k: counts[k] for k in "ABMN"}
-    qtbot.waitUntil(lambda: len(output_layer.features) == summary["objects"], timeout=5000)
+    # the features (one row per object, and a first, empty one for the background)
+    qtbot.waitUntil(lambda: len(output_layer.features) == summary["objects"] + 1,
+                    timeout=5000)
     features = output_layer.features
-    assert list(features["label"]) == list(range(1, summary["objects"] + 1))
+    assert list(features["index"]) == list(range(summary["objects"] + 1))
+    assert list(features["label"])[1:] == list(range(1, summary["objects"] + 1))
+    obj = session.objects[-1]
+    voxel = np.argwhere(session.output == obj.id)[0]
+    status = output_layer.get_status(output_layer.data_to_world(voxel), world=True)
+    assert f"label: {obj.id}, source: {obj.source}, group: {obj.group}" in status["coordinates"]
 
     # a decided group: the message says so, nothing changes
     press(viewer, "Left")
@@ -246,6 +253,28 @@ def test_other_inputs_refused_with_a_message(docked, qtbot, tmp_path):
     text = widget.message.text()
     assert "review of another mask B" in text and "\n" not in text
     assert "Traceback" not in text
+
+
+def test_a_second_window_on_the_same_review_is_refused(docked, qtbot, tmp_path):
+    """One writer per review: the second widget is told who holds it; the first goes on."""
+    viewer, widget, layers = _open(docked, qtbot, tmp_path, make_sample_2d)
+    viewer_2, widget_2 = docked()
+    image, a, b = add_layers(viewer_2, make_sample_2d())
+    widget_2.set_layers(image=image, mask_a=a, mask_b=b)
+    widget_2.set_out_dir(tmp_path)
+    widget_2.start()
+    qtbot.waitUntil(lambda: not widget_2.busy, timeout=30_000)
+    text = widget_2.message.text()
+    assert widget_2.session is None and "\n" not in text
+    assert "this review is open in process" in text and "close it there first" in text
+    press(viewer, "1")  # the first review still holds its lock and saves
+    assert len(widget.session.steps) == 1
+    press(viewer, "Q")
+    (tmp_path / ".mask_A.tif.999999999.0123abcd.tmp").write_bytes(b"")  # left by a dead writer
+    start(widget_2, qtbot)  # free now: resumed, and what opening repaired is said
+    text = widget_2.message.text()
+    assert "resumed (1 action(s) replayed)" in text and "removed 1 temporary file" in text
+    widget_2.end_review()
 
 
 def test_bad_inputs_are_one_line_messages(docked, qtbot, tmp_path):

@@ -9,6 +9,10 @@ group moves the camera, and in 3D limits the z-slider to the group's slices
 Nothing is re-sliced in 2D, and in 3D one slice change re-slices the layers
 once, which keeps moving between groups cheap on 1024 x 1024 planes.
 
+The curated layer holds the session's output and is editable (napari's brush,
+eraser and fill; the widget routes each stroke through the review); A and B
+are read-only, as they are the inputs.
+
 The pure part (:func:`group_focus`) has no viewer and is tested alone.
 """
 
@@ -17,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from napari.layers import Image, Labels
 from napari.utils.colormaps import CyclicLabelColormap
 from napari.utils.colormaps.standardize_color import transform_color
 
 __all__ = ["Focus", "ReviewView", "group_focus", "highlight_colors", "is_review_layer",
-           "make_review_layers", "REVIEW_PREFIX"]
+           "layer_features", "make_review_layers", "REVIEW_PREFIX"]
 
 #: Prefix of the names of the layers this view adds (and removes).
 REVIEW_PREFIX = "review"
@@ -199,6 +204,7 @@ def make_review_layers(*, a, b, output, image=None, scale=None,
         label = f"{role.upper()}: {name}" if side else "curated"
         layers[role] = Labels(data, name=f"{REVIEW_PREFIX} {label}", scale=scale,
                               metadata={_MARK: True}, **kwargs)
+        layers[role].editable = not side  # the inputs are not painted on
     return layers
 
 
@@ -461,7 +467,47 @@ class ReviewView:
         elif redraw:
             layer.refresh()
         if features is not None:
-            layer.features = features
+            layer.features = layer_features(features)
+
+    def forget_paint_history(self) -> None:
+        """Clear napari's undo and redo history of the output layer.
+
+        Edits are undone through the review (U), which restores the output
+        exactly; napari's Ctrl+Z would change the array behind the journal.
+        """
+        layer = self.layers["output"]
+        for history in (getattr(layer, "_undo_history", None),
+                        getattr(layer, "_redo_history", None)):
+            if history is not None:
+                history.clear()
+
+
+def layer_features(features: dict) -> pd.DataFrame:
+    """Per-object features as a Labels layer reads them when hovered.
+
+    napari 0.9.2 finds the row of a label by the ``index`` column (without
+    one, row k would describe label k, whatever the ``label`` column says).
+    A first row for the background (0) holds nothing, so that hovering the
+    background shows nothing.
+
+    Parameters
+    ----------
+    features : dict of str to list
+        Columns, one row per object, with a ``label`` column (its id), as
+        :meth:`..session.Session.features` gives them.
+
+    Returns
+    -------
+    DataFrame
+        Object columns: ``index``, then those of ``features``.
+
+    >>> table = layer_features({"label": [1, 2], "source": ["A", "edit"]})
+    >>> table.to_dict("list")
+    {'index': [0, 1, 2], 'label': [None, 1, 2], 'source': [None, 'A', 'edit']}
+    """
+    columns = {"index": [0, *features["label"]]}
+    columns.update({key: [None, *values] for key, values in features.items()})
+    return pd.DataFrame(columns, dtype=object)
 
 
 def _display_image(image: np.ndarray, *, ndim: int) -> np.ndarray:

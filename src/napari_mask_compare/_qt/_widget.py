@@ -1,13 +1,17 @@
 """The "Mask compare" dock widget: review two masks group by group.
 
-Thin over the core: :func:`..journal.open_review` gives the session (pairing,
-decisions, undo, resume) and its autosaver (journal line + background TIFF);
-this widget builds the controls, wires every event in :meth:`_add_callbacks`,
-and shows the session through a :class:`._view.ReviewView`. Keys are taken
-over by :class:`._keys.ReviewKeys` while a review runs and given back after.
+Thin over the core: :meth:`..review.Review.open` gives the review (pairing,
+lock, journal, session, background TIFF, resume) and every action goes
+through it (decide, undo, finish, and the hand edits napari's brush, eraser
+and fill make on the curated layer, see :mod:`._edits`); the review's one
+change event redraws the view. This widget builds the controls, wires its
+controls in :meth:`_add_callbacks` and the running review's events in
+:meth:`_add_review_callbacks`, and shows the session through a
+:class:`._view.ReviewView`. Keys are taken over by :class:`._keys.ReviewKeys`
+while a review runs and given back after.
 
 Signals for companions: :attr:`review_started` (session), :attr:`review_changed`
-(a :class:`..session.Change`, after every decision, undo or finish) and
+(a :class:`..session.Change`, after every decision, undo, finish or edit) and
 :attr:`review_ended` (session). The widget's own "Metrics" tab (a
 :class:`._metrics.MetricsWidget`) listens to them: it shows A vs B and the
 curated output vs A and vs B, computed when the tab is looked at; without a
@@ -16,10 +20,12 @@ review, A vs B of the layers chosen as mask A and mask B.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -45,12 +51,14 @@ from qtpy.QtWidgets import (
 )
 
 from .. import io
-from ..journal import open_review
+from ..labels import relabel_sequential
 from ..matching import KINDS
+from ..review import Review
+from ._edits import new_labels, paint_pieces, put_back
 from ._inputs import LayerCombo, load_from_files, load_from_layers, output_name
 from ._keys import ReviewKeys
 from ._metrics import MetricsWidget
-from ._view import ReviewView, make_review_layers
+from ._view import ReviewView, layer_features, make_review_layers
 
 __all__ = ["MaskCompareWidget", "describe_group", "describe_counts"]
 
@@ -67,14 +75,17 @@ _METRICS_DELAY_MS = 1000
 
 @dataclass
 class _Review:
-    """A running review: the core session and saver, and their Qt helpers."""
+    """A running review: the core :class:`..review.Review` and its Qt helpers."""
 
-    session: object
-    saver: object
+    review: Review
     view: ReviewView
     keys: ReviewKeys
     pair: io.MaskPair
     output: Path
+
+    @property
+    def session(self):
+        return self.review.session
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,7 @@ class _Opened:
     """What the loading worker hands back to the GUI thread."""
 
     pair: io.MaskPair
-    session: object
-    saver: object
+    review: Review
     output: Path
     layers: dict
 
@@ -100,13 +110,15 @@ def _open(load, *, output: Path, iou_threshold: float):
     """Worker body: read and validate, pair and open (or resume) the review, make layers.
 
     Yields a step name before each long step; returns :class:`_Opened`, or
-    :class:`_Refused` with the message of the :class:`io.InputError`.
+    :class:`_Refused` with the message of the :class:`io.InputError` (a
+    review refused, e.g. open in another window, holds nothing to release).
+    The review is closed again if anything fails after it opened.
     """
     yield "reading"
     try:
         pair = load()
         yield "pairing"
-        session, saver = open_review(
+        review = Review.open(
             pair.a, pair.b, output=output, iou_threshold=iou_threshold,
             inputs={"mask_a": str(pair.paths.get("mask_a")),
                     "mask_b": str(pair.paths.get("mask_b"))},
@@ -115,11 +127,22 @@ def _open(load, *, output: Path, iou_threshold: float):
         )
     except io.InputError as err:
         return _Refused(str(err))
-    yield "preparing the view"
-    names = tuple(_short_name(pair.paths.get(key)) for key in ("mask_a", "mask_b"))
-    layers = make_review_layers(a=pair.a, b=pair.b, output=session.output, image=pair.image,
-                                scale=pair.voxel_size or None, names=names)
-    return _Opened(pair, session, saver, output, layers)
+    try:
+        yield "preparing the view"
+        names = tuple(_short_name(pair.paths.get(key)) for key in ("mask_a", "mask_b"))
+        layers = make_review_layers(a=pair.a, b=pair.b, output=review.session.output,
+                                    image=pair.image, scale=pair.voxel_size or None,
+                                    names=names)
+    except BaseException:
+        _close_quietly(review)
+        raise
+    return _Opened(pair, review, output, layers)
+
+
+def _close_quietly(review: Review) -> None:
+    """Close a review on the way out of an error (that error is the one to report)."""
+    with contextlib.suppress(OSError):
+        review.close()
 
 
 def _short_name(source) -> str:
@@ -169,6 +192,8 @@ def describe_counts(summary: dict) -> str:
     counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N", "Auto"))
     text = f"{counts} — decided {summary['decided']}/{summary['groups']} — " \
            f"{summary['objects']} objects"
+    if summary.get("edits"):
+        text += f" — {summary['edits']} hand edit(s)"
     if summary.get("contested"):
         text += f" — {summary['contested']:,} contested vx kept their owner"
     return text
@@ -220,9 +245,9 @@ class MaskCompareWidget(QWidget):
         return self._review.session if self._review is not None else None
 
     @property
-    def autosaver(self):
-        """The running review's autosaver, None when no review runs."""
-        return self._review.saver if self._review is not None else None
+    def review(self) -> Review | None:
+        """The running :class:`..review.Review`, None when no review runs."""
+        return self._review.review if self._review is not None else None
 
     @property
     def view(self) -> ReviewView | None:
@@ -272,33 +297,38 @@ class MaskCompareWidget(QWidget):
     def end_review(self, *, finish: bool = False) -> dict | None:
         """End the running review: finish it if asked, save, give the keys back.
 
+        A finish that cannot be journaled leaves the review running (the
+        message says why).
+
         Returns
         -------
         dict or None
-            The session summary, None when no review ran.
+            The session summary, None when no review ran or the finish failed.
         """
-        review = self._review
-        if review is None:
+        running = self._review
+        if running is None:
             return None
-        if finish:  # while the review runs: the change is drawn and sent like a decision's
-            review.session.finish()
+        # while the review runs: the finish is drawn and sent like a decision
+        if finish and self._act(running.review.finish) is None:
+            return None
         self._review = None
         self._features_timer.stop()
-        review.keys.unbind()
-        review.session.remove_listener(self._on_session_change)
-        summary = review.session.summary()
+        running.keys.unbind()
+        self._remove_review_callbacks(running)
         try:
-            review.saver.close()
+            summary = running.review.close()
         except OSError as err:
-            self._message(f"saving {review.output} failed: {err}", error=True)
+            summary = running.session.summary()
+            self._message(f"{_one_line(err)} — the journal is whole: start the review "
+                          "again to rebuild the output", error=True)
         else:
-            self._message(f"Saved {review.output} — {describe_counts(summary)}")
-        review.view.close()
-        self._show_result(review)
+            self._message(f"Saved {running.output} — {describe_counts(summary)}")
+        running.view.close()
+        self._show_result(running)
         self.viewer.reset_view()
         self._update_panel()
         self._update_enabled()
-        self.review_ended.emit(review.session)
+        self.review_ended.emit(running.session)
         return summary
 
     # ------------------------------------------------------------------ building
@@ -491,6 +521,20 @@ class MaskCompareWidget(QWidget):
             self._window_filter = _CloseFilter(self._on_viewer_closing, parent=self)
             window.installEventFilter(self._window_filter)
 
+    def _add_review_callbacks(self, running: _Review) -> None:
+        """Connect the running review's events (the only place that does).
+
+        The review's one change event (every decision, undo, finish, edit)
+        redraws the view; napari's paint event of the curated layer (a brush,
+        eraser or fill stroke) becomes an edit of the review.
+        """
+        running.review.add_listener(self._on_review_change)
+        running.view.layers["output"].events.paint.connect(self._on_output_painted)
+
+    def _remove_review_callbacks(self, running: _Review) -> None:
+        running.review.remove_listener(self._on_review_change)
+        running.view.layers["output"].events.paint.disconnect(self._on_output_painted)
+
     # ------------------------------------------------------------------ inputs
 
     def _on_browse(self, button) -> None:
@@ -625,11 +669,11 @@ class MaskCompareWidget(QWidget):
         if opening is not None:
             opened, view, steps = opening
             steps.close()
-            opened.saver.close()
+            _close_quietly(opened.review)
             view.close()
 
     def _begin(self, opened: _Opened, view: ReviewView) -> None:
-        pair, session = opened.pair, opened.session
+        pair, session = opened.pair, opened.review.session
         view.set_overlay(self.overlay_box.isChecked())
         keys = ReviewKeys(self.viewer, {
             "A": partial(self._on_decide, "A"), "B": partial(self._on_decide, "B"),
@@ -637,16 +681,19 @@ class MaskCompareWidget(QWidget):
             "undo": self._on_undo, "previous": self._on_previous, "next": self._on_next,
             "quit": self._on_quit,
         })
-        self._review = _Review(session, opened.saver, view, keys, pair, opened.output)
+        self._review = _Review(opened.review, view, keys, pair, opened.output)
         session.set_order(_ORDERS[self.order_combo.currentIndex()][0])
         session.set_kinds(self._checked_kinds())
-        session.add_listener(self._on_session_change)
+        self._add_review_callbacks(self._review)
         keys.bind()
         view.refresh_output(session.output, redraw=False, features=session.features())
+        view.layers["output"].selected_label = len(session.objects) + 1  # a new object
         self._show_current()
-        replayed = len(session.log)
-        state = f"resumed ({replayed} decision(s) replayed)" if replayed else "started"
-        self._message(f"Review {state}: {len(session.groups)} groups; saving to {opened.output}")
+        replayed = len(session.steps)
+        state = f"resumed ({replayed} action(s) replayed)" if replayed else "started"
+        notes = "".join(f"; {note}" for note in opened.review.notes)
+        self._message(f"Review {state}: {len(session.groups)} groups; saving to "
+                      f"{opened.output}{notes}")
         self._update_enabled()
         self._focus_canvas()
         self.review_started.emit(session)
@@ -656,23 +703,74 @@ class MaskCompareWidget(QWidget):
 
     # ------------------------------------------------------------------ review actions
 
-    def _on_decide(self, choice: str) -> None:
-        if self._review is None:
-            return
+    def _act(self, action):
+        """Run one review action; a refusal or a failed journal write is one red line.
+
+        The output layer is redrawn from the session either way. A brush set
+        to a new object (a label above the last id) stays on a new object.
+
+        Returns
+        -------
+        session.Change or None
+            None when the action was not taken (nothing changed).
+        """
+        running = self._review
+        layer = running.view.layers["output"]
+        new_label = layer.selected_label > len(running.session.objects)
         try:
-            self._review.session.decide(choice)
-        except ValueError as err:
-            self._message(str(err), error=True)
-            return
-        self._after_action()
+            change = action()
+        except (ValueError, OSError) as err:
+            self._message(_one_line(err), error=True)
+            running.view.refresh_output(running.session.output)
+            return None
+        if new_label:
+            layer.selected_label = len(running.session.objects) + 1
+        return change
+
+    def _on_decide(self, choice: str) -> None:
+        if self._review is not None \
+                and self._act(partial(self._review.review.decide, choice)) is not None:
+            self._after_action()
 
     def _on_undo(self) -> None:
         if self._review is None:
             return
-        if not self._review.session.undo():
-            self._message("nothing to undo")
+        change = self._act(self._review.review.undo)
+        if change is None:
             return
-        self._after_action()
+        if change.undone.get("op") == "edit":
+            self._after_edit()  # the camera stays where the user painted
+        else:
+            self._after_action()
+
+    def _on_output_painted(self, event) -> None:
+        """napari painted on the curated layer: the stroke becomes an edit of the review.
+
+        The stroke is taken back from the array first, so that the session
+        changes only once the edit is journaled; napari's undo history is
+        cleared (its Ctrl+Z must not change the array behind the journal: U
+        undoes edits). An edit that made a new object leaves the brush on it.
+        """
+        running = self._review
+        if running is None:
+            return
+        layer = running.view.layers["output"]
+        atoms = list(event.value)
+        pieces = paint_pieces(atoms)
+        put_back(layer.data, atoms)
+        running.view.forget_paint_history()
+        if not pieces:
+            return
+        try:
+            change = running.review.edit(pieces)
+        except (ValueError, OSError) as err:
+            running.view.refresh_output(running.session.output)
+            self._message(f"edit not saved, taken back: {_one_line(err)}", error=True)
+            return
+        created = new_labels(pieces, change.op)
+        if layer.selected_label in created:
+            layer.selected_label = created[layer.selected_label]
+        self._after_edit()
 
     def _on_next(self) -> None:
         if self._review is not None:
@@ -707,8 +805,8 @@ class MaskCompareWidget(QWidget):
             self._review.view.set_overlay(overlay)
             self._show_current()
 
-    def _on_session_change(self, change) -> None:
-        """Session listener: the output changed (decision, undo, finish).
+    def _on_review_change(self, change) -> None:
+        """Review listener: the output changed (decision, undo, finish, edit).
 
         The output layer is redrawn once, by :meth:`_show_current` of the action
         (free when the slice changes anyway), or on the next turn of the event
@@ -732,17 +830,31 @@ class MaskCompareWidget(QWidget):
                                              features=self._review.session.features())
 
     def _after_action(self) -> None:
-        review = self._review
+        running = self._review
         self._show_current()
-        current = review.session.current
-        if review.saver.error is not None:
-            self._message(f"autosave failed: {review.saver.error}", error=True)
-        elif current is not None and review.session.choice_of(current.index) is not None:
+        current = running.session.current
+        if self._save_failed():
+            return
+        if current is not None and running.session.choice_of(current.index) is not None:
             # a decision moves on to the next undecided group: none is left in the queue
             self._message("Every group in the queue is decided: Finish adds the unpaired "
                           "objects left and saves; Q saves and quits.")
         else:
             self._message("")
+
+    def _after_edit(self) -> None:
+        """After an edit (or its undo): output and counts redrawn, the camera left alone."""
+        self._redraw_output()
+        self._update_panel()
+        if not self._save_failed():
+            self._message("")
+
+    def _save_failed(self) -> bool:
+        """Say so if the last background save of the output failed (the journal is whole)."""
+        error = self._review.review.save_error
+        if error is not None:
+            self._message(f"autosave failed: {_one_line(error)}", error=True)
+        return error is not None
 
     def _show_current(self) -> None:
         review = self._review
@@ -863,15 +975,16 @@ class MaskCompareWidget(QWidget):
         if qt_viewer is not None:
             qt_viewer.canvas.native.setFocus()
 
-    def _show_result(self, review: _Review) -> None:
-        """Put the curated mask in the viewer as a layer of its own."""
-        name = f"curated: {Path(review.output).stem}"
+    def _show_result(self, running: _Review) -> None:
+        """Put the curated mask in the viewer as a layer of its own, with the saved ids."""
+        name = f"curated: {Path(running.output).stem}"
         for layer in list(self.viewer.layers):
             if layer.name == name and layer.metadata.get(_RESULT_MARK):
                 self.viewer.layers.remove(layer)
+        labels, features = _saved_labels(running.session)
         self._result_layer = self.viewer.add_labels(
-            review.session.output, name=name, scale=review.view.scale,
-            features=review.session.features(), metadata={_RESULT_MARK: True},
+            labels, name=name, scale=running.view.scale, features=layer_features(features),
+            metadata={_RESULT_MARK: True},
         )
 
     def _remove_result_layer(self) -> None:
@@ -913,6 +1026,39 @@ class _CloseFilter(QObject):
         if event.type() == QEvent.Type.Close:
             self._callback()
         return False
+
+
+def _saved_labels(session) -> tuple[np.ndarray, dict]:
+    """The output as the review saves it, and its features.
+
+    With edits in force the saved ids are compacted to 1..n (an erased
+    object leaves a gap in the session's ids); the features follow.
+
+    Parameters
+    ----------
+    session : session.Session
+
+    Returns
+    -------
+    labels : ndarray
+        ``session.output`` itself when nothing was compacted.
+    features : dict of str to list
+        As :meth:`..session.Session.features`, one row per saved id.
+    """
+    output, features = session.output, session.features()
+    labels = relabel_sequential(output) if session.edited else output
+    if labels is output:
+        return output, features
+    present = np.bincount(output.reshape(-1), minlength=len(session.objects) + 1)[1:] > 0
+    rows = np.flatnonzero(present)  # row k describes id k + 1
+    features = {key: [values[k] for k in rows] for key, values in features.items()}
+    features["label"] = list(range(1, len(rows) + 1))
+    return labels, features
+
+
+def _one_line(err) -> str:
+    """An error's words on one line (for the widget message)."""
+    return " ".join(str(err).split("\n")).strip() or type(err).__name__
 
 
 def _pair_folders(*, images: Path | None, mask_a: Path, mask_b: Path):
