@@ -363,6 +363,20 @@ def test_one_writer_per_review(every_kind_2d, tmp_path):
         assert again.session.summary()["decided"] == 1
 
 
+def test_a_review_opened_in_one_thread_is_closed_in_another(every_kind_2d, tmp_path):
+    """The widget opens in a worker thread and closes on the GUI thread."""
+    import threading
+
+    out = tmp_path / "o.tif"
+    opened = []
+    worker = threading.Thread(target=lambda: opened.append(Review.open(*every_kind_2d,
+                                                                       output=out)))
+    worker.start()
+    worker.join()
+    opened[0].close()
+    Review.open(*every_kind_2d, output=out).close()  # released: not refused
+
+
 @pytest.mark.slow
 def test_a_second_process_is_refused_and_a_dead_holders_lock_taken_over(every_kind_2d,
                                                                          tmp_path):
