@@ -84,3 +84,7 @@ def start(widget, qtbot, *, timeout: int = 60_000) -> None:
     qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
     assert widget.session is not None, widget.message.text()
 
+
+def shows_output(layer, session) -> bool:
+    """The curated layer shows the session's output: a copy of it (napari paints on the copy)."""
+    return layer.data is not session.output and np.array_equal(layer.data, session.output)

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import tifffile
-from qt_helpers import SCREENSHOTS, add_layers, press, start
+from qt_helpers import SCREENSHOTS, add_layers, press, shows_output, start
 
 from napari_mask_compare import stats
 from napari_mask_compare._qt._keys import REVIEW_KEYS
@@ -108,7 +108,7 @@ def test_whole_review_by_keys(docked, qtbot, tmp_path, sample):
     viewer, widget, user_layers = _open(docked, qtbot, tmp_path, sample)
     session, output_path = widget.session, widget._review.output
     output_layer = widget.view.layers["output"]
-    assert output_layer.data is session.output
+    assert shows_output(output_layer, session)
 
     # navigation: Right and Left move without deciding
     first = session.current.index

@@ -2,10 +2,11 @@
 
 napari's brush, eraser, fill and polygon write into a Labels layer's array and
 record each change as a history *atom*; one committed stroke (or fill) is sent
-as ``layer.events.paint(value=atoms)``. The curated layer holds the session's
-output itself, so the review widget takes each stroke back (:func:`put_back`),
-turns it into the pieces of a review edit (:func:`paint_pieces`) and lets the
-:class:`..review.Review` journal and apply it.
+as ``layer.events.paint(value=atoms)``. The curated layer holds a copy of the
+session's output; the review widget takes each stroke back from it
+(:func:`put_back`), turns it into the pieces of a review edit
+(:func:`paint_pieces`) and lets the :class:`..review.Review` journal and apply
+it; the review's change then brings the copy up to date.
 
 Two kinds of atoms (napari 0.9.2, ``napari/layers/labels/labels.py``):
 

@@ -9,9 +9,12 @@ group moves the camera, and in 3D limits the z-slider to the group's slices
 Nothing is re-sliced in 2D, and in 3D one slice change re-slices the layers
 once, which keeps moving between groups cheap on 1024 x 1024 planes.
 
-The curated layer holds the session's output and is editable (napari's brush,
-eraser and fill; the widget routes each stroke through the review); A and B
-are read-only, as they are the inputs.
+The curated layer holds a copy of the session's output, kept up to date region
+by region (:meth:`ReviewView.refresh_output`), and is editable: napari's brush,
+eraser and fill write into the copy only, and the widget routes each stroke
+through the review, so the session's array changes only once the edit is
+journaled (and a background save never sees half a stroke). A and B are
+read-only, as they are the inputs.
 
 The pure part (:func:`group_focus`) has no viewer and is tested alone.
 """
@@ -217,7 +220,7 @@ class ReviewView:
     a, b : ndarray, shape (y, x) or (z, y, x)
         The masks (shown, not copied).
     output : ndarray
-        The session's output (shown, not copied; updated in place).
+        A copy of the session's output (shown, not copied again).
     image : ndarray, optional
         Shape ``a.shape`` or with a trailing channel axis.
     scale : tuple of float, optional
@@ -456,16 +459,30 @@ class ReviewView:
 
     # ------------------------------------------------------------------ output
 
-    def refresh_output(self, output: np.ndarray, *, redraw: bool = True, features=None) -> None:
-        """Redraw the output layer (``output`` may be a new, wider array).
+    def refresh_output(self, output: np.ndarray, *, regions=(), redraw: bool = True,
+                       features=None) -> None:
+        """Bring the output layer's copy up to date with the session's ``output``.
 
-        ``redraw`` False when the layer was just re-sliced anyway.
+        Parameters
+        ----------
+        output : ndarray, shape of the masks
+            The session's output (it may have become a wider array).
+        regions : sequence of tuple of slice
+            Where it changed since the last call; copied into the layer.
+        redraw : bool
+            False when the layer was just re-sliced anyway.
+        features : dict, optional
+            New layer features (see :func:`layer_features`).
         """
         layer = self.layers["output"]
-        if layer.data is not output:
-            layer.data = output
-        elif redraw:
-            layer.refresh()
+        shown = layer.data
+        if shown.shape != output.shape or shown.dtype != output.dtype:
+            layer.data = output.copy()
+        else:
+            for region in regions:
+                shown[region] = output[region]
+            if redraw:
+                layer.refresh()
         if features is not None:
             layer.features = layer_features(features)
 

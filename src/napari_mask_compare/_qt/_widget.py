@@ -130,7 +130,7 @@ def _open(load, *, output: Path, iou_threshold: float):
     try:
         yield "preparing the view"
         names = tuple(_short_name(pair.paths.get(key)) for key in ("mask_a", "mask_b"))
-        layers = make_review_layers(a=pair.a, b=pair.b, output=review.session.output,
+        layers = make_review_layers(a=pair.a, b=pair.b, output=review.session.output.copy(),
                                     image=pair.image, scale=pair.voxel_size or None,
                                     names=names)
     except BaseException:
@@ -220,7 +220,7 @@ class MaskCompareWidget(QWidget):
         self._review: _Review | None = None
         self._worker = None
         self._opening = None  # (opened, view, steps) while the layers go in
-        self._output_dirty = False
+        self._output_changed: list = []  # regions of the output not yet copied to the layer
         self._pairs: list[tuple[Path | None, Path, Path]] = []
         self._result_layer = None
         self._window_filter = None
@@ -746,8 +746,8 @@ class MaskCompareWidget(QWidget):
     def _on_output_painted(self, event) -> None:
         """napari painted on the curated layer: the stroke becomes an edit of the review.
 
-        The stroke is taken back from the array first, so that the session
-        changes only once the edit is journaled; napari's undo history is
+        The stroke is taken back from the layer's copy of the output first
+        (the review's change brings it back once journaled); napari's undo history is
         cleared (its Ctrl+Z must not change the array behind the journal: U
         undoes edits). An edit that made a new object leaves the brush on it.
         """
@@ -814,15 +814,16 @@ class MaskCompareWidget(QWidget):
         """
         if self._review is None:
             return
-        self._output_dirty = True
+        self._output_changed.extend(change.regions)
         QTimer.singleShot(0, self._redraw_output)
         self._features_timer.start()
         self.review_changed.emit(change)
 
     def _redraw_output(self, *, resliced: bool = False) -> None:
-        if self._review is not None and self._output_dirty:
-            self._output_dirty = False
-            self._review.view.refresh_output(self._review.session.output, redraw=not resliced)
+        if self._review is not None and self._output_changed:
+            regions, self._output_changed = self._output_changed, []
+            self._review.view.refresh_output(self._review.session.output, regions=regions,
+                                             redraw=not resliced)
 
     def _on_features_due(self) -> None:
         if self._review is not None:
