@@ -12,6 +12,7 @@ import tifffile
 from napari_mask_compare import stats
 from napari_mask_compare.cli import main
 from napari_mask_compare.matching import overlap_table
+from napari_mask_compare.report import report_files
 
 
 def write(path, data, **kwargs):
@@ -176,6 +177,7 @@ def test_report_writes_its_files(every_kind_2d, pair_files, tmp_path, capsys):
     names = {p.name for p in out.iterdir()}
     assert {"summary.json", "matching.csv", "pairs.csv", "association.tif", "scores.png",
             "morphology_a.csv", "morphology_b.csv", "morphology_curated.csv"} <= names
+    assert names == set(report_files(curated=True))  # the names checked before writing
     summary = json.loads((out / "summary.json").read_text())
     assert summary["parameters"]["threshold"] == 0.3
     assert summary["sources"]["roi"] == str(roi_path)
@@ -207,6 +209,7 @@ def test_report_filter_lists_each_object_and_writes_the_filtered_mask(tmp_path, 
     out = tmp_path / "r"
     assert main(["report", str(path), str(path), "--curated", str(path), "--out", str(out),
                  "--filter", "npixels < 10 or circularity < 0.5 and npixels < 50"]) == 0
+    assert {p.name for p in out.iterdir()} == set(report_files(curated=True, filtered=True))
     with open(out / "filter_curated.csv") as f:
         rows = {int(r["label"]): r for r in csv.DictReader(f)}
     assert {k: r["status"] for k, r in rows.items()} == {

@@ -1,13 +1,19 @@
 """The ``mask-compare`` command: review, merge, stats, report.
 
 Nothing heavy is imported at module import: ``mask-compare --help`` is instant
-and napari is imported only by ``review``. Bad input ends with one line on
-stderr and exit status 2, never a traceback.
+and napari is imported only by ``review``. Bad input, an output that may not be
+written and a failed write (a full disk) end with one line on stderr and exit
+status 2, never a traceback.
+
+Never-overwrite rule (:func:`._files.check_output`): ``merge`` and ``report``
+never write over one of their inputs, a review's output, or a file that
+mask-compare did not write; their own earlier output only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except InputError as err:
         print(f"mask-compare {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:
+        print(f"mask-compare {args.command}: error: {_os_error_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"mask-compare {args.command}: interrupted", file=sys.stderr)
@@ -45,6 +54,39 @@ def _input_error(message: str) -> Exception:
     from .io import InputError
 
     return InputError(message)
+
+
+def _os_error_line(err: OSError) -> str:
+    """One line for the user: the file and the error's words.
+
+    A :class:`._files.WriteError` is that line already; another ``OSError``
+    gives ``<file>: <strerror>``.
+    """
+    from ._files import WriteError
+
+    if isinstance(err, WriteError) or not err.filename:
+        text = str(err)
+    else:
+        text = f"{err.filename}: {err.strerror or err}"
+    return text.replace("\n", " ")
+
+
+def _add_overwrite(p, *, what: str) -> None:
+    """``--overwrite``: replace the command's own earlier output, nothing else."""
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} written by an earlier run of mask-compare; an input, "
+                        "a review's output or a file mask-compare did not write is never "
+                        "overwritten")
+
+
+def _remove_stale_temps(folder: Path, *, command: str) -> None:
+    """Remove the temporary files that a killed mask-compare left in ``folder``, and say so."""
+    from ._files import remove_stale_temps
+
+    removed = remove_stale_temps(folder)
+    if removed:
+        print(f"mask-compare {command}: removed {len(removed)} temporary file(s) left in "
+              f"{folder} by a killed process", file=sys.stderr)
 
 
 def _iou_threshold(text: str) -> float:
@@ -89,10 +131,37 @@ def _add_review(commands) -> None:
     p.set_defaults(run=_run_review)
 
 
+#: Qt platform plugins that draw without a display server.
+_HEADLESS_QT_PLATFORMS = ("offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb",
+                          "vkkhrdisplay")
+
+
+def _check_display() -> None:
+    """Refuse to open napari where Qt has no display (it would abort the process).
+
+    On macOS and Windows there is always one; elsewhere Qt needs ``DISPLAY``
+    (X11) or ``WAYLAND_DISPLAY``, unless ``QT_QPA_PLATFORM`` names a platform
+    that needs none (offscreen, minimal, vnc...).
+    """
+    if sys.platform in ("darwin", "win32"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if platform in _HEADLESS_QT_PLATFORMS:
+        return
+    raise _input_error(
+        "no display (DISPLAY and WAYLAND_DISPLAY are not set): review opens a napari window; "
+        "run it in a desktop session, over `ssh -X`, or under `xvfb-run -a mask-compare "
+        "review ...`; for batch work use merge, stats or report")
+
+
 def _run_review(args) -> int:
     """Check the arguments, then open napari with the review started; returns at exit."""
-    from .io import check_writable, pair_files
+    from ._files import check_writable
+    from .io import pair_files
 
+    _check_display()
     if args.margin < 0:
         raise _input_error(f"--margin {args.margin}: must be 0 or more pixels")
     folders = {"--images_dir": args.images_dir, "--mask_a_dir": args.mask_a_dir,
@@ -154,7 +223,10 @@ def _add_merge(commands) -> None:
         help="curate without a GUI: one policy for every paired group",
         description=(
             "Build one mask from A and B without a GUI. Every paired group gets the same "
-            "decision (--policy); objects that only one mask has are added, as in review."
+            "decision (--policy); objects that only one mask has are added, as in review. "
+            "Nothing is overwritten but an earlier merge output, and that only with "
+            "--overwrite: never an input, a review's output or a file that mask-compare did "
+            "not write."
         ),
     )
     p.add_argument("mask_a", type=Path, metavar="MASK_A", help="mask A file, or a folder of them")
@@ -165,32 +237,50 @@ def _add_merge(commands) -> None:
                    help="a: keep A; b: keep B; union: merge each group into one object; "
                         "larger: the side with more voxels (default: a)")
     _add_iou_threshold(p)
+    _add_overwrite(p, what="output TIFFs (and their _classes.tif)")
     p.set_defaults(run=_run_merge)
 
 
 def _run_merge(args) -> int:
-    from .io import check_writable, pair_files
+    from .io import pair_files
 
     if args.mask_a.is_dir() or args.mask_b.is_dir():
         pairs, unpaired = pair_files(args.mask_a, args.mask_b)
         _warn_unpaired(unpaired)
         if args.out.suffix.lower() in (".tif", ".tiff") or args.out.is_file():
             raise _input_error(f"{args.out}: with folders of masks, --out must be a folder")
+        _check_not_an_input_folder(args.out, folders=(args.mask_a, args.mask_b))
         jobs = [(a, b, args.out / f"{a.stem}.tif") for a, b in pairs]
+        out_folder = args.out
     else:
         jobs = [(args.mask_a, args.mask_b, args.out)]
-    for _, _, out in jobs:
-        check_writable(out)
+        out_folder = args.out.parent
+    _remove_stale_temps(out_folder, command="merge")
     if len(jobs) == 1:
         summary = merge_files(*jobs[0][:2], out=jobs[0][2], policy=args.policy,
-                              iou_threshold=args.iou_threshold)
+                              iou_threshold=args.iou_threshold, overwrite=args.overwrite)
         print(f"{jobs[0][2]}: {_format_summary(summary)}")
         return 0
-    return _merge_folder(jobs, policy=args.policy, iou_threshold=args.iou_threshold)
+    return _merge_folder(jobs, policy=args.policy, iou_threshold=args.iou_threshold,
+                         overwrite=args.overwrite)
 
 
-def _merge_folder(jobs, *, policy: str, iou_threshold: float) -> int:
-    """Merge file after file; a bad file is reported and skipped, and the status is 2."""
+def _check_not_an_input_folder(out: Path, *, folders) -> None:
+    """Refuse a whole folder run whose ``--out`` is one of the input folders."""
+    from ._files import same_file
+
+    for folder in folders:
+        if same_file(out, folder):
+            raise _input_error(f"{out}: is an input folder ({folder}); choose another --out "
+                               "so that the inputs are not overwritten")
+
+
+def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -> int:
+    """Merge file after file; a bad or refused file is reported and skipped, and the status is 2.
+
+    A failed write (a full disk) stops the run: the files merged before stay whole.
+    """
+    from ._files import WriteError
     from .io import InputError
 
     failed = 0
@@ -198,10 +288,13 @@ def _merge_folder(jobs, *, policy: str, iou_threshold: float) -> int:
     for mask_a, mask_b, out in progress:
         try:
             summary = merge_files(mask_a, mask_b, out=out, policy=policy,
-                                  iou_threshold=iou_threshold)
-        except InputError as err:
+                                  iou_threshold=iou_threshold, overwrite=overwrite)
+        except WriteError:
+            raise
+        except (InputError, OSError) as err:
             failed += 1
-            progress.write(f"mask-compare merge: error: {err}", file=sys.stderr)
+            message = err if isinstance(err, InputError) else _os_error_line(err)
+            progress.write(f"mask-compare merge: error: {message}", file=sys.stderr)
             continue
         progress.write(f"{out}: {_format_summary(summary)}")
     if failed:
@@ -210,29 +303,74 @@ def _merge_folder(jobs, *, policy: str, iou_threshold: float) -> int:
     return 0
 
 
-def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float = 0.1) -> dict:
+def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float = 0.1,
+                overwrite: bool = False) -> dict:
     """Read two masks, merge them by ``policy`` and write the output TIFF.
+
+    ``out`` (and its ``_classes.tif`` side-car, with class channels) is
+    checked first by :func:`._files.check_output`: never an input, a review's
+    output or a file mask-compare did not write; an earlier output of ours
+    only with ``overwrite``. Both files are replaced together, or neither.
 
     Returns
     -------
     dict
         The session summary (counts of A, B, M, N, Auto, contested voxels...).
+
+    Raises
+    ------
+    InputError
+        Bad input, or an output that may not be written.
+    OSError
+        :class:`._files.WriteError`: the write failed; the old files are intact.
     """
-    from .io import load_pair, write_labels
+    from ._files import sidecar
+    from .io import load_pair
     from .session import Session, merge
 
+    inputs = (mask_a, mask_b)
+    out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
     pair = load_pair(mask_a, mask_b)
     session = merge(
         Session.from_masks(pair.a, pair.b, iou_threshold=iou_threshold,
                            classes_a=pair.classes_a, classes_b=pair.classes_b),
         policy=policy,
     )
-    write_labels(out, session.output, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
+    tiffs = {out: session.output}
     classes = session.class_map()
     if classes is not None:
-        write_labels(Path(out).with_name(Path(out).stem + "_classes.tif"), classes,
-                     voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
+        classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,
+                                           overwrite=overwrite)
+        tiffs[classes_path] = classes
+    _write_label_tiffs(tiffs, voxel_size=pair.voxel_size, unit=pair.unit)
     return session.summary()
+
+
+def _check_merge_output(path, *, inputs, overwrite: bool) -> Path:
+    """:func:`._files.check_output` for merge: ours is a TIFF that mask-compare wrote."""
+    from ._files import check_output
+    from .io import is_our_tiff
+
+    return check_output(path, inputs=inputs, ours=is_our_tiff, overwrite=overwrite)
+
+
+def _write_label_tiffs(tiffs: dict, *, voxel_size, unit: str) -> None:
+    """Write label TIFFs (ids kept) of one folder: they replace their files together at the end."""
+    import tifffile
+
+    from ._files import staged, write_error
+    from .io import labels_tiff
+
+    folder = next(iter(tiffs)).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(folder, err, doing="cannot create the folder") from err
+    with staged() as stage:
+        for path, labels in tiffs.items():
+            data, kwargs = labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=False)
+            with stage.open(path) as f:
+                tifffile.imwrite(f, data, **kwargs)
 
 
 def _format_summary(summary: dict) -> str:
@@ -425,7 +563,9 @@ def _add_report(commands) -> None:
         description=(
             "Write the quality report of B against A into a folder: matching statistics, "
             "review groups, per-object morphology, an RGB association map (true positives "
-            "green, false negatives red, false positives blue) and plots."
+            "green, false negatives red, false positives blue) and plots. The files of an "
+            "earlier report in the folder are replaced only with --overwrite; an input or a "
+            "file that mask-compare did not write is never overwritten."
         ),
     )
     p.add_argument("mask_a", type=Path, metavar="MASK_A", help="reference mask file")
@@ -446,12 +586,13 @@ def _add_report(commands) -> None:
                         "circularity < 0.5 and npixels < 200': writes filter_curated.csv "
                         "(each object Removed or Correct, the conditions it met) and "
                         "curated_filtered.tif")
+    _add_overwrite(p, what="the files of a report")
     p.set_defaults(run=_run_report)
 
 
 def _run_report(args) -> int:
-    from .io import check_writable, load_pair
-    from .report import write_report
+    from .io import load_pair
+    from .report import check_report_folder, report_files, write_report
     from .stats import DEFAULT_THRESHOLDS
 
     thresholds = (_parse_thresholds(args.thresholds) if args.thresholds is not None
@@ -464,7 +605,12 @@ def _run_report(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise _input_error(f"{args.out}: is a file, --out must be a folder")
     rules = _parse_filter(args.filter, curated=args.curated)
-    check_writable(args.out / "summary.json")
+    inputs = [path for path in (args.mask_a, args.mask_b, args.image, args.roi, args.curated)
+              if path is not None]
+    check_report_folder(args.out, inputs=inputs, overwrite=args.overwrite,
+                        names=report_files(curated=args.curated is not None,
+                                           filtered=rules is not None))
+    _remove_stale_temps(args.out, command="report")
     pair = load_pair(args.mask_a, args.mask_b, image=args.image)
     roi = _report_mask(args.roi, pair, what="ROI")
     curated = _report_mask(args.curated, pair, what="curated output")
@@ -476,6 +622,7 @@ def _run_report(args) -> int:
         sources={k: str(v) for k, v in
                  {**pair.paths, "roi": args.roi, "curated": args.curated}.items()
                  if v is not None},
+        inputs=inputs, overwrite=args.overwrite,
     )
     print(f"{args.out}: wrote " + ", ".join(files))
     return 0

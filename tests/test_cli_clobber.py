@@ -1,0 +1,262 @@
+"""``merge`` and ``report`` never overwrite what they must not (issue 9).
+
+Each case runs ``mask-compare`` in process and checks: exit status 2, one
+stderr line naming the file, and the protected file as it was (bytes, mtime,
+inode: a rename over it would change the inode).
+"""
+
+import json
+import os
+import socket
+import stat
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_mask_compare.cli import main
+from napari_mask_compare.io import write_labels
+from napari_mask_compare.review import Review
+
+
+def state(*paths):
+    """What must not change: bytes, mtime and inode of each file (links followed)."""
+    return {str(p): (open(p, "rb").read(), os.stat(p).st_mtime_ns, os.stat(p).st_ino)
+            for p in paths}
+
+
+def tree(folder):
+    return state(*sorted(p for p in folder.rglob("*") if p.is_file()))
+
+
+def refused(capsys, argv, *, named):
+    """Run ``argv``: exit 2 and one stderr line that names ``named``."""
+    assert main([str(arg) for arg in argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"mask-compare {argv[0]}: error: ") and str(named) in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def masks(every_kind_2d, tmp_path):
+    """Mask A and B as TIFFs that mask-compare wrote (so that only the input rule saves them)."""
+    a, b = every_kind_2d
+    return (write_labels(tmp_path / "a.tif", a, relabel=False),
+            write_labels(tmp_path / "b.tif", b, relabel=False))
+
+
+# --------------------------------------------------------------------------- merge, one file
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_merge_out_is_mask_b(masks, capsys, overwrite):
+    a, b = masks
+    before = state(a, b)
+    line = refused(capsys, ["merge", a, b, "--out", b, *overwrite], named=b)
+    assert "is an input" in line
+    assert state(a, b) == before
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_merge_out_is_mask_a_through_a_link(masks, tmp_path, capsys, link):
+    a, b = masks
+    out = tmp_path / "link.tif"
+    (os.symlink if link == "symlink" else os.link)(a, out)
+    before = state(a, b, out)
+    line = refused(capsys, ["merge", a, b, "--out", out, "--overwrite"], named=out)
+    assert "is an input" in line
+    assert state(a, b, out) == before
+    assert out.is_symlink() == (link == "symlink")
+
+
+@pytest.mark.parametrize("kind", ["tiff", "text"])
+def test_merge_never_overwrites_a_file_it_did_not_write(masks, tmp_path, capsys, kind):
+    out = tmp_path / "thesis.tif"
+    if kind == "tiff":
+        tifffile.imwrite(out, np.arange(12, dtype=np.uint16).reshape(3, 4))
+    else:
+        out.write_text("Chapter 1. Three years of work.\n")
+    before = state(out)
+    line = refused(capsys, ["merge", *masks, "--out", out, "--overwrite"], named=out)
+    assert "not written by mask-compare" in line
+    assert state(out) == before
+
+
+def test_merge_keeps_a_read_only_earlier_output(masks, tmp_path, capsys):
+    out = tmp_path / "o.tif"
+    assert main(["merge", *map(str, masks), "--out", str(out)]) == 0
+    capsys.readouterr()
+    out.chmod(0o444)
+    before = state(out)
+    line = refused(capsys, ["merge", *masks, "--out", out, "--overwrite", "--policy", "b"],
+                   named=out)
+    assert "read-only" in line
+    assert state(out) == before
+
+
+@pytest.mark.parametrize("kind", ["device", "socket"])
+def test_merge_never_replaces_a_device(masks, tmp_path, capsys, kind):
+    # a /dev/null of our own: if the check broke, the test must not replace the system's
+    # (a FIFO is not used: reading it to see whether it is ours would block)
+    out = tmp_path / "null"
+    try:
+        if kind == "socket":
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(str(out))
+        else:
+            os.mknod(out, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except OSError as err:
+        pytest.skip(f"cannot make a {kind} file here ({err.strerror})")
+    before = os.stat(out)
+    line = refused(capsys, ["merge", *masks, "--out", out, "--overwrite"], named=out)
+    assert "not a regular file" in line
+    after = os.stat(out)
+    assert after.st_ino == before.st_ino and after.st_mode == before.st_mode
+
+
+def test_merge_never_writes_over_a_review(every_kind_2d, masks, tmp_path, capsys):
+    out = tmp_path / "review" / "a.tif"
+    review = Review.open(*every_kind_2d, output=out)
+    review.decide("B")
+    review.close()
+    before = tree(out.parent)
+    line = refused(capsys, ["merge", *masks, "--out", out, "--overwrite"], named=out)
+    assert "output of a review" in line
+    assert tree(out.parent) == before
+
+
+def test_merge_rerun_needs_overwrite_and_then_replaces_its_output(masks, tmp_path, capsys):
+    out = tmp_path / "o.tif"
+    assert main(["merge", *map(str, masks), "--out", str(out), "--policy", "a"]) == 0
+    capsys.readouterr()
+    before = state(out)
+    line = refused(capsys, ["merge", *masks, "--out", out, "--policy", "b"], named=out)
+    assert "--overwrite" in line
+    assert state(out) == before
+    assert main(["merge", *map(str, masks), "--out", str(out), "--policy", "b",
+                 "--overwrite"]) == 0
+    assert state(out) != before
+    b = tifffile.imread(masks[1])
+    assert np.array_equal(tifffile.imread(out) > 0, (b > 0) | (tifffile.imread(masks[0]) == 7))
+
+
+def test_merge_checks_the_classes_side_car(every_kind_2d, tmp_path, capsys):
+    a, b = every_kind_2d
+    np.save(tmp_path / "a.npy", np.stack([a, (a > 0) * 1], axis=-1).astype(np.uint16))
+    np.save(tmp_path / "b.npy", np.stack([b, (b > 0) * 2], axis=-1).astype(np.uint16))
+    out = tmp_path / "o.tif"
+    side = tmp_path / "o_classes.tif"
+    side.write_text("someone's notes")
+    before = state(side)
+    refused(capsys, ["merge", tmp_path / "a.npy", tmp_path / "b.npy", "--out", out,
+                     "--overwrite"], named=side)
+    assert state(side) == before
+    assert not out.exists()  # both files or neither
+
+
+# --------------------------------------------------------------------------- merge, folders
+
+
+@pytest.fixture
+def folders(every_kind_2d, tmp_path):
+    a, b = every_kind_2d
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+    for stem in ("x", "y"):
+        write_labels(tmp_path / "A" / f"{stem}.tif", a, relabel=False)
+        write_labels(tmp_path / "B" / f"{stem}.tif", b, relabel=False)
+    return tmp_path / "A", tmp_path / "B"
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_merge_folder_out_is_an_input_folder(folders, capsys, which):
+    before = {**tree(folders[0]), **tree(folders[1])}
+    line = refused(capsys, ["merge", *folders, "--out", folders[which], "--overwrite"],
+                   named=folders[which])
+    assert "input folder" in line
+    assert {**tree(folders[0]), **tree(folders[1])} == before
+
+
+def test_merge_folder_skips_a_file_it_did_not_write_and_goes_on(folders, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x.tif").write_text("not a mask")
+    before = state(out / "x.tif")
+    assert main(["merge", *map(str, folders), "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"mask-compare merge: error: {out / 'x.tif'}: exists and was not written" in err
+    assert "1 of 2 pairs failed" in err
+    assert state(out / "x.tif") == before
+    assert tifffile.imread(out / "y.tif").max() > 0
+
+
+def test_merge_folder_into_a_review_folder(every_kind_2d, folders, tmp_path, capsys):
+    out = tmp_path / "reviews"
+    Review.open(*every_kind_2d, output=out / "x.tif").close()
+    before = tree(out)
+    assert main(["merge", *map(str, folders), "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {out / 'x.tif'}: is the output of a review" in err
+    assert {k: v for k, v in tree(out).items() if k in before} == before
+
+
+# --------------------------------------------------------------------------- report
+
+
+def run_report(*args):
+    return main(["report", *map(str, args)])
+
+
+@pytest.mark.parametrize("name", ["association.tif", "curated_filtered.tif"])
+def test_report_never_overwrites_an_input_in_its_folder(masks, tmp_path, capsys, name):
+    a, b = masks
+    out = tmp_path / "report"
+    assert run_report(a, b, "--out", out) == 0  # an earlier report: its files are ours
+    capsys.readouterr()
+    given = out / name
+    given.write_bytes(a.read_bytes())  # the user keeps a mask there
+    if name == "association.tif":
+        args = [given, b, "--out", out]
+    else:
+        args = [a, b, "--curated", given, "--filter", "npixels < 5", "--out", out]
+    before = tree(out)
+    line = refused(capsys, ["report", *args, "--overwrite"], named=given)
+    assert "is an input" in line
+    assert tree(out) == before
+
+
+def test_report_never_overwrites_a_file_it_did_not_write(masks, tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "pairs.csv").write_text("my own pairs\n")
+    before = tree(out)
+    line = refused(capsys, ["report", *masks, "--out", out, "--overwrite"],
+                   named=out / "pairs.csv")
+    assert "not written by mask-compare" in line
+    assert tree(out) == before
+
+
+def test_report_rerun_needs_overwrite_and_then_replaces_its_files(masks, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert run_report(*masks, "--out", out) == 0
+    assert json.loads((out / "summary.json").read_text())["generator"] == (
+        "napari-mask-compare report")
+    capsys.readouterr()
+    before = tree(out)
+    line = refused(capsys, ["report", *masks, "--out", out, "--threshold", "0.3"], named=out)
+    assert "--overwrite" in line
+    assert tree(out) == before
+    assert run_report(*masks, "--out", out, "--threshold", "0.3", "--overwrite") == 0
+    assert json.loads((out / "summary.json").read_text())["parameters"]["threshold"] == 0.3
+    assert set(tree(out)) == set(before)
+
+
+def test_report_folder_with_a_foreign_summary_is_not_ours(masks, tmp_path, capsys):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "summary.json").write_text('{"generator": "my lab notebook"}\n')
+    before = tree(out)
+    refused(capsys, ["report", *masks, "--out", out, "--overwrite"],
+            named=out / "summary.json")
+    assert tree(out) == before

@@ -1,0 +1,145 @@
+"""A full disk during ``merge`` and ``report``: one line, exit 2, nothing torn, nothing left.
+
+Two disks: a real one, a 256 KiB tmpfs mounted for the test (needs root and
+``mount``; skipped otherwise), and a simulated one, where ``fsync`` of the
+written file fails with ENOSPC (as on file systems that allocate late), which
+runs everywhere.
+"""
+
+import errno
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from napari_mask_compare.cli import main
+
+NO_SPACE = os.strerror(errno.ENOSPC)
+
+
+class TmpfsDisk:
+    """A small tmpfs: ``fill()`` leaves a few KiB free."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def fill(self, *, leave: int = 8192) -> None:
+        info = os.statvfs(self.folder)
+        free = info.f_bavail * info.f_frsize
+        with open(self.folder / "filler", "wb") as f:
+            f.write(b"\0" * max(0, free - leave))
+
+    def files(self):
+        return sorted(p.name for p in self.folder.iterdir() if p.name != "filler")
+
+
+class SimulatedDisk(TmpfsDisk):
+    """A folder whose files cannot be made durable once ``fill()`` is called."""
+
+    def __init__(self, folder, monkeypatch):
+        super().__init__(folder)
+        self.monkeypatch = monkeypatch
+
+    def fill(self, *, leave: int = 0) -> None:
+        fsync = os.fsync
+
+        def no_space(fd):
+            if os.path.isdir(f"/proc/self/fd/{fd}"):  # a folder's fsync: nothing to allocate
+                return fsync(fd)
+            raise OSError(errno.ENOSPC, NO_SPACE)
+
+        self.monkeypatch.setattr(os, "fsync", no_space)
+
+
+def _mount_tmpfs(folder):
+    """Mount a 256 KiB tmpfs on ``folder``; the reason why not, or None."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "mounting a tmpfs needs root"
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                                 str(folder)], capture_output=True, text=True)
+    except OSError as err:
+        return f"cannot run mount ({err})"
+    if result.returncode != 0:
+        return f"mount refused: {result.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(params=["tmpfs", "simulated"])
+def disk(request, tmp_path, monkeypatch):
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if request.param == "simulated":
+        yield SimulatedDisk(folder, monkeypatch)
+        return
+    reason = _mount_tmpfs(folder)
+    if reason:
+        pytest.skip(reason)
+    try:
+        yield TmpfsDisk(folder)
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def masks(tmp_path):
+    """Two 256 x 256 masks (a merge output is 128 KiB) beside the disk, not on it."""
+    a = np.zeros((256, 256), np.uint16)
+    for i, (y, x) in enumerate(np.ndindex(16, 16)):
+        a[16 * y + 2:16 * y + 14, 16 * x + 2:16 * x + 14] = i + 1
+    b = np.roll(a, 3, axis=1)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    return tmp_path / "a.npy", tmp_path / "b.npy"
+
+
+def one_error_line(capsys, *, command, named):
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"mask-compare {command}: error: {named}: cannot write ({NO_SPACE})"]
+
+
+def test_merge_on_a_full_disk_keeps_the_previous_output(disk, masks, capsys):
+    out = disk.folder / "o.tif"
+    assert main(["merge", *map(str, masks), "--out", str(out)]) == 0
+    capsys.readouterr()
+    previous = out.read_bytes()
+    disk.fill()
+    assert main(["merge", *map(str, masks), "--out", str(out), "--policy", "b",
+                 "--overwrite"]) == 2
+    one_error_line(capsys, command="merge", named=out)
+    assert out.read_bytes() == previous
+    assert disk.files() == ["o.tif"]  # no temporary file left
+
+
+def test_merge_into_a_new_file_on_a_full_disk_leaves_nothing(disk, masks, capsys):
+    disk.fill()
+    out = disk.folder / "o.tif"
+    assert main(["merge", *map(str, masks), "--out", str(out)]) == 2
+    one_error_line(capsys, command="merge", named=out)
+    assert disk.files() == []
+
+
+def test_report_on_a_full_disk_leaves_no_file_and_no_folder(disk, masks, capsys):
+    disk.fill()
+    out = disk.folder / "reports" / "r"
+    assert main(["report", *map(str, masks), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0]
+    assert lines[0].startswith(f"mask-compare report: error: {out}{os.sep}")
+    assert lines[0].endswith(f": cannot write ({NO_SPACE})")
+    assert disk.files() == []  # the folders it made are gone
+
+
+def test_report_on_a_full_disk_keeps_the_previous_report(disk, masks, capsys):
+    small = [str(m).replace(".npy", "_small.npy") for m in masks]
+    for mask, path in zip(masks, small):
+        np.save(path, np.load(mask)[:64, :64])  # a first report that fits on the disk
+    out = disk.folder / "r"
+    assert main(["report", *small, "--out", str(out)]) == 0
+    capsys.readouterr()
+    previous = {p.name: p.read_bytes() for p in out.iterdir()}
+    disk.fill()
+    assert main(["report", *map(str, masks), "--out", str(out), "--overwrite"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f": cannot write ({NO_SPACE})")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == previous
