@@ -122,7 +122,7 @@ def test_merge_never_writes_over_a_review(every_kind_2d, masks, tmp_path, capsys
     review.close()
     before = tree(out.parent)
     line = refused(capsys, ["merge", *masks, "--out", out, "--overwrite"], named=out)
-    assert "output of a review" in line
+    assert "belongs to a review" in line
     assert tree(out.parent) == before
 
 
@@ -197,7 +197,7 @@ def test_merge_folder_into_a_review_folder(every_kind_2d, folders, tmp_path, cap
     before = tree(out)
     assert main(["merge", *map(str, folders), "--out", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err
-    assert f"error: {out / 'x.tif'}: is the output of a review" in err
+    assert f"error: {out / 'x.tif'}: belongs to a review" in err
     assert {k: v for k, v in tree(out).items() if k in before} == before
 
 

@@ -143,3 +143,44 @@ def test_report_on_a_full_disk_keeps_the_previous_report(disk, masks, capsys):
     assert main(["report", *map(str, masks), "--out", str(out), "--overwrite"]) == 2
     assert capsys.readouterr().err.strip().endswith(f": cannot write ({NO_SPACE})")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == previous
+
+
+def test_a_review_on_a_full_disk_loses_nothing_and_resumes(disk, masks):
+    """Actions refused while the disk is full change nothing; the journal stays whole."""
+    from napari_mask_compare import _files
+    from napari_mask_compare.journal import journal_path
+    from napari_mask_compare.review import Review
+
+    if isinstance(disk, SimulatedDisk):
+        pytest.skip("the journal line is written before any fsync: needs a real full disk")
+    a, b = (np.load(path)[:96, :96] for path in masks)  # the TIFF and its temp copy fit
+    out = disk.folder / "o.tif"
+    review = Review.open(a, b, output=out)
+    try:
+        review.decide("A")
+        review.flush()
+        journal = journal_path(out).read_bytes()
+        state = review.session.output.copy()
+        disk.fill(leave=0)
+        refused = None
+        for _ in range(1000):  # decide and undo until the journal's last page is full too
+            action = review.undo if len(review.session.steps) > 1 else review.decide
+            try:
+                action() if action == review.undo else action("B")
+            except _files.WriteError as err:
+                refused = err
+                break
+            state = review.session.output.copy()
+        assert str(refused) == f"{journal_path(out)}: cannot write ({NO_SPACE})"
+        assert np.array_equal(review.session.output, state)  # refused whole
+        assert journal_path(out).read_bytes().endswith(b"\n")  # never half a line
+        with pytest.raises(OSError, match=NO_SPACE):  # the TIFF save failed too: said
+            review.flush()
+        (disk.folder / "filler").unlink()
+        review.undo()  # space again: the next action is whole, and the TIFF saved
+    finally:
+        review.close()
+    assert journal_path(out).read_bytes().startswith(journal)
+    with Review.open(a, b, output=out) as resumed:
+        assert resumed.session.output.tobytes() == review.session.output.tobytes()
+    assert disk.files() == sorted(["o.journal.jsonl", "o.lock", "o.summary.json", "o.tif"])

@@ -76,5 +76,7 @@ def test_check_output_refuses_what_is_not_ours(tmp_path):
 def test_a_review_output_is_never_an_output_of_something_else(tmp_path):
     out = write_labels(tmp_path / "o.tif", [[1]])
     _files.sidecar(out, ".journal.jsonl").write_text("{}\n")
-    with pytest.raises(InputError, match="output of a review"):
-        _files.check_output(out, ours=is_our_tiff, overwrite=True)
+    classes = write_labels(tmp_path / "o_classes.tif", [[1]])  # a review's class side-car
+    for path in (out, classes):
+        with pytest.raises(InputError, match="belongs to a review"):
+            _files.check_output(path, ours=is_our_tiff, overwrite=True)

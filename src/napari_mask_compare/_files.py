@@ -59,6 +59,24 @@ def write_error(path, err: OSError, *, doing: str = "cannot write") -> WriteErro
     return WriteError(err.errno or errno.EIO, f"{path}: {doing} ({words})")
 
 
+def _with_errno(err: OSError, f) -> OSError:
+    """``err``, or the error that the file system really gives when ``err`` has no errno.
+
+    numpy's ``tofile`` reports a short write on a full disk as an OSError
+    without errno ("65536 requested and 3920 written"): one more byte written
+    at the end of ``f`` tells why (ENOSPC, EDQUOT, EIO...).
+    """
+    if err.errno is not None:
+        return err
+    try:
+        f.flush()
+        os.pwrite(f.fileno(), b"\0", os.fstat(f.fileno()).st_size)
+    except OSError as real:
+        if real.errno is not None:
+            return real
+    return err
+
+
 def sidecar(output: str | os.PathLike, suffix: str) -> Path:
     """The name of a file that belongs to ``output`` (its journal, summary, lock...).
 
@@ -110,7 +128,7 @@ class _Stage:
                 f.flush()
                 os.fsync(f.fileno())
             except OSError as err:
-                raise write_error(path, err) from err
+                raise write_error(path, _with_errno(err, f)) from err
 
     def commit(self) -> None:
         for tmp, path in self.files:
@@ -251,6 +269,15 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def _review_journal(path: Path) -> Path | None:
+    """The journal of the review that ``path`` belongs to (its output or a side-car), if any."""
+    stem = path.stem
+    for suffix in ("_classes", ".summary"):
+        stem = stem.removesuffix(suffix)
+    journal = path.with_name(stem + ".journal.jsonl")
+    return journal if journal.exists() else None
+
+
 def check_output(
     path: str | os.PathLike,
     *,
@@ -296,10 +323,10 @@ def check_output(
         return path
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file name for {option}")
-    if sidecar(path, ".journal.jsonl").exists():
-        raise InputError(f"{path}: is the output of a review ({sidecar(path, '.journal.jsonl')}"
-                         " beside it); open it with mask-compare review, or choose another "
-                         f"{option}")
+    journal = _review_journal(path)
+    if journal is not None:
+        raise InputError(f"{path}: belongs to a review ({journal.name} beside it); open it "
+                         f"with mask-compare review, or choose another {option}")
     if path.is_symlink() or not path.is_file():
         raise InputError(f"{path}: exists and is not a regular file; choose another {option}")
     if not ours(path):
