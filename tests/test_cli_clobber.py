@@ -260,3 +260,13 @@ def test_report_folder_with_a_foreign_summary_is_not_ours(masks, tmp_path, capsy
     refused(capsys, ["report", *masks, "--out", out, "--overwrite"],
             named=out / "summary.json")
     assert tree(out) == before
+
+
+def test_report_rerun_without_curated_leaves_no_file_of_the_earlier_report(masks, tmp_path):
+    out = tmp_path / "report"
+    assert run_report(*masks, "--out", out, "--curated", masks[0]) == 0
+    assert (out / "morphology_curated.csv").exists()
+    assert run_report(*masks, "--out", out, "--overwrite") == 0
+    from napari_mask_compare.report import report_files
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(report_files())  # not two reports

@@ -31,11 +31,21 @@ def test_staged_files_appear_together_or_not_at_all(tmp_path):
 
 
 def test_a_failed_write_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
     with pytest.raises(_files.WriteError) as info, \
-            _files.atomic_open(tmp_path / "missing" / "x.tif"):
+            _files.atomic_open(tmp_path / "file" / "x.tif"):
         pass
-    assert str(info.value).startswith(f"{tmp_path / 'missing' / 'x.tif'}: cannot write (")
-    assert "\n" not in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'file'}: cannot create the folder (")
+    assert "\n" not in message
+
+
+def test_folders_made_for_a_failed_stage_are_removed(tmp_path):
+    with pytest.raises(RuntimeError), _files.staged() as stage:
+        with stage.open(tmp_path / "new" / "deeper" / "a.txt") as f:
+            f.write(b"a")
+        raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_stale_temps_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):

@@ -284,17 +284,17 @@ def test_a_failed_tiff_save_is_reported_and_retried(every_kind_2d, tmp_path, mon
     out = tmp_path / "o.tif"
     review = Review.open(*every_kind_2d, output=out)
     review.flush()
-    real = _files.atomic_open
+    real = _files._Stage.open
 
-    def full(path):
+    def full(self, path):
         raise _files.write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
-    monkeypatch.setattr(_files, "atomic_open", full)
+    monkeypatch.setattr(_files._Stage, "open", full)
     review.decide("A")
     with pytest.raises(OSError, match="No space left"):
         review.flush()
     assert review.save_error is not None
-    monkeypatch.setattr(_files, "atomic_open", real)
+    monkeypatch.setattr(_files._Stage, "open", real)
     review.decide("B")
     review.flush()
     assert review.save_error is None

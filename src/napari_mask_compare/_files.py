@@ -107,15 +107,34 @@ def _temp_name(path: Path) -> Path:
 
 
 class _Stage:
-    """Temporary files that replace their targets together, at the end."""
+    """Temporary files that replace their targets together, at the end.
+
+    Folders are created as files need them, and removed again (when still
+    empty) if the stage fails.
+    """
 
     def __init__(self):
         self.files: list[tuple[Path, Path]] = []
+        self.removed: list[Path] = []
+        self.made: list[Path] = []
+
+    def _make_folder(self, folder: Path) -> None:
+        missing = [f for f in (folder, *folder.parents) if not f.exists()]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(folder, err, doing="cannot create the folder") from err
+        self.made.extend(missing)  # deepest first
+
+    def remove(self, path: str | os.PathLike) -> None:
+        """Remove ``path`` when the stage ends well (a file of ours that is not written again)."""
+        self.removed.append(Path(path))
 
     @contextlib.contextmanager
     def open(self, path: str | os.PathLike) -> Iterator[BinaryIO]:
         """A binary file that becomes ``path`` when the stage ends well."""
         path = Path(path)
+        self._make_folder(path.parent)
         tmp = _temp_name(path)
         try:  # created with the usual permissions (mkstemp's 0600 would pass on)
             f = open(tmp, "xb")  # noqa: SIM115 (closed below)
@@ -136,20 +155,26 @@ class _Stage:
                 os.replace(tmp, path)
             except OSError as err:
                 raise write_error(path, err) from err
-        for folder in {path.parent for _, path in self.files}:
+        for path in self.removed:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        for folder in {path.parent for _, path in self.files} | {p.parent for p in self.removed}:
             fsync_folder(folder)
 
     def discard(self) -> None:
         for tmp, _ in self.files:
             tmp.unlink(missing_ok=True)
+        for folder in self.made:
+            with contextlib.suppress(OSError):  # only when still empty
+                folder.rmdir()
 
 
 @contextlib.contextmanager
 def staged() -> Iterator[_Stage]:
     """Write several files with ``stage.open(path)``; all are renamed in place only at the end.
 
-    If anything fails before, no target is touched and the temporary files
-    are removed.
+    If anything fails before, no target is touched, and the temporary files
+    and the folders made for them are removed.
 
     Examples
     --------

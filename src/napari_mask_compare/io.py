@@ -612,17 +612,38 @@ def write_labels(
     voxel_size : tuple of float, optional
         Spacing per axis, (y, x) or (z, y, x).
     """
+    path = check_writable(path)
+    write_label_files({path: labels}, voxel_size=voxel_size, unit=unit, relabel=relabel)
+    return path
+
+
+def write_label_files(
+    files: dict,
+    *,
+    voxel_size: tuple[float, ...] | None = None,
+    unit: str = "pixel",
+    relabel: bool = True,
+) -> None:
+    """Write several label TIFFs (e.g. an output and its classes) that appear together.
+
+    Parameters
+    ----------
+    files : dict of path to ndarray
+        Label images, as for :func:`write_labels`.
+
+    Raises
+    ------
+    WriteError
+        Nothing was replaced (see :func:`._files.staged`).
+    """
     import tifffile
 
-    path = check_writable(path)
-    data, kwargs = labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=relabel)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _files.write_error(path.parent, err, doing="cannot create the folder") from err
-    with _files.atomic_open(path) as f:
-        tifffile.imwrite(f, data, **kwargs)
-    return path
+    tiffs = {Path(path): labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=relabel)
+             for path, labels in files.items()}
+    with _files.staged() as stage:
+        for path, (data, kwargs) in tiffs.items():
+            with stage.open(path) as f:
+                tifffile.imwrite(f, data, **kwargs)
 
 
 def labels_tiff(

@@ -35,7 +35,6 @@ No Qt, no napari; matplotlib is imported when a plot is made, without pyplot.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io as _io
 import json
@@ -150,23 +149,6 @@ def is_report_folder(folder: str | os.PathLike) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(summary, dict) and summary.get("generator") == GENERATOR
-
-
-@contextlib.contextmanager
-def _new_folder(out: Path):
-    """Create ``out`` and its missing parents; remove those it created if the block fails."""
-    made = [folder for folder in (out, *out.parents) if not folder.exists()]
-    try:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise _files.write_error(out, err, doing="cannot create the folder") from err
-        yield out
-    except BaseException:
-        for folder in made:  # deepest first; rmdir removes only empty folders
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict] | dict[str, np.ndarray], *,
@@ -670,7 +652,7 @@ def write_report(
     figures = _report_figures(ab, files, threshold=threshold, unit=unit, spacing=spacing)
 
     written = {}
-    with _new_folder(out), _files.staged() as stage:  # every file appears at the end, or none
+    with _files.staged() as stage:  # every file appears at the end, or none
         for name, content in files.items():
             written[name] = write_csv(out / name, content, opener=stage.open)
         for name, (data, kwargs) in tiffs.items():
@@ -681,6 +663,9 @@ def write_report(
             written[name] = _write_figure(out / name, figure, opener=stage.open)
         written["summary.json"] = _write_json(out / "summary.json", summary,
                                               opener=stage.open)
+        if is_report_folder(out):  # an earlier report's files that this one does not write
+            for name in set(report_files(curated=True, filtered=True)) - set(written):
+                stage.remove(out / name)
     return written
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _files
 from ._files import check_writable
-from .io import InputError, write_labels
+from .io import InputError, write_label_files
 from .journal import Journal, fingerprint, journal_path
 from .labels import relabel_sequential
 from .matching import Group
@@ -425,12 +425,12 @@ class _Autosaver:
                 self._wake.notify_all()
 
     def _write(self, classes, *, compact: bool) -> None:
+        """The output TIFF (and its classes beside it, replaced together)."""
         output = self.review.output
-        labels = relabel_sequential(self._shadow) if compact else self._shadow
-        write_labels(output, labels, voxel_size=self.voxel_size, unit=self.unit, relabel=False)
+        files = {output: relabel_sequential(self._shadow) if compact else self._shadow}
         if classes is not None:
-            write_labels(_files.sidecar(output, "_classes.tif"), classes,
-                         voxel_size=self.voxel_size, unit=self.unit, relabel=False)
+            files[_files.sidecar(output, "_classes.tif")] = classes
+        write_label_files(files, voxel_size=self.voxel_size, unit=self.unit, relabel=False)
 
     def flush(self, timeout: float | None = None) -> bool:
         with self._wake:
