@@ -48,6 +48,22 @@ def test_stats_json_is_one_object_with_every_statistic(every_kind_2d, pair_files
                                 "only_a": 1, "only_b": 1}
 
 
+def test_stats_metric_suite_beside_matching(every_kind_2d, pair_files, capsys):
+    a, b = every_kind_2d
+    assert main(["stats", *map(str, pair_files), "--json", "--boundary"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = stats.summarize(overlap_table(a, b), a=a, b=b)
+    for key in stats.SUITE_KEYS:
+        assert result[key] == expected[key], key
+    at_half = next(r for r in result["matching"] if r["thresh"] == 0.5)
+    assert result["boundary"]["n_pairs"] == at_half["tp"] == 3  # the pairs matched at 0.5
+    assert main(["stats", *map(str, pair_files)]) == 0
+    text = capsys.readouterr().out
+    for words in ("VI ", "adapted Rand error", "CTC SEG", "AJI", "AP (Cellpose)",
+                  "errors: one-to-one 1, over-segmentation 1", "boundary: not measured"):
+        assert words in text, words
+
+
 def test_stats_table_has_default_thresholds(pair_files, capsys):
     assert main(["stats", *map(str, pair_files)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -85,6 +101,10 @@ def test_stats_folders_per_file_and_pooled_total(every_kind_2d, tmp_path, capsys
     assert total["n_true"] == 14 and total["n_pred"] == 7
     assert total["recall"] == pytest.approx(total["tp"] / 14)
     assert result["n_images"] == 2
+    combined = stats.combine_suites([{k: f[k] for k in stats.SUITE_KEYS}
+                                     for f in result["files"]])
+    assert {k: result[k] for k in stats.SUITE_KEYS} == {k: combined[k] for k in stats.SUITE_KEYS}
+    assert result["ctc_det"]["fn"] == sum(f["ctc_det"]["fn"] for f in result["files"])
     assert result["unpaired"][str(tmp_path / "A")] == ["lonely"]
     assert "lonely" in captured.err and "no partner" in captured.err
 

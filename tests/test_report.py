@@ -12,8 +12,9 @@ from matplotlib.image import imread
 from napari_mask_compare import report, stats
 from napari_mask_compare.matching import overlap_table
 
-FILES = {"summary.json", "matching.csv", "pairs.csv", "morphology_a.csv", "morphology_b.csv",
-         "association.tif", "iou_histogram.png", "scores.png", "sizes.png"}
+FILES = {"summary.json", "matching.csv", "pairs.csv", "objects.csv", "taxonomy.csv",
+         "boundary.csv", "morphology_a.csv", "morphology_b.csv", "association.tif",
+         "iou_histogram.png", "scores.png", "sizes.png", "taxonomy.png"}
 CURATED_FILES = {"morphology_curated.csv", "matching_curated_vs_a.csv",
                  "matching_curated_vs_b.csv"}
 
@@ -72,7 +73,24 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
     assert "perimeter" in morph_a[0] and "circularity" in morph_a[0]
     assert [int(r["label"]) for r in read_csv(out / "morphology_b.csv")] == list(range(11, 18))
 
-    for png in ("iou_histogram.png", "scores.png", "sizes.png"):
+    # the metric suite: the same numbers as stats.summarize, and its tables as CSVs
+    full = stats.summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75], a=a, b=b,
+                           voxel_size=(0.5, 0.5))
+    for key in stats.SUITE_KEYS:
+        assert summary[key] == full[key], key
+    objects = read_csv(out / "objects.csv")
+    assert len(objects) == 14 and {r["side"] for r in objects} == {"a", "b"}
+    split_row = next(r for r in objects if r["side"] == "a" and r["id"] == "2")
+    assert (split_row["kind"], split_row["error"]) == ("split", "over-segmentation")
+    taxonomy = read_csv(out / "taxonomy.csv")
+    assert taxonomy[-1]["size_class"] == "all"
+    assert int(taxonomy[-1]["missing"]) == 1 and int(taxonomy[-1]["spurious"]) == 1
+    boundary = read_csv(out / "boundary.csv")
+    assert len(boundary) == full["boundary"]["n_pairs"] > 0
+    assert float(boundary[0]["hausdorff"]) == pytest.approx(
+        full["boundary"]["pairs"]["hausdorff"][0])
+
+    for png in ("iou_histogram.png", "scores.png", "sizes.png", "taxonomy.png"):
         assert_not_blank(out / png)
 
 

@@ -325,7 +325,7 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
         :class:`._files.WriteError`: the write failed; the old files are intact.
     """
     from ._files import sidecar
-    from .io import load_pair
+    from .io import load_pair, write_label_files
     from .session import Session, merge
 
     inputs = (mask_a, mask_b)
@@ -342,7 +342,7 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
         classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,
                                            overwrite=overwrite)
         tiffs[classes_path] = classes
-    _write_label_tiffs(tiffs, voxel_size=pair.voxel_size, unit=pair.unit)
+    write_label_files(tiffs, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
     return session.summary()
 
 
@@ -352,25 +352,6 @@ def _check_merge_output(path, *, inputs, overwrite: bool) -> Path:
     from .io import is_our_tiff
 
     return check_output(path, inputs=inputs, ours=is_our_tiff, overwrite=overwrite)
-
-
-def _write_label_tiffs(tiffs: dict, *, voxel_size, unit: str) -> None:
-    """Write label TIFFs (ids kept) of one folder: they replace their files together at the end."""
-    import tifffile
-
-    from ._files import staged, write_error
-    from .io import labels_tiff
-
-    folder = next(iter(tiffs)).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(folder, err, doing="cannot create the folder") from err
-    with staged() as stage:
-        for path, labels in tiffs.items():
-            data, kwargs = labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=False)
-            with stage.open(path) as f:
-                tifffile.imwrite(f, data, **kwargs)
 
 
 def _format_summary(summary: dict) -> str:
@@ -401,9 +382,13 @@ def _add_stats(commands) -> None:
         help="matching statistics of B against A",
         description=(
             "StarDist's matching statistics of B (prediction) against A (reference) per IoU "
-            "threshold, pixel Dice and IoU, the 2018 Data Science Bowl score and the counts "
-            "of review groups. With folders, files are paired by name and a dataset total "
-            "pools the counts (as StarDist's matching_dataset, by_image=False)."
+            "threshold, pixel Dice and IoU, the 2018 Data Science Bowl score, the counts "
+            "of review groups, variation of information, adapted Rand error, CTC SEG and "
+            "DET, AJI, Cellpose's AP, the error taxonomy by object size and, with "
+            "--boundary, boundary distances of the matched pairs (see the README's metric "
+            "definitions). With folders, files are paired by name and a dataset total "
+            "combines each metric as its reference does (matching counts pooled, as "
+            "StarDist's matching_dataset, by_image=False)."
         ),
     )
     p.add_argument("mask_a", type=Path, metavar="MASK_A",
@@ -413,6 +398,10 @@ def _add_stats(commands) -> None:
     p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
                    help="IoU thresholds in [0, 1], comma-separated (default: 0.1,0.2,...,0.9)")
     _add_iou_threshold(p, help="IoU that links objects into review groups (default: 0.1)")
+    p.add_argument("--boundary", action="store_true",
+                   help="also measure boundary distances (Hausdorff, HD95, ASSD, surface "
+                        "Dice) of every pair matched at IoU 0.5, in the voxel size's unit: "
+                        "reads each pair's crop, the slowest part")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_run_stats)
 
@@ -424,7 +413,7 @@ def _run_stats(args) -> int:
                   else list(DEFAULT_THRESHOLDS))
     if not (args.mask_a.is_dir() or args.mask_b.is_dir()):
         summary = _stats_of_files(args.mask_a, args.mask_b, thresholds=thresholds,
-                                  iou_threshold=args.iou_threshold)
+                                  iou_threshold=args.iou_threshold, boundary=args.boundary)
         _print_stats(summary, as_json=args.json, iou_threshold=args.iou_threshold)
         return 0
     return _stats_of_folders(args, thresholds)
@@ -447,14 +436,13 @@ def _parse_thresholds(text: str) -> list[float]:
     return values
 
 
-def _stats_of_files(mask_a, mask_b, *, thresholds, iou_threshold) -> dict:
+def _stats_of_files(mask_a, mask_b, *, thresholds, iou_threshold, boundary: bool) -> dict:
     from .io import load_pair
-    from .matching import overlap_table
-    from .stats import summarize
+    from .stats import compare
 
     pair = load_pair(mask_a, mask_b)
-    return summarize(overlap_table(pair.a, pair.b), thresholds=thresholds,
-                     iou_threshold=iou_threshold)
+    return compare(pair.a, pair.b, thresholds=thresholds, iou_threshold=iou_threshold,
+                   voxel_size=pair.voxel_size, boundary=boundary, objects=False).summary
 
 
 def _stats_of_folders(args, thresholds) -> int:
@@ -473,7 +461,8 @@ def _stats_of_folders(args, thresholds) -> int:
     for mask_a, mask_b in progress:
         try:
             summary = _stats_of_files(mask_a, mask_b, thresholds=thresholds,
-                                      iou_threshold=args.iou_threshold)
+                                      iou_threshold=args.iou_threshold,
+                                      boundary=args.boundary)
         except InputError as err:
             failed.append({"name": mask_a.stem, "error": str(err)})
             progress.write(f"mask-compare stats: error: {err}", file=sys.stderr)
@@ -522,6 +511,8 @@ def _matching_cells(result: dict) -> list[str]:
 
 
 def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
+    from .stats import suite_lines
+
     if as_json:
         import json
 
@@ -534,10 +525,13 @@ def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
     print(f"AP (DSB 2018, IoU 0.5:0.95) {summary['ap_dsb2018']:.4f}")
     print(f"groups (IoU >= {iou_threshold:g}): "
           + ", ".join(f"{kind} {n}" for kind, n in groups.items()))
+    print("\n".join(suite_lines(summary)))
 
 
 def _print_folder_stats(per_file: list[dict], total: dict | None, *,
                         iou_threshold: float) -> None:
+    from .stats import suite_lines
+
     if not per_file:
         return
     rows = [[f["name"], *_matching_cells(r)] for f in per_file for r in f["matching"]]
@@ -549,8 +543,9 @@ def _print_folder_stats(per_file: list[dict], total: dict | None, *,
             for f in [*per_file, {**total, "name": "TOTAL"}]]
     print()
     print(_aligned(["file", "dice", "iou", "ap_dsb2018", *kinds], rows))
-    print(f"\n{total['n_images']} files; groups at IoU >= {iou_threshold:g}; the total pools "
-          "counts over files, its AP is the mean over files")
+    print("\nTOTAL: " + "\nTOTAL: ".join(suite_lines(total)))
+    print(f"\n{total['n_images']} files; groups at IoU >= {iou_threshold:g}; the total "
+          "combines each metric as its reference does (see the README's metric definitions)")
 
 
 # --------------------------------------------------------------------------- report

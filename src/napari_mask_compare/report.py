@@ -12,6 +12,13 @@ Files of :func:`write_report`:
                             and the parameters
 ``matching.csv``            StarDist's matching fields per threshold
 ``pairs.csv``               one row per review group: kind, ids, sizes, IoU
+``objects.csv``             every object of A and of B: its best partner, IoU,
+                            group, kind, error class, size
+``taxonomy.csv``            objects per error class (one-to-one, over-, under-
+                            segmented, many-to-many, missing, spurious) and
+                            size class
+``boundary.csv``            per matched pair (IoU >= 0.5): Hausdorff, its
+                            95th percentile, ASSD, surface Dice
 ``morphology_a.csv``        per-object morphology of A (and ``_b``, ``_curated``)
 ``association.tif``         RGB at the chosen threshold, A as the reference:
                             true positives green, false negatives red,
@@ -19,6 +26,7 @@ Files of :func:`write_report`:
 ``iou_histogram.png``       best IoU of each paired group
 ``scores.png``              precision, recall, F1, PQ against the threshold
 ``sizes.png``               object size distributions of A and B
+``taxonomy.png``            error classes per size class
 =========================== =================================================
 
 With a curated output: ``morphology_curated.csv``, ``matching_curated_vs_a.csv``
@@ -46,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _files, io, measure, stats
-from .matching import Group, OverlapTable, overlap_table, review_groups
+from .matching import Group, OverlapTable, overlap_table
 
 __all__ = [
     "RoiResult",
@@ -70,8 +78,9 @@ _CHUNK_VOXELS = 1 << 24
 #: ``summary.json["generator"]``: marks a folder whose files a report wrote.
 GENERATOR = "napari-mask-compare report"
 #: Files of every report, of a report with a curated output, and of a filtered one.
-_FILES = ("matching.csv", "pairs.csv", "morphology_a.csv", "morphology_b.csv",
-          "association.tif", "iou_histogram.png", "scores.png", "sizes.png", "summary.json")
+_FILES = ("matching.csv", "pairs.csv", "objects.csv", "taxonomy.csv", "boundary.csv",
+          "morphology_a.csv", "morphology_b.csv", "association.tif", "iou_histogram.png",
+          "scores.png", "sizes.png", "taxonomy.png", "summary.json")
 _CURATED_FILES = ("morphology_curated.csv", "matching_curated_vs_a.csv",
                   "matching_curated_vs_b.csv")
 _FILTER_FILES = ("filter_curated.csv", "curated_filtered.tif")
@@ -501,21 +510,47 @@ def plot_sizes(ax, sizes_a: Sequence[float], sizes_b: Sequence[float], *,
         ax.set_title(title)
 
 
+def taxonomy_rows(taxonomy: dict) -> list[dict]:
+    """One row per size class (and "all"): the count of objects of each error class.
+
+    Parameters
+    ----------
+    taxonomy : dict
+        :func:`.stats.error_taxonomy`.
+    """
+    classes = list(taxonomy["counts"])
+    rows = [{"size_class": c["label"], "min_size": c["min"], "max_size": c["max"],
+             **{name: c["counts"].get(name, 0) for name in classes}}
+            for c in taxonomy.get("size_classes") or []]
+    rows.append({"size_class": "all", "min_size": None, "max_size": None,
+                 **taxonomy["counts"]})
+    return rows
+
+
+def plot_taxonomy(ax, taxonomy: dict, *, title: str | None = None) -> None:
+    """Objects of each error class per size class, as stacked bars.
+
+    Parameters
+    ----------
+    taxonomy : dict
+        :func:`.stats.error_taxonomy`.
+    """
+    rows = taxonomy_rows(taxonomy)[:-1] or taxonomy_rows(taxonomy)
+    classes = list(taxonomy["counts"])
+    labels = [str(r["size_class"]) for r in rows]
+    bottom = np.zeros(len(rows))
+    for name in classes:
+        counts = np.array([r[name] for r in rows], dtype=float)
+        ax.bar(labels, counts, bottom=bottom, label=name)
+        bottom += counts
+    ax.set_xlabel("object size class (voxels)")
+    ax.set_ylabel("objects")
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+
+
 # --------------------------------------------------------------------------- the report
-
-
-@dataclass(frozen=True)
-class _Comparison:
-    table: OverlapTable
-    summary: dict
-    groups: list
-
-
-def _compare(a, b, *, thresholds, iou_threshold) -> _Comparison:
-    table = overlap_table(a, b)
-    groups = review_groups(table, iou_threshold=iou_threshold)
-    summary = stats.summarize(table, thresholds=thresholds, groups=groups)
-    return _Comparison(table, summary, groups)
 
 
 def write_report(
@@ -535,6 +570,8 @@ def write_report(
     sources: dict | None = None,
     inputs: Sequence[str | os.PathLike] = (),
     overwrite: bool = False,
+    table: OverlapTable | None = None,
+    groups: Sequence[Group] | None = None,
 ) -> dict[str, Path]:
     """Compute the report of B against A and write its files into ``out``.
 
@@ -573,6 +610,10 @@ def write_report(
     overwrite : bool
         Replace the files of an earlier report in ``out``. Files that a report
         did not write are never replaced (see :func:`check_report_folder`).
+    table, groups : optional
+        The overlap table of ``a`` and ``b`` and their review groups at
+        ``iou_threshold``, when already computed (e.g. by a review): not
+        computed again. Not used with ``roi``, which changes the masks.
 
     Returns
     -------
@@ -614,12 +655,18 @@ def write_report(
             restricted_c = apply_roi(curated, curated, roi)
             curated = restricted_c.a
             roi_info["removed_curated"] = len(restricted_c.removed_a)
+        table = groups = None  # of the masks before the ROI
 
-    ab = _compare(a, b, thresholds=thresholds, iou_threshold=iou_threshold)
     spacing = tuple(voxel_size) if voxel_size is not None else None
+    ab = stats.compare(a, b, table=table, groups=groups, thresholds=thresholds,
+                       iou_threshold=iou_threshold, voxel_size=spacing)
+    boundary = ab.summary["boundary"]
     files: dict[str, object] = {
         "matching.csv": ab.summary["matching"],
         "pairs.csv": pairs_rows(ab.groups),
+        "objects.csv": ab.objects,
+        "taxonomy.csv": taxonomy_rows(ab.summary["taxonomy"]),
+        "boundary.csv": boundary.get("pairs", {"id_a": [], "id_b": []}),
         "morphology_a.csv": measure.measure_objects(
             a, voxel_size=spacing, objects=(ab.table.ids_a, ab.table.bbox_a)),
         "morphology_b.csv": measure.measure_objects(
@@ -631,8 +678,9 @@ def write_report(
         "shape": list(shape)}, "roi": roi_info, "sources": sources or {}}
     if curated is not None:
         curated = np.asarray(curated)
-        vs_a = _compare(a, curated, thresholds=thresholds, iou_threshold=iou_threshold)
-        vs_b = _compare(b, curated, thresholds=thresholds, iou_threshold=iou_threshold)
+        vs_a, vs_b = (stats.compare(reference, curated, thresholds=thresholds,
+                                    iou_threshold=iou_threshold, voxel_size=spacing,
+                                    boundary=False, objects=False) for reference in (a, b))
         files["morphology_curated.csv"] = measure.measure_objects(
             curated, voxel_size=spacing, objects=(vs_a.table.ids_b, vs_a.table.bbox_b))
         files["matching_curated_vs_a.csv"] = vs_a.summary["matching"]
@@ -669,7 +717,7 @@ def write_report(
     return written
 
 
-def _report_figures(ab: _Comparison, files: dict, *, threshold: float, unit: str,
+def _report_figures(ab: stats.Comparison, files: dict, *, threshold: float, unit: str,
                     spacing) -> dict:
     """The report's PNG figures, by file name."""
     figures = {}
@@ -690,4 +738,7 @@ def _report_figures(ab: _Comparison, files: dict, *, threshold: float, unit: str
     plot_sizes(fig.add_subplot(), files["morphology_a.csv"][key],
                files["morphology_b.csv"][key], unit=size_unit, title="object sizes")
     figures["sizes.png"] = fig
+    fig = _figure()
+    plot_taxonomy(fig.add_subplot(), ab.summary["taxonomy"], title="errors by object size")
+    figures["taxonomy.png"] = fig
     return figures
