@@ -21,7 +21,7 @@ import numpy as np
 
 from .journal import decode_mask, encode_mask
 from .labels import labels_dtype
-from .matching import KINDS, Group, overlap_table, review_groups
+from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 
 __all__ = [
     "CHOICES", "EDIT", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session",
@@ -182,6 +182,9 @@ class Session:
         From :func:`.matching.review_groups` on ``a`` and ``b``.
     classes_a, classes_b : ndarray of int, optional
         Per-voxel class of A and of B, same shape; carried to output objects.
+    table : OverlapTable, optional
+        The overlap table ``groups`` came from (kept in :attr:`table` for the
+        statistics, which then need not pair A and B again).
 
     Notes
     -----
@@ -200,7 +203,8 @@ class Session:
     (1, [[1, 1, 0, 2]])
     """
 
-    def __init__(self, a, b, groups: Sequence[Group], *, classes_a=None, classes_b=None):
+    def __init__(self, a, b, groups: Sequence[Group], *, classes_a=None, classes_b=None,
+                 table: OverlapTable | None = None):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape:
             raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
@@ -210,6 +214,7 @@ class Session:
         self.a, self.b = a, b
         self.classes = {"A": classes_a, "B": classes_b}
         self.groups = list(groups)
+        self.table = table
         self.output = np.zeros(a.shape, dtype=labels_dtype(0))
         self.objects: list[OutputObject] = []
         self.steps: list[Step] = []
@@ -224,8 +229,9 @@ class Session:
     @classmethod
     def from_masks(cls, a, b, *, iou_threshold: float = 0.1, classes_a=None, classes_b=None):
         """Pair ``a`` and ``b`` and open a session on the groups."""
-        groups = review_groups(overlap_table(a, b), iou_threshold=iou_threshold)
-        return cls(a, b, groups, classes_a=classes_a, classes_b=classes_b)
+        table = overlap_table(a, b)
+        groups = review_groups(table, iou_threshold=iou_threshold)
+        return cls(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table)
 
     @property
     def log(self) -> list[Decision]:
@@ -369,8 +375,9 @@ class Session:
         if not 0 <= group < len(self.groups):
             raise ValueError(f"there is no group #{group}")
         if group in self._choice_of:
-            raise ValueError(f"this group (#{group}) is already decided "
-                             f"({self._choice_of[group]}); undo to change it")
+            # groups are called by their number (index + 1) wherever a person reads them
+            raise ValueError(f"group {group + 1} is already decided "
+                             f"({self._choice_of[group]}); undo (U) to change it")
         g = self.groups[group]
         ids = [list(map(int, g.ids_a)), list(map(int, g.ids_b))]
         if "ids" in op and op["ids"] != ids:
