@@ -1,9 +1,10 @@
 """npe2 reader: TIFF, NPY and MRC files, and folders of them, as napari layers.
 
 Thin glue over :mod:`napari_mask_compare.io`, which reads the files and their
-voxel size. Integer-valued arrays (integers, or floats with integral values,
-non-negative) open as Labels, others as Image; the voxel size becomes the
-layer's ``scale`` and the file's stem its name.
+voxel size. An array opens as Labels when its data look like labels (see
+:func:`is_label_array`: label values, piecewise constant over a background of
+0), else as an Image as napari's own reader would open it; the voxel size
+becomes the layer's ``scale`` and the file's stem its name.
 
 Following npe2, :func:`get_reader` returns None for what it cannot read (a
 foreign or damaged file, an empty folder) and never raises. A file that has
@@ -32,6 +33,18 @@ PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
 #: Elements checked at once when scanning a float array for fractions.
 _CHUNK = 1 << 22
+
+# The thresholds of :func:`is_label_array`.
+#: Voxels of the sample that tells labels from an image (whole rows along x).
+SAMPLE_SIZE = 1 << 20
+#: Most planes (indices along the leading axes) the sample is taken from.
+SAMPLE_PLANES = 16
+#: Least share of 0 in the sample: labels have a background.
+MIN_BACKGROUND = 0.001
+#: Least share of non-zero voxels equal to their neighbour along x.
+MIN_EQUAL_NEIGHBOURS = 0.6
+#: Most share of the changes of value along x that are steps of 1 between non-zero values.
+MAX_UNIT_STEPS = 0.5
 
 
 def get_reader(path: PathOrPaths) -> Callable[..., list[LayerDataTuple]] | None:
@@ -115,46 +128,79 @@ def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataT
     ----------
     loaded : io.Loaded
         ``data`` of shape (y, x), (z, y, x) or more axes, optionally with a
-        trailing channel axis (at most 4 long, as :mod:`io` reads TIFF).
+        trailing channel axis (at most 4 long, as :mod:`io` reads TIFF), which
+        ``loaded.channels`` names when the file does.
     name : str, optional
         Layer name; the file's stem by default.
 
     Returns
     -------
     list of (data, meta, layer_type)
-        One ``"labels"`` layer for integer-valued data; two (instances and
-        "<name> classes") for a trailing channel of 2, as :func:`io.load_mask`
-        reads it; else one ``"image"`` layer (RGB for 3 or 4 uint8 channels,
-        one layer per channel for other channel axes). ``meta["scale"]`` is
-        the voxel size of the spatial axes.
+        One ``"labels"`` layer when :func:`is_label_array` says so; two
+        (instances and "<name> classes") for a class channel, as
+        :func:`io.load_mask` reads it; else one ``"image"`` layer, as napari's
+        own reader gives it (RGB for a samples axis of 3 or 4, one layer per
+        channel for other channel axes). ``meta["scale"]`` is the voxel size
+        of the spatial axes.
 
     Examples
     --------
-    >>> loaded = io.Loaded(np.array([[0, 1], [2, 2]]), (0.5, 0.5), "µm")
+    >>> mask = np.zeros((8, 8), dtype=np.uint16)
+    >>> mask[2:6, 2:6] = 7
+    >>> loaded = io.Loaded(mask, (0.5, 0.5), "µm")
     >>> [(kind, meta["name"], meta["scale"]) for _, meta, kind in layer_data(loaded, name="m")]
     [('labels', 'm', (0.5, 0.5))]
     """
     data = loaded.data
     name = name if name is not None else _layer_name(loaded.path)
-    classes = _has_class_channel(data)
-    n_spatial = data.ndim - (classes or _has_channel_axis(loaded))
+    layout = _channel_layout(loaded)
+    n_spatial = data.ndim - (layout != "none")
     meta = {"name": name, "scale": _scale(loaded.voxel_size, n_spatial),
             **_units_meta(loaded.unit, n_spatial)}
-    if loaded.path is not None:
-        meta["metadata"] = {"path": str(loaded.path), "unit": loaded.unit}
-    if classes:
+    if layout == "classes":
+        meta["metadata"] = _provenance(loaded)
         return [(_as_labels(data[..., 0]), meta, "labels"),
                 (_as_labels(data[..., 1]), {**meta, "name": f"{name} classes"}, "labels")]
-    if n_spatial < data.ndim:
-        return [_channels_image(data, meta)]
+    if layout != "none":
+        return [_channels_image(data, meta, rgb=layout == "rgb")]
     if is_label_array(data):
-        return [(_as_labels(data), meta, "labels")]
+        return [(_as_labels(data), {**meta, "metadata": _provenance(loaded)}, "labels")]
     return [(data, meta, "image")]
 
 
-def _has_class_channel(data: np.ndarray) -> bool:
-    """(y, x, 2) or (z, y, x, 2) labels: (instance, class), as :func:`io.load_mask` reads them."""
-    return data.ndim in (3, 4) and data.shape[-1] == 2 and is_label_array(data)
+def _provenance(loaded: io.Loaded) -> dict:
+    """A Labels layer's ``metadata``: the file it came from and its unit."""
+    return {"path": str(loaded.path), "unit": loaded.unit} if loaded.path is not None else {}
+
+
+def _channel_layout(loaded: io.Loaded) -> str:
+    """What the trailing axis of ``loaded.data`` is: "classes", "rgb", "channels" or "none".
+
+    The file's own axis names decide when it has them (:attr:`io.Loaded.channels`):
+    a samples axis "S" is RGB(A) (or channels), never a class channel; a "C"
+    axis of 2 is (instances, classes) when its first channel looks like labels,
+    as :func:`io.load_mask` reads it. Without names (NPY, MRC, bare TIFF), a
+    trailing axis of 2 on 3 or 4 dimensions is a class channel when it looks
+    like one, and an extra axis beyond the voxel size's is channels.
+    """
+    data, channels = loaded.data, loaded.channels
+    if channels == "S":
+        return "rgb" if data.shape[-1] in (3, 4) else "channels"
+    if channels == "C":
+        return "classes" if _is_class_pair(data) else "channels"
+    if channels == "":
+        return "none"
+    if data.ndim in (3, 4) and _is_class_pair(data):
+        return "classes"
+    if not _has_channel_axis(loaded):
+        return "none"
+    return "rgb" if data.dtype == np.uint8 and data.shape[-1] in (3, 4) else "channels"
+
+
+def _is_class_pair(data: np.ndarray) -> bool:
+    """(..., 2) of instance labels and a class per voxel (label values)."""
+    return (data.shape[-1] == 2 and is_label_array(data[..., 0])
+            and _label_values(data[..., 1]))
 
 
 def _has_channel_axis(loaded: io.Loaded) -> bool:
@@ -163,9 +209,9 @@ def _has_channel_axis(loaded: io.Loaded) -> bool:
     return data.ndim == len(loaded.voxel_size) + 1 and data.shape[-1] <= io.MAX_CHANNELS
 
 
-def _channels_image(data: np.ndarray, meta: dict) -> LayerDataTuple:
-    """Image with a trailing channel axis: RGB(A) when uint8, else one layer per channel."""
-    if data.dtype == np.uint8 and data.shape[-1] in (3, 4):
+def _channels_image(data: np.ndarray, meta: dict, *, rgb: bool) -> LayerDataTuple:
+    """Image with a trailing channel axis: RGB(A), or one layer per channel."""
+    if rgb:
         return (data, {**meta, "rgb": True}, "image")
     return (data, {**meta, "channel_axis": data.ndim - 1}, "image")
 
@@ -204,22 +250,75 @@ def _units_meta(unit: str, ndim: int) -> dict:
     return {"units": (unit,) * ndim}
 
 
-def is_label_array(data: np.ndarray) -> bool:
-    """Whether ``data`` holds instance labels: non-negative integral values.
+def is_label_array(data: np.ndarray, *, scan: bool = True) -> bool:
+    """Whether ``data`` holds labels (a mask) rather than an image, judged from the data.
 
-    Booleans and integers count when non-negative; floats when finite,
-    integral, non-negative and at most ``2**32 - 1`` (the rule of
-    :func:`io.load_mask`).
+    The dtype alone cannot tell: raw microscopy images are uint16 too. Labels
+    are label values laid out piecewise constant over a background of 0:
+
+    1. **Values** (the rule of :func:`io.load_mask`): booleans; non-negative
+       integers; finite floats with integral values from 0 to ``2**32 - 1``
+       (floats with fractions are never labels).
+    2. **Layout**, on a sample of whole rows along x (the last axis): every
+       ``k``-th row of at most :data:`SAMPLE_PLANES` evenly spaced planes,
+       about :data:`SAMPLE_SIZE` voxels in all:
+
+       - all 0: labels (an empty mask);
+       - **background**: at least :data:`MIN_BACKGROUND` (0.1 %) of the
+         sample is 0;
+       - **piecewise constant**: at least :data:`MIN_EQUAL_NEIGHBOURS` (60 %)
+         of the non-zero voxels have the value of their neighbour along x.
+         An object ``w`` voxels wide gives ``(w - 1) / w``, so objects 2.5
+         voxels wide on average pass; noisy images give 1-30 %, sparse
+         photon counts (isolated non-zero voxels) less than 30 %;
+       - **not smooth**: at most :data:`MAX_UNIT_STEPS` (50 %) of the changes
+         of value along x are steps of 1 between two non-zero values. Labels
+         change mostly to or from the background, a quantised gradient
+         steps by 1.
+
+    Data that fail any rule are an image: napari's own reader opens them as
+    one. Known confusions: an image posterised to a few levels one of which
+    is 0 passes (it is piecewise constant over 0), and a class map whose
+    classes 1, 2, ... mostly touch one another (e.g. thresholds of one
+    intensity) fails the last rule.
 
     Parameters
     ----------
     data : ndarray, any shape
+        Read through basic indexing only, a few planes: memory maps stay
+        mostly on disk. Floats are also scanned in full for fractions, and
+        signed integers for negative values, unless ``scan`` is False.
+    scan : bool
+        Check the values (rule 1) of all of ``data``; when False, of the
+        sample only (a guess that reads a few planes, e.g. for a GUI).
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
-    >>> is_label_array(np.array([0.0, 3.0])), is_label_array(np.array([0.5]))
-    (True, False)
+    >>> mask = np.zeros((8, 8), dtype=np.uint16)
+    >>> mask[2:6, 1:5] = 2**16 - 1
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.poisson(100, size=(8, 8)).astype(np.uint16)
+    >>> is_label_array(mask), is_label_array(image), is_label_array(mask * 0.5)
+    (True, False, False)
     """
+    if data.dtype.kind == "b":
+        return True
+    if data.dtype.kind not in "iuf":
+        return False
+    if data.size == 0:
+        return True
+    rows = _sample_rows(data)
+    if not (_label_values(rows) and _looks_like_labels(rows)):
+        return False
+    return not scan or _label_values(data)
+
+
+def _label_values(data: np.ndarray) -> bool:
+    """Rule 1 of :func:`is_label_array`, over all of ``data``: label values."""
     kind = data.dtype.kind
     if kind == "b":
         return True
@@ -228,6 +327,46 @@ def is_label_array(data: np.ndarray) -> bool:
     if kind != "f":
         return False
     return all(_integral_chunk(chunk) for chunk in _chunks(data))
+
+
+def _sample_rows(data: np.ndarray) -> np.ndarray:
+    """Whole rows (along the last axis) of ``data``, about :data:`SAMPLE_SIZE` voxels.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, x)
+        Every ``k``-th row, from the middle of the first ``k``, of at most
+        :data:`SAMPLE_PLANES` planes evenly spaced along the leading axes.
+    """
+    if data.ndim < 2:
+        return np.asarray(data).reshape(1, -1)
+    lead, (y, x) = data.shape[:-2], data.shape[-2:]
+    n_planes = int(np.prod(lead, dtype=np.int64))
+    planes = np.unique(np.linspace(0, n_planes - 1, min(n_planes, SAMPLE_PLANES)).round())
+    rows_per_plane = max(1, SAMPLE_SIZE // (len(planes) * max(x, 1)))
+    step = -(-y // rows_per_plane)
+    rows = [np.asarray(data[np.unravel_index(int(i), lead) + (slice(step // 2, None, step),)])
+            for i in planes]
+    return np.concatenate(rows, axis=0)
+
+
+def _looks_like_labels(rows: np.ndarray) -> bool:
+    """Rule 2 of :func:`is_label_array` on sampled rows of label values."""
+    background = rows == 0
+    if background.all():
+        return True
+    if background.mean() < MIN_BACKGROUND:
+        return False
+    left, right = rows[:, :-1], rows[:, 1:]
+    change = left != right
+    foreground = ~background[:, :-1]
+    n_foreground = np.count_nonzero(foreground)
+    if n_foreground == 0 or np.count_nonzero(foreground & ~change) < (
+            MIN_EQUAL_NEIGHBOURS * n_foreground):
+        return False
+    between = change & foreground & ~background[:, 1:]
+    steps = np.abs(left[between].astype(np.float64) - right[between]) == 1
+    return np.count_nonzero(steps) <= MAX_UNIT_STEPS * np.count_nonzero(change)
 
 
 def _chunks(data: np.ndarray) -> Iterator[np.ndarray]:
@@ -246,7 +385,7 @@ def _integral_chunk(chunk: np.ndarray) -> bool:
         return True
     if not np.isfinite(chunk).all():
         return False
-    return (chunk.min() >= 0 and chunk.max() <= UINT32_MAX
+    return (chunk.min() >= 0 and float(chunk.max()) <= UINT32_MAX  # no float32 rounding
             and bool(np.array_equal(chunk, np.floor(chunk))))
 
 
