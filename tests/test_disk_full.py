@@ -79,7 +79,7 @@ def disk(request, tmp_path, monkeypatch):
     try:
         yield TmpfsDisk(folder)
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["umount", "-l", str(folder)], check=True)  # lazy: even if a file is open
 
 
 @pytest.fixture
