@@ -101,6 +101,36 @@ def test_erasing_most_of_an_object_is_saved_compacted(every_kind_2d, tmp_path):
     assert np.array_equal(saved > 0, review.session.output > 0)
 
 
+def test_picks_toggle_objects_of_a_group_and_decide_it(every_kind_2d, tmp_path):
+    a, b = every_kind_2d
+    out = tmp_path / "o.tif"
+    with Review.open(a, b, output=out) as review:
+        session = review.session
+        complex_group = next(g for g in session.groups if g.kind == "complex")
+        index = complex_group.index
+        review.pick("A", 5, group=index)   # A's object 5 and B's object 16
+        review.pick("B", 16, group=index)
+        assert session.choice_of(index) == "P"
+        assert np.array_equal(session.output == 1, a == 5)
+        assert np.array_equal(session.output == 2, (b == 16) & (a != 5))  # only background
+        with pytest.raises(ValueError, match="already decided"):
+            review.decide("A", group=index)
+        review.pick("A", 5, group=index)   # toggled out again
+        assert not (session.output == 1).any() and session.picks(index) == {("B", 16): 2}
+        review.undo()                      # back in, exactly
+        assert np.array_equal(session.output == 1, a == 5)
+        with pytest.raises(ValueError, match="not an object of group"):
+            review.pick("A", 1, group=index)
+        summary = session.summary()
+        assert (summary["P"], summary["picks"], summary["decided"]) == (1, 2, 1)
+        review.finish()
+    saved = tifffile.imread(out)
+    with Review.open(a, b, output=out) as resumed:  # picks are replayed
+        assert resumed.session.output.tobytes() == session.output.tobytes()
+        assert resumed.session.picks(index) == session.picks(index)
+    assert np.array_equal(saved > 0, session.output > 0)
+
+
 # ----------------------------------------------------------------------------- resuming
 
 
@@ -470,14 +500,21 @@ masks = st.tuples(st.integers(1, 3), st.integers(2, 8), st.integers(2, 8)).flatm
 )
 edits = st.tuples(st.just("edit"), st.integers(0, 7), st.integers(0, 7), st.integers(1, 3),
                   st.integers(0, 12))
+picks = st.tuples(st.just("pick"), st.sampled_from(["A", "B"]), st.integers(0, 3))
 steps = st.lists(st.one_of(st.sampled_from(["A", "B", "M", "N", "undo", "next", "finish",
-                                            "crash", "torn crash"]), edits), max_size=20)
+                                            "crash", "torn crash"]), edits, picks),
+                 max_size=20)
 
 
 def _act(review, step) -> bool:
     """One user action; False when it is refused (and then nothing changed)."""
     try:
-        if isinstance(step, tuple):
+        if isinstance(step, tuple) and step[0] == "pick":
+            _, side, k = step
+            group = review.session.current
+            ids = (group.ids_a if side == "A" else group.ids_b) if group else ()
+            review.pick(side, ids[k % len(ids)] if ids else 1)
+        elif isinstance(step, tuple):
             _, y, x, size, value = step
             shape = review.session.output.shape
             y, x = min(y, shape[-2] - 1), min(x, shape[-1] - 1)
@@ -533,7 +570,7 @@ def test_any_sequence_of_actions_and_crashes_equals_the_journal_replayed(tmp_pat
             assert np.array_equal(review.session.output, history[-1])  # undo is exact
         elif len(review.session.steps) > n_steps:
             history.append(review.session.output.copy())
-            if isinstance(step, tuple):
+            if isinstance(step, tuple):  # an edit, or a pick taken out again
                 painted |= review.session.output != before
     review.finish()
     review.close()
@@ -556,5 +593,9 @@ def test_any_sequence_of_actions_and_crashes_equals_the_journal_replayed(tmp_pat
         kept = {"A": [("A", i) for i in g.ids_a], "B": [("B", i) for i in g.ids_b],
                 "N": []}.get(d.choice, [("A", i) for i in g.ids_a] + [("B", i) for i in g.ids_b])
         for side, label in kept:
+            voxels = ((a if side == "A" else b) == label) & ~painted
+            assert np.all(session.output[voxels] > 0)
+    for g in session.groups:  # and every picked object that is still picked
+        for side, label in session.picks(g.index):
             voxels = ((a if side == "A" else b) == label) & ~painted
             assert np.all(session.output[voxels] > 0)

@@ -26,7 +26,8 @@ def test_decisions_on_every_kind(every_kind_2d):
     assert np.array_equal(out == 3, np.isin(a, [3, 4]) | (b == 14))
     # N of the complex: nothing of it
     assert not out[np.isin(a, [5, 6]) | np.isin(b, [15, 16])].any()
-    assert s.summary() == {"A": 1, "B": 1, "M": 1, "N": 1, "Auto": 0, "edits": 0,
+    assert s.summary() == {"A": 1, "B": 1, "M": 1, "N": 1, "Auto": 0, "P": 0, "picks": 0,
+                           "edits": 0,
                            "contested": 0, "decided": 4, "undecided_paired": 0,
                            "undecided_unpaired": 2, "groups": 6, "objects": 3}
     s.finish()

@@ -11,6 +11,7 @@ Operations (``"op"``), each one user action:
 ``decide`` ``group`` (index), ``choice`` (A, B, M, N), ``ids`` ([A ids], [B ids])
 ``undo``   take back the last action
 ``finish`` add every undecided unpaired group ("Auto")
+``pick``   ``group``, ``side`` (A or B), ``id``: toggle that object in or out
 ``edit``   ``pieces``: voxels set by hand, each ``{"box": [[start, stop], ...],
            "mask": <packed bits, zlib, base64> or null (the whole box),
            "value": new id}``
@@ -117,6 +118,13 @@ def check_op(op) -> dict:
         if not (isinstance(ids, list) and len(ids) == 2
                 and all(isinstance(side, list) and all(map(_is_int, side)) for side in ids)):
             raise ValueError(f"\"ids\" must be [[A ids], [B ids]], got {ids!r}")
+        return op
+    if kind == "pick":
+        if not _is_int(op.get("group")) or op["group"] < 0:
+            raise ValueError(f"\"group\" must be an index >= 0, got {op.get('group')!r}")
+        if op.get("side") not in ("A", "B") or not _is_int(op.get("id")) or op["id"] < 1:
+            raise ValueError(f"a pick needs \"side\" A or B and an \"id\" >= 1, got "
+                             f"{op.get('side')!r} {op.get('id')!r}")
         return op
     if kind == "edit":
         pieces = op.get("pieces")

@@ -106,7 +106,7 @@ class ReviewLock:
 class Review:
     """An open review of two masks that saves itself to ``output``.
 
-    Use :meth:`open`. Actions: :meth:`decide`, :meth:`edit`, :meth:`undo`,
+    Use :meth:`open`. Actions: :meth:`decide`, :meth:`pick`, :meth:`edit`, :meth:`undo`,
     :meth:`finish`; :meth:`close` at the end (or use it as a context manager).
 
     Attributes
@@ -244,6 +244,10 @@ class Review:
     def decide(self, choice: str, *, group: int | None = None) -> Change:
         """Decide the current group (or ``group``): "A", "B", "M" or "N"."""
         return self.act({"op": "decide", "choice": choice, "group": group})
+
+    def pick(self, side: str, label: int, *, group: int | None = None) -> Change:
+        """Toggle object ``label`` of ``side`` ("A" or "B") of the current group (or ``group``)."""
+        return self.act({"op": "pick", "side": side, "id": label, "group": group})
 
     def edit(self, pieces) -> Change:
         """Voxels set by hand: ``pieces`` of (region, mask, value) (:func:`.session.edit_op`)."""

@@ -1,5 +1,8 @@
 """A review session in memory: the queue of groups, the actions, undo, the output labels.
 
+A ``pick`` toggles one object of a group (A's or B's) into the output, or out
+of it again: a group with picks counts as decided ("P").
+
 No Qt, no napari, no files: :class:`.review.Review` keeps a session on disk
 (journal first, then :meth:`Session.apply`) and the widget and the CLI drive
 that. Every action is one operation dict, as the journal records it
@@ -33,6 +36,8 @@ CHOICES = ("A", "B", "M", "N")
 #: Queue orders: spatial (bounding box start), or lowest IoU first.
 ORDERS = ("spatial", "iou")
 _AUTO = "Auto"
+#: The choice of a group decided by picking objects.
+_PICK = "P"
 #: Source of an output object painted by hand.
 EDIT = "edit"
 #: Policies of :func:`merge`: the decision taken on every paired group.
@@ -110,6 +115,9 @@ class Step:
         For an ``edit``: per piece, the voxels set and what they held before.
     first_id, stop_id : int
         Output ids ``first_id .. stop_id - 1`` were made by this step.
+    pick : tuple or None
+        For a ``pick``: (group, (side, id), output id or None, True when the
+        object was added, False when it was taken out again).
     """
 
     op: dict
@@ -117,6 +125,7 @@ class Step:
     edits: tuple = ()
     first_id: int = 0
     stop_id: int = 0
+    pick: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,7 @@ class Session:
         self.steps: list[Step] = []
         self.lock = threading.RLock()
         self._choice_of: dict[int, str] = {}
+        self._picks: dict[int, dict[tuple[str, int], int | None]] = {}
         self._order = "spatial"
         self._kinds: frozenset[str] = frozenset(KINDS)
         self._queue: list[int] = []
@@ -240,8 +250,12 @@ class Session:
 
     @property
     def edited(self) -> bool:
-        """True when an edit is in force (ids may then have gaps: compact on save)."""
+        """True when an edit or an unpicked object is in force (ids may have gaps: compact)."""
         return any(step.edits for step in self.steps)
+
+    def picks(self, group: int) -> dict:
+        """The objects picked in a group: ``{(side, id): output id or None}``."""
+        return dict(self._picks.get(group, {}))
 
     # ------------------------------------------------------------------ queue
 
@@ -361,7 +375,27 @@ class Session:
             return {"op": "finish"}
         if kind == "edit":
             return self._prepare_edit(op)
+        if kind == "pick":
+            return self._prepare_pick(op)
         raise ValueError(f"unknown operation {op!r}")
+
+    def _prepare_pick(self, op: dict) -> dict:
+        group = op.get("group")
+        if group is None:
+            if self.current is None:
+                raise ValueError("no group to pick from: the queue is empty")
+            group = self.current.index
+        if not 0 <= group < len(self.groups):
+            raise ValueError(f"there is no group #{group}")
+        side, label = op.get("side"), op.get("id")
+        g = self.groups[group]
+        if label not in (g.ids_a if side == "A" else g.ids_b if side == "B" else ()):
+            raise ValueError(f"{side}{label} is not an object of group {group + 1}")
+        choice = self._choice_of.get(group)
+        if choice not in (None, _PICK):
+            raise ValueError(f"group {group + 1} is already decided ({choice}); undo (U) to "
+                             "pick objects instead")
+        return {"op": "pick", "group": int(group), "side": side, "id": int(label)}
 
     def _prepare_decide(self, op: dict) -> dict:
         choice = op.get("choice")
@@ -413,14 +447,18 @@ class Session:
             return self._undo()
         with self.lock:
             step = self._apply_step(op)
-            if step.decisions or step.edits:  # a finish with nothing left is no step to undo
+            if step.decisions or step.edits or step.pick:  # an empty finish is no step
                 self.steps.append(step)
         if move and kind == "decide" and self.current is not None \
                 and self.current.index == op["group"]:
             self._move_to_undecided(start=self._position + 1)
-        regions = [self.groups[d.group].region for d in step.decisions]
-        regions += [region for region, _, _ in step.edits]
-        return Change(op, tuple(regions))
+        return Change(op, self._regions(step))
+
+    def _regions(self, step: Step) -> tuple[tuple[slice, ...], ...]:
+        """Regions of the output that ``step`` changed."""
+        groups = [d.group for d in step.decisions] + ([step.pick[0]] if step.pick else [])
+        return tuple([self.groups[g].region for g in groups]
+                     + [region for region, _, _ in step.edits])
 
     def _apply_step(self, op: dict) -> Step:
         kind = op["op"]
@@ -433,8 +471,33 @@ class Session:
                     if not g.paired and g.index not in self._choice_of]
             decisions = tuple(self._decide_group(g, _AUTO) for g in todo)
             return Step(op, decisions, (), first_id, len(self.objects) + 1)
+        if kind == "pick":
+            return self._pick(op, first_id)
         edits = tuple(self._edit_piece(piece) for piece in op["pieces"])
         return Step(op, (), edits, first_id, len(self.objects) + 1)
+
+    def _pick(self, op: dict, first_id: int) -> Step:
+        """Toggle one object of a group into the output (or out of it again)."""
+        group, key = op["group"], (op["side"], op["id"])
+        picks = self._picks.setdefault(group, {})
+        if key not in picks:  # in: into background voxels, as a decision writes
+            self._write_object(self.groups[group], _PICK, (key,))
+            made = len(self.objects) + 1 > first_id
+            picks[key] = first_id if made else None
+            self._choice_of[group] = _PICK
+            return Step(op, (), (), first_id, len(self.objects) + 1,
+                        (group, key, picks[key], True))
+        out_id = picks.pop(key)  # out again: its voxels back to background
+        edits = ()
+        if out_id is not None:
+            region = self.groups[group].region
+            out = self.output[region]
+            mask = out == out_id
+            edits = ((region, mask, out[mask]),)
+            out[mask] = 0
+        if not picks:
+            del self._choice_of[group]
+        return Step(op, (), edits, first_id, first_id, (group, key, out_id, False))
 
     def _undo(self) -> Change:
         with self.lock:
@@ -447,12 +510,28 @@ class Session:
                     out[mask] = before
             for decision in reversed(step.decisions):
                 self._revert(decision)
+            if step.pick:
+                self._revert_pick(step)
             del self.objects[step.first_id - 1:]
-        if step.decisions and step.decisions[0].group in self._queue:
-            self._position = self._queue.index(step.decisions[0].group)
-        regions = [self.groups[d.group].region for d in step.decisions]
-        regions += [region for region, _, _ in step.edits]
-        return Change({"op": "undo"}, tuple(regions), undone=step.op)
+        groups = [d.group for d in step.decisions] + ([step.pick[0]] if step.pick else [])
+        if groups and groups[0] in self._queue:
+            self._position = self._queue.index(groups[0])
+        return Change({"op": "undo"}, self._regions(step), undone=step.op)
+
+    def _revert_pick(self, step: Step) -> None:
+        group, key, out_id, added = step.pick
+        picks = self._picks.setdefault(group, {})
+        if added:
+            if out_id is not None:
+                out = self.output[self.groups[group].region]
+                out[out == out_id] = 0
+            del picks[key]
+        else:
+            picks[key] = out_id
+        if picks:
+            self._choice_of[group] = _PICK
+        else:
+            self._choice_of.pop(group, None)
 
     # ------------------------------------------------------------------ shortcuts
 
@@ -609,15 +688,18 @@ class Session:
         Returns
         -------
         dict
-            Keys A, B, M, N, Auto, edits, contested, decided, undecided_paired,
-            undecided_unpaired, groups, objects.
+            Keys A, B, M, N, Auto (groups decided so), P (groups decided by
+            picks), picks (objects picked), edits, contested, decided,
+            undecided_paired, undecided_unpaired, groups, objects.
         """
         log = self.log
         counts = Counter(d.choice for d in log)
         undecided = [g for g in self.groups if g.index not in self._choice_of]
         return {
             **{key: counts.get(key, 0) for key in (*CHOICES, _AUTO)},
-            "edits": sum(1 for step in self.steps if step.edits),
+            "P": sum(1 for choice in self._choice_of.values() if choice == _PICK),
+            "picks": sum(len(p) for p in self._picks.values()),
+            "edits": sum(1 for step in self.steps if step.op["op"] == "edit"),
             "contested": sum(d.contested for d in log),
             "decided": len(self._choice_of),
             "undecided_paired": sum(1 for g in undecided if g.paired),
@@ -646,7 +728,7 @@ class Session:
     def _edited_ids(self) -> set[int]:
         """Ids that an edit in force painted or painted over."""
         ids: set[int] = set()
-        for step in (step for step in self.steps if step.edits):
+        for step in (step for step in self.steps if step.op["op"] == "edit"):
             for (_, _, before), piece in zip(step.edits, step.op["pieces"]):
                 ids.add(int(piece["value"]))
                 ids.update(np.unique(before).tolist())
