@@ -557,9 +557,16 @@ def pair_files(
     Raises
     ------
     InputError
-        A folder is missing or cannot be listed, or no name is common to all of them.
+        A folder is missing or cannot be listed, or given twice; two files of a
+        folder share a name (``x.tif`` and ``x.npy``: which is the partner of
+        ``x``?), named in the message; or no name is common to all folders.
     """
-    by_name = [{p.stem: p for p in image_files(folder)} for folder in folders]
+    for k, folder in enumerate(folders):
+        for other in folders[k + 1:]:
+            if _files.same_file(folder, other):
+                raise InputError(f"{folder}: the same folder is given twice ({other}); "
+                                 "give the folders of the masks to compare")
+    by_name = [_files_by_name(folder) for folder in folders]
     common = sorted(set.intersection(*(set(names) for names in by_name)))
     unpaired = {Path(folder): sorted(set(names) - set(common))
                 for folder, names in zip(folders, by_name)}
@@ -569,6 +576,19 @@ def pair_files(
             + ", ".join(str(f) for f in folders[1:])
         )
     return [tuple(names[name] for names in by_name) for name in common], unpaired
+
+
+def _files_by_name(folder) -> dict[str, Path]:
+    """The image files of a folder by name (without suffix); two files of one name are refused."""
+    by_name: dict[str, list[Path]] = {}
+    for path in image_files(folder):
+        by_name.setdefault(path.stem, []).append(path)
+    clashes = [paths for paths in by_name.values() if len(paths) > 1]
+    if clashes:
+        listed = "; ".join(" and ".join(p.name for p in paths) for paths in clashes)
+        raise InputError(f"{folder}: files share a name, so their partners are ambiguous: "
+                         f"{listed}; keep one file of each name (move or rename the others)")
+    return {name: paths[0] for name, paths in by_name.items()}
 
 
 # --------------------------------------------------------------------------- writing

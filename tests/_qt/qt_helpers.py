@@ -20,6 +20,7 @@ QT_KEYS = {
     "A": Qt.Key.Key_A, "B": Qt.Key.Key_B, "M": Qt.Key.Key_M, "N": Qt.Key.Key_N,
     "U": Qt.Key.Key_U, "Q": Qt.Key.Key_Q, "Left": Qt.Key.Key_Left, "Right": Qt.Key.Key_Right,
     "P": Qt.Key.Key_P, "E": Qt.Key.Key_E, "F": Qt.Key.Key_F, "Z": Qt.Key.Key_Z,
+    "Up": Qt.Key.Key_Up, "Down": Qt.Key.Key_Down,
 }
 
 

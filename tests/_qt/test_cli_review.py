@@ -76,7 +76,8 @@ def test_review_folders_with_the_original_flags(no_event_loop, qtbot, tmp_path, 
     viewer = no_event_loop[0]
     widget = _widget(viewer)
     _wait_started(widget, qtbot)
-    assert widget.margin.value() == 20 and widget.iou_threshold.value() == pytest.approx(0.2)
+    setup = widget.setup
+    assert setup.margin.value() == 20 and setup.iou_threshold.value() == pytest.approx(0.2)
     assert widget._review.output == out / "cells.tif"
     press(viewer, "1")
     press(viewer, "Q")
@@ -94,3 +95,61 @@ def test_review_sample_defaults_out_dir_to_the_current_folder(no_event_loop, qtb
     assert widget._review.output.parent == expected
     assert widget.session.groups and widget.view.a.ndim == 2
     widget.end_review()
+
+
+def _pair_of_files(tmp_path):
+    image, a, b = synthetic_masks((126, 168), seed=5)
+    paths = {name: tmp_path / f"{name}.tif" for name in ("img", "cellpose", "stardist")}
+    for path, data in zip(paths.values(), (image, a, b)):
+        tifffile.imwrite(path, data)
+    return paths
+
+
+def test_review_a_pair_of_files_q_prints_and_closes(no_event_loop, qtbot, tmp_path, capsys):
+    paths = _pair_of_files(tmp_path)
+    out = tmp_path / "out"
+    assert cli.main(["review", str(paths["cellpose"]), str(paths["stardist"]), "--image",
+                     str(paths["img"]), "--out_dir", str(out)]) == 0
+    assert "cellpose.tif vs stardist.tif" in capsys.readouterr().out
+    viewer = no_event_loop[0]
+    widget = _widget(viewer)
+    _wait_started(widget, qtbot)
+    assert widget._review.output == out / "cellpose.tif"
+    assert widget.view.layers["a"].name == "A: cellpose" and "image_a" in widget.view.layers
+    press(viewer, "1")
+    press(viewer, "Q")  # the app: saved, summary printed, window closed
+    qtbot.waitUntil(lambda: not hasattr(viewer.window, "_qt_window"), timeout=5000)  # closed
+    printed = capsys.readouterr().out
+    assert f"mask-compare review: saved {out / 'cellpose.tif'}" in printed
+    assert "A 1 · B 0 · M 0 · N 0 · Auto 0" in printed and "undecided:" in printed
+    assert (out / "cellpose.summary.json").exists()
+
+
+def test_the_same_mask_twice_and_mixed_arguments_are_refused(tmp_path, capsys):
+    paths = _pair_of_files(tmp_path)
+    a, b = str(paths["cellpose"]), str(paths["stardist"])
+    out = str(tmp_path / "out")
+    cases = {
+        ("review", a, a, "--out_dir", out): "is given as both mask A and mask B",
+        ("review", a, "--out_dir", out): "two mask files, A then B; got 1",
+        ("review", a, b): "missing --out_dir",
+        ("review", a, b, "--mask_a_dir", str(tmp_path), "--out_dir", out): "not both",
+        ("review", a, str(tmp_path), "--out_dir", out): "is a folder",
+        ("review", a, b, "--out_dir", str(tmp_path)): "is an input folder",
+        ("review", "--mask_a_dir", str(tmp_path), "--mask_b_dir", str(tmp_path),
+         "--out_dir", out): "are the same folder",
+        ("review", "--mask_a_dir", str(tmp_path), "--mask_b_dir", str(tmp_path / "out"),
+         "--image", a, "--out_dir", out): "--image goes with two mask files",
+    }
+    for argv, expected in cases.items():
+        assert cli.main(list(argv)) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, (argv, err)
+
+
+def test_review_help_lists_the_keys_of_the_table(capsys):
+    from napari_mask_compare._qt._actions import cli_help
+
+    with pytest.raises(SystemExit):
+        cli.main(["review", "--help"])
+    assert cli_help() in capsys.readouterr().out

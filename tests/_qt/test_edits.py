@@ -18,6 +18,7 @@ from qt_helpers import SCREENSHOTS, add_layers, drag, press, shows_output, start
 from qtpy.QtCore import Qt
 
 from napari_mask_compare import _files
+from napari_mask_compare._qt import _panel
 from napari_mask_compare._qt._keys import REVIEW_KEYS
 from napari_mask_compare._qt._widget import MaskCompareWidget
 from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
@@ -116,7 +117,7 @@ def test_a_brush_stroke_is_a_journaled_edit(review, qtbot, sample):
         assert changed.any(axis=(1, 2)).tolist().count(True) == 1 and changed[z[0]].any()
     assert [o.source for o in session.objects] == ["edit"]
     assert _journal_ops(widget)[-1]["op"] == "edit"
-    assert "1 hand edit(s)" in widget.counts_label.text()
+    assert "1 edit(s)" in widget.panel.counts_label.text()
     assert layer.selected_label == 1  # the next stroke continues the object
     assert not layer._undo_history and not layer._redo_history
     painted = session.output.copy()
@@ -243,7 +244,8 @@ def test_a_failed_journal_write_takes_the_stroke_back(review, qtbot, monkeypatch
     _screenshot(viewer, qtbot, "edit_refused.png")
     press(viewer, "1")  # a decision fails the same way, and says so in one line
     assert "No space left on device" in widget.message.text() and not session.steps
-    widget.buttons["finish"].click()  # so does Finish: the review goes on
+    monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))
+    widget.panel.buttons["finish"].click()  # so does Finish: the review goes on
     assert widget.session is session and not session.steps
     monkeypatch.undo()
     press(viewer, "1")

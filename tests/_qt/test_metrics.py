@@ -207,3 +207,46 @@ def test_results_from_before_a_clear_are_dropped(panel, qtbot, every_kind_2d):
     widget.show_comparison(a, b, label="A vs B")
     wait(widget, qtbot)
     assert list(widget.comparisons) == ["A vs B"]
+
+
+def test_the_filter_offered_fits_the_layer(panel):
+    viewer, widget = panel
+    viewer.add_labels(np.zeros((4, 8, 8), np.uint16), name="stack")
+    assert widget.layer_combo.currentText() == "stack"
+    rules = widget.rules_edit.text()
+    assert "sphericity" in rules and "circularity" not in rules
+    viewer.add_labels(np.zeros((8, 8), np.uint16), name="plane")
+    widget.layer_combo.setCurrentText("plane")
+    assert "circularity" in widget.rules_edit.text()
+    widget.rules_edit.setText("npixels < 7")  # typed by hand: stays
+    widget.layer_combo.setCurrentText("stack")
+    assert widget.rules_edit.text() == "npixels < 7"
+
+
+def test_the_message_speaks_of_the_comparison_shown(panel, qtbot, every_kind_2d):
+    _, widget = panel
+    a, b = every_kind_2d
+    widget.show_comparison(a, b, label="A vs B")
+    wait(widget, qtbot)
+    widget.show_comparison(b, a, label="curated vs B")
+    wait(widget, qtbot)
+    assert widget.comparison_combo.currentText() == "curated vs B"
+    assert widget.message.text() == "curated vs B: done."
+    widget.comparison_combo.setCurrentText("A vs B")
+    assert "curated vs B" not in widget.message.text()
+    widget.show_comparison(b, b, label="curated vs B")  # updated while A vs B shows
+    wait(widget, qtbot)
+    assert widget.comparison_combo.currentText() == "A vs B"  # not pulled away
+    assert "curated vs B" not in widget.message.text()
+    assert cells(widget, 0)["TP"] == "5"  # still A vs B
+
+
+def test_the_inputs_of_a_running_review_are_not_filtered(panel, qtbot):
+    viewer, widget = panel
+    labels = np.zeros((10, 10), np.uint16)
+    labels[1:3, 1:3] = 1
+    layer = viewer.add_labels(labels.copy(), name="mask A")
+    widget.locked_layers = (layer,)
+    assert widget.apply_filter(layer, [[("npixels", "<", 50.0)]]) is None
+    assert "input of the running review" in widget.message.text()
+    assert np.array_equal(layer.data, labels) and not widget.busy

@@ -6,7 +6,9 @@ the widget shows results when they come back. Events are wired in
 :meth:`MetricsWidget._add_callbacks`.
 
 The review widget calls :meth:`MetricsWidget.show_comparison` with A vs B and,
-as curation goes on, with the curated output vs A and vs B.
+as curation goes on, with the curated output vs A and vs B; it hears of every
+filter applied (:attr:`MetricsWidget.filtered`) to compare a filtered mask
+again. The message under the panel speaks of the comparison shown.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -35,8 +38,22 @@ from qtpy.QtWidgets import (
 
 from .. import measure, report, stats
 from ..matching import OverlapTable, overlap_table, review_groups
+from ._view import is_review_layer
 
-__all__ = ["MetricsWidget"]
+__all__ = ["MetricsWidget", "default_rules"]
+
+#: The filter offered first, per number of dimensions (circularity is 2D, sphericity 3D).
+DEFAULT_RULES = {2: "npixels < 50 or circularity < 0.5 and npixels < 200",
+                 3: "npixels < 50 or sphericity < 0.5 and npixels < 200"}
+
+
+def default_rules(ndim: int) -> str:
+    """The filter offered for ``ndim``-D labels (it uses only properties measured there).
+
+    >>> default_rules(3)
+    'npixels < 50 or sphericity < 0.5 and npixels < 200'
+    """
+    return DEFAULT_RULES.get(ndim, DEFAULT_RULES[2])
 
 #: Columns of the statistics table: (header, key of a matching dict, format).
 COLUMNS = (
@@ -119,13 +136,22 @@ class MetricsWidget(QWidget):
     Parameters
     ----------
     viewer : napari.Viewer
+
+    Attributes
+    ----------
+    locked_layers : tuple of Layer
+        Layers the filter must not change (the inputs of a running review).
     """
+
+    #: Emitted with the layer after a filter removed objects from it.
+    filtered = Signal(object)
 
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
         self.viewer = viewer
         self.comparisons: dict[str, Comparison] = {}
         self.last_filter: measure.FilterResult | None = None
+        self.locked_layers: tuple = ()
         self._workers: set = set()
         self._generation = 0  # results of workers started before a clear() are dropped
         self._build()
@@ -157,7 +183,7 @@ class MetricsWidget(QWidget):
         self.export_button.setEnabled(False)
 
         self.layer_combo = QComboBox()
-        self.rules_edit = QLineEdit("npixels < 50 or circularity < 0.5 and npixels < 200")
+        self.rules_edit = QLineEdit(default_rules(2))
         self.rules_edit.setToolTip(
             "Conditions 'property op number' joined by 'and'; alternatives by 'or'. "
             "Properties: " + ", ".join(measure.property_names(2)[1:7])
@@ -190,6 +216,7 @@ class MetricsWidget(QWidget):
 
     def _add_callbacks(self) -> None:
         self.comparison_combo.currentTextChanged.connect(self._on_comparison_selected)
+        self.layer_combo.currentTextChanged.connect(self._on_filter_layer_chosen)
         self.thresholds_edit.editingFinished.connect(self._on_thresholds_edited)
         self.export_button.clicked.connect(self._on_export_clicked)
         self.filter_button.clicked.connect(self._on_filter_clicked)
@@ -313,17 +340,21 @@ class MetricsWidget(QWidget):
             return list(stats.DEFAULT_THRESHOLDS)
 
     def _on_comparison_ready(self, comparison: Comparison) -> None:
+        """A new comparison is shown; an update of one not shown does not pull the list."""
         self.comparisons[comparison.label] = comparison
+        self.export_button.setEnabled(True)
         if self.comparison_combo.findText(comparison.label) < 0:
             self.comparison_combo.addItem(comparison.label)
+            self.comparison_combo.setCurrentText(comparison.label)
         if self.comparison_combo.currentText() == comparison.label:
             self._refresh()
-        else:
-            self.comparison_combo.setCurrentText(comparison.label)
-        self.export_button.setEnabled(True)
-        self.message.setText(f"{comparison.label}: done.")
+            self.message.setText(f"{comparison.label}: done.")
+        elif self.message.text().startswith("Computing"):
+            self.message.setText("")  # the message speaks of the comparison shown
 
     def _on_comparison_selected(self, label: str) -> None:
+        if self.message.text().endswith(": done."):
+            self.message.setText("")
         self._refresh()
 
     def _on_thresholds_edited(self) -> None:
@@ -392,11 +423,21 @@ class MetricsWidget(QWidget):
 
     def _reset_layers(self, event=None) -> None:
         current = self.layer_combo.currentText()
+        blocked = self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         names = [layer.name for layer in self.viewer.layers if isinstance(layer, Labels)]
         self.layer_combo.addItems(names)
         if current in names:
             self.layer_combo.setCurrentText(current)
+        self.layer_combo.blockSignals(blocked)
+        if self.layer_combo.currentText() != current:
+            self._on_filter_layer_chosen(self.layer_combo.currentText())
+
+    def _on_filter_layer_chosen(self, name: str) -> None:
+        """Offer the default filter of the layer's dimensions (a rule typed by hand stays)."""
+        if name not in self.viewer.layers or self.rules_edit.text() not in DEFAULT_RULES.values():
+            return
+        self.rules_edit.setText(default_rules(self.viewer.layers[name].ndim))
 
     def _on_filter_clicked(self) -> None:
         name = self.layer_combo.currentText()
@@ -419,6 +460,11 @@ class MetricsWidget(QWidget):
         rules : sequence of rules
             See :func:`..measure.evaluate_filter`.
         """
+        if any(layer is locked for locked in self.locked_layers) or (
+                is_review_layer(layer) and not layer.editable):
+            self.message.setText(f"{layer.name}: is an input of the running review; end the "
+                                 "review (Q) before filtering it")
+            return None
         data = np.asarray(layer.data)
         try:  # refuse unknown properties now, not in the worker
             measure.evaluate_filter(
@@ -438,6 +484,8 @@ class MetricsWidget(QWidget):
         self.save_filter_button.setEnabled(True)
         self.message.setText(f"{layer.name}: removed {int(result.removed.sum())} of "
                              f"{len(result.label)} objects.")
+        if len(indices[0]):
+            self.filtered.emit(layer)
 
     def _on_save_filter_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the filter list", "filter.csv",

@@ -1,13 +1,18 @@
 """The review view: layers for A, B and the curated output, focused on one group.
 
-Side by side (``viewer.canvas.grid``, one row): image + A in red on the left,
-image + B in green in the middle, image + the curated output on the right. The
+Side by side (``viewer.canvas.grid``, one row, the cells a few pixels apart):
+image + A in red on the left, image + B in green in the middle, image + the
+curated output on the right, each titled on the canvas (the name overlay of its
+Labels layer: "A: <name>" in red, "B: <name>" in green, "curated"). The
 overlay view shows one image with A and B as red and green contours and the
-output over them. The layers hold the whole arrays (no copies): moving to a
-group moves the camera, and in 3D limits the z-slider to the group's slices
-(``dims.range`` of axis 0) and shows the slice where its objects overlap most.
-Nothing is re-sliced in 2D, and in 3D one slice change re-slices the layers
-once, which keeps moving between groups cheap on 1024 x 1024 planes.
+output over them, the three titles spread along the top as a legend. The
+layers hold the whole arrays (no copies): moving to a group moves the camera,
+and in 3D limits the z-slider to the group's slices (``dims.range`` of axis 0)
+and shows the slice where its objects overlap most; the slider's numbers are
+the real z of the stack, and the axes are named z, y, x. Nothing is re-sliced
+in 2D, and in 3D one slice change re-slices the layers once, which keeps
+moving between groups cheap on 1024 x 1024 planes. :meth:`ReviewView.refit`
+fits the group again (after the canvas was resized).
 
 The curated layer holds a copy of the session's output, kept up to date region
 by region (:meth:`ReviewView.refresh_output`), and is editable: napari's brush,
@@ -30,12 +35,17 @@ from napari.utils.colormaps import CyclicLabelColormap
 from napari.utils.colormaps.standardize_color import transform_color
 
 __all__ = ["Focus", "ReviewView", "group_focus", "highlight_colors", "is_review_layer",
-           "layer_features", "make_review_layers", "REVIEW_PREFIX"]
+           "layer_features", "make_review_layers"]
 
-#: Prefix of the names of the layers this view adds (and removes).
-REVIEW_PREFIX = "review"
-#: Key set in the ``metadata`` of those layers.
+#: Key set in the ``metadata`` of the layers this view adds (and removes).
 _MARK = "napari_mask_compare_review"
+#: Title colours of the panels on the canvas (the colours of their objects).
+_TITLE_COLORS = {"a": "#ff7070", "b": "#70ff70", "output": "#ffffff"}
+#: Where the titles go: in the grid each in its cell; in the overlay view spread out.
+_TITLE_POSITIONS = {"grid": {"a": "top_left", "b": "top_left", "output": "top_left"},
+                    "overlay": {"a": "top_left", "b": "top_right", "output": "top_center"}}
+#: Pixels between the cells of the grid.
+_GRID_SPACING = 8
 
 _TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 #: Shades of the current group's objects, A warm (red, orange, pink), B green
@@ -186,6 +196,10 @@ def make_review_layers(*, a, b, output, image=None, scale=None,
                        names: tuple[str, str] = ("A", "B")) -> dict:
     """The review's layers, not yet in a viewer (safe to call off the GUI thread).
 
+    Names are short and distinct (they title the panels): "A: <name of A>",
+    "B: <name of B>", "curated", and "image · A" (· B, · curated) for the
+    image under each.
+
     Returns
     -------
     dict
@@ -197,18 +211,27 @@ def make_review_layers(*, a, b, output, image=None, scale=None,
     if image is not None:
         image = _display_image(image, ndim=a.ndim)
         image_kwargs = _image_kwargs(image, ndim=a.ndim)
-    cells = (("a", a, names[0], True), ("b", b, names[1], True), ("output", output, "", False))
+    cells = (("a", a, f"A: {names[0]}", True), ("b", b, f"B: {names[1]}", True),
+             ("output", output, "curated", False))
     for role, data, name, side in cells:
         if image is not None:
+            panel = role.upper() if side else "curated"
             layers[f"image_{role}"] = Image(
-                image, name=f"{REVIEW_PREFIX} image ({name or 'curated'})", scale=scale,
-                metadata={_MARK: True}, **image_kwargs)
+                image, name=f"image · {panel}", scale=scale, metadata={_MARK: True},
+                **image_kwargs)
         kwargs = {"colormap": _cyclic(highlight_colors((), role=role))} if side else {}
-        label = f"{role.upper()}: {name}" if side else "curated"
-        layers[role] = Labels(data, name=f"{REVIEW_PREFIX} {label}", scale=scale,
-                              metadata={_MARK: True}, **kwargs)
+        layers[role] = Labels(data, name=name, scale=scale, metadata={_MARK: True}, **kwargs)
         layers[role].editable = not side  # the inputs are not painted on
+        _title(layers[role], color=_TITLE_COLORS[role])
     return layers
+
+
+def _title(layer, *, color: str) -> None:
+    """Show the layer's name on the canvas, in its grid cell (napari's name overlay)."""
+    overlay = getattr(layer, "name_overlay", None)
+    if overlay is not None:
+        overlay.color = color
+        overlay.visible = True
 
 
 class ReviewView:
@@ -239,7 +262,8 @@ class ReviewView:
     -----
     The viewer's other layers are hidden while the view is open (the grid
     would give each visible one a cell) and shown again by :meth:`close`, which
-    also restores the grid, the dims and the text overlay.
+    also restores the grid (with its spacing), the dims (their axis names and
+    napari's slider labels) and the text overlay.
     """
 
     def __init__(self, viewer, *, a, b, output=None, image=None, scale=None, margin: int = 15,
@@ -253,6 +277,8 @@ class ReviewView:
         self.layers = layers if layers is not None else make_review_layers(
             a=a, b=b, output=output, image=image, scale=self.scale, names=names)
         self._saved = None
+        self._focus: Focus | None = None
+        self._z_range: tuple[int, int] | None = None
         if insert:
             for _ in self.open_steps():
                 pass
@@ -265,7 +291,7 @@ class ReviewView:
         viewer crashed Mesa's llvmpipe in ``glDrawArrays`` (napari 0.9.2).
         """
         self._saved = self._save_viewer_state()
-        canvas = self._canvas_widget()
+        canvas = self.canvas_widget()
         if canvas is not None:
             canvas.setUpdatesEnabled(False)
         try:
@@ -277,11 +303,13 @@ class ReviewView:
                 yield layer
             yield None  # the grid and the first paint get a turn of their own
             self._apply_mode()
+            self._name_axes()
         finally:
             if canvas is not None:
                 canvas.setUpdatesEnabled(True)
 
-    def _canvas_widget(self):
+    def canvas_widget(self):
+        """The Qt widget of the canvas, None without a window."""
         qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
         return getattr(getattr(qt_viewer, "canvas", None), "native", None)
 
@@ -292,11 +320,19 @@ class ReviewView:
         for layer in hidden:
             layer.visible = False
         return {
-            "grid": (grid.enabled, grid.stride, tuple(grid.shape)),
+            "grid": (grid.enabled, grid.stride, tuple(grid.shape), grid.spacing),
             "visible": hidden,
             "ndisplay": self.viewer.dims.ndisplay,
+            "axis_labels": tuple(self.viewer.dims.axis_labels),
             "text": (text.visible, text.text, text.position) if text is not None else None,
         }
+
+    def _name_axes(self) -> None:
+        """Name the axes z, y, x (y, x in 2D) while the review shows."""
+        dims = self.viewer.dims
+        names = ("z", "y", "x")[-self.a.ndim:]
+        if dims.ndim >= len(names):
+            dims.axis_labels = (*tuple(dims.axis_labels)[:dims.ndim - len(names)], *names)
 
     def close(self) -> None:
         """Remove the review layers and give the viewer back as it was.
@@ -306,15 +342,18 @@ class ReviewView:
         """
         if self._saved is None:  # never opened
             return
-        enabled, stride, shape = self._saved["grid"]
+        enabled, stride, shape, spacing = self._saved["grid"]
         grid = _grid(self.viewer)
         grid.enabled = False
+        self._label_slider(restore=True)
         for layer in self.layers.values():
             layer.events.thumbnail.unblock()
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
-        grid.stride, grid.shape = stride, shape
+        grid.stride, grid.shape, grid.spacing = stride, shape, spacing
         grid.enabled = enabled
+        if len(self._saved["axis_labels"]) == self.viewer.dims.ndim:
+            self.viewer.dims.axis_labels = self._saved["axis_labels"]
         for layer in self._saved["visible"]:
             if layer in self.viewer.layers:
                 layer.visible = True
@@ -342,9 +381,15 @@ class ReviewView:
         if has_image:
             self.layers["image_b"].visible = side
             self.layers["image_output"].visible = side
+        positions = _TITLE_POSITIONS["grid" if side else "overlay"]
+        for role, position in positions.items():
+            overlay = getattr(self.layers[role], "name_overlay", None)
+            if overlay is not None:
+                overlay.position = position
         self.viewer.dims.ndisplay = 2
         grid.stride = 2 if has_image else 1
         grid.shape = (1, 3)
+        grid.spacing = _GRID_SPACING
         grid.enabled = side
 
     # ------------------------------------------------------------------ focus
@@ -364,8 +409,75 @@ class ReviewView:
             before = self.viewer.dims.point[0]
             self._set_z(focus.z_range, focus.z)
             resliced = self.viewer.dims.point[0] != before
+            self._label_slider()
+        self._focus = focus
         self._set_camera(focus)
         return resliced
+
+    def refit(self) -> None:
+        """Centre and zoom on the group shown again (e.g. the canvas was resized)."""
+        if self._focus is not None:
+            self._set_camera(self._focus)
+
+    def step_slice(self, delta: int) -> bool:
+        """Go ``delta`` slices up or down within the group's slices (3D).
+
+        Returns
+        -------
+        bool
+            False in 2D, or at the end of the group's slices.
+        """
+        if self.a.ndim != 3 or self._z_range is None:
+            return False
+        dims = self.viewer.dims
+        step = dims.current_step[0]
+        dims.set_current_step(0, step + int(delta))
+        return dims.current_step[0] != step
+
+    def slice_z(self) -> int | None:
+        """The slice shown, as a z index of the stack (None in 2D)."""
+        if self.a.ndim != 3:
+            return None
+        return int(round(self.viewer.dims.point[0] / float(self.scale[0])))
+
+    def _label_slider(self, *, restore: bool = False) -> None:
+        """Show the real z on the z-slider (napari counts from the start of its range).
+
+        While the review runs the slider's numbers read "z | last z of the
+        group" in the stack's coordinates, as napari's hover shows them (the
+        voxel size applied: slice 7 of a 2 µm stack is z 14), and its number
+        field (which napari reads as a step of the range) is read-only;
+        ``restore`` gives napari its own labels back.
+        """
+        widget = self._qt_slider_widget(0)
+        if widget is None or self.a.ndim != 3:
+            return
+        current, total = widget.curslice_label, widget.totslice_label
+        if restore:  # napari relabels the slider when the review layers go
+            current.setReadOnly(False)
+            current.setToolTip("Current slice for axis 0")
+            return
+        current.setReadOnly(True)
+        step = float(self.scale[0])
+        current.setText(f"{self.viewer.dims.point[0]:g}")
+        if self._z_range is not None:
+            lo, hi = self._z_range
+            total.setText(f"{hi * step:g}")
+            tip = (f"z {self.viewer.dims.point[0]:g} (slice {self.slice_z()} of "
+                   f"0–{self.a.shape[0] - 1}); the slider spans the group's slices "
+                   f"{lo}–{hi} (z {lo * step:g}–{hi * step:g}); ↑/↓ or ,/. step through them")
+            current.setToolTip(tip)
+            total.setToolTip(tip)
+        # napari sizes them for the digits of the slider's steps, not of the real z
+        widest = max((f"{(self.a.shape[0] - 1) * step:g}", current.text()), key=len)
+        width = current.fontMetrics().boundingRect("8" * len(widest)).width() + 10
+        for label in (current, total):
+            label.setFixedWidth(width)
+
+    def on_dims_changed(self) -> None:
+        """The slider moved or its range changed: its labels show the real z again."""
+        if self._saved is not None and self._z_range is not None:
+            self._label_slider()
 
     def _highlight(self, group, *, redraw: bool) -> None:
         """Bright shades for the group's objects, dim for the rest.
@@ -424,11 +536,15 @@ class ReviewView:
 
     def _qt_slider(self, axis: int):
         """The QSlider of a dims axis, None without a Qt window."""
+        return getattr(self._qt_slider_widget(axis), "slider", None)
+
+    def _qt_slider_widget(self, axis: int):
+        """napari's slider widget of a dims axis (slider and labels), None without a window."""
         qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
         widgets = getattr(getattr(qt_viewer, "dims", None), "slider_widgets", None)
         if not widgets or axis >= len(widgets):
             return None
-        return getattr(widgets[axis], "slider", None)
+        return widgets[axis]
 
     def _set_camera(self, focus: Focus) -> None:
         """Centre on the box; zoom to fit it, in steps of 2**(1/4) (a zoom that does
@@ -449,12 +565,12 @@ class ReviewView:
         return self.viewer._canvas_size  # napari < 0.9
 
     def set_caption(self, text: str) -> None:
-        """Show ``text`` in the canvas' top left corner."""
+        """Show ``text`` in the canvas' bottom left corner (the titles hold the top)."""
         overlay = _text_overlay(self.viewer)
         if overlay is None:
             return
         overlay.text = text
-        overlay.position = "top_left"
+        overlay.position = "bottom_left"
         overlay.visible = True
 
     # ------------------------------------------------------------------ output

@@ -4,46 +4,40 @@ Thin over the core: :meth:`..review.Review.open` gives the review (pairing,
 lock, journal, session, background TIFF, resume) and every action goes
 through it (decide, undo, finish, and the hand edits napari's brush, eraser
 and fill make on the curated layer, see :mod:`._edits`); the review's one
-change event redraws the view. This widget builds the controls, wires its
-controls in :meth:`_add_callbacks` and the running review's events in
-:meth:`_add_review_callbacks`, and shows the session through a
-:class:`._view.ReviewView`. Keys are taken over by :class:`._keys.ReviewKeys`
-while a review runs and given back after.
+change event redraws the view.
+
+The widget composes its pieces and wires them in :meth:`_add_callbacks`
+(the running review's own events in :meth:`_add_review_callbacks`):
+:class:`._setup.SetupPage` (inputs and parameters), :class:`._loader.ReviewLoader`
+(the worker that opens a review), :class:`._panel.ReviewPanel` (group text,
+counts, buttons from :mod:`._actions`), :class:`._view.ReviewView` (layers,
+camera, slider) and :class:`._metrics.MetricsWidget` (the Metrics tab). Keys
+are taken over while a review runs, on the canvas (:class:`._keys.ReviewKeys`)
+and on the rest of the window (:class:`._keys.WindowKeys`), and given back after.
 
 Signals for companions: :attr:`review_started` (session), :attr:`review_changed`
 (a :class:`..session.Change`, after every decision, undo, finish or edit) and
-:attr:`review_ended` (session). The widget's own "Metrics" tab (a
-:class:`._metrics.MetricsWidget`) listens to them: it shows A vs B and the
-curated output vs A and vs B, computed when the tab is looked at; without a
-review, A vs B of the layers chosen as mask A and mask B.
+:attr:`review_ended` (session). The Metrics tab listens to them: it shows A vs B
+and the curated output vs A and vs B, computed when the tab is looked at;
+without a review, A vs B of the layers chosen as mask A and mask B.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
+    QDockWidget,
+    QFrame,
     QLabel,
-    QLineEdit,
-    QListWidget,
+    QMainWindow,
     QProgressBar,
-    QPushButton,
-    QSpinBox,
+    QScrollArea,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -51,26 +45,44 @@ from qtpy.QtWidgets import (
 )
 
 from .. import io
+from .._text import (
+    describe_counts,
+    describe_group,
+    display_features,
+    group_caption,
+    summary_text,
+    unpaired_fate,
+)
 from ..labels import relabel_sequential
-from ..matching import KINDS
 from ..review import Review
+from . import _panel
+from ._actions import status_hint
 from ._edits import new_labels, paint_pieces, put_back
-from ._inputs import LayerCombo, load_from_files, load_from_layers, output_name
-from ._keys import ReviewKeys
+from ._inputs import load_from_layers
+from ._keys import ReviewKeys, WindowKeys
+from ._loader import Opened, ReviewLoader
 from ._metrics import MetricsWidget
-from ._view import ReviewView, layer_features, make_review_layers
+from ._panel import ReviewPanel
+from ._settings import read_view_settings, write_view_settings
+from ._setup import SetupPage
+from ._view import ReviewView, layer_features
 
-__all__ = ["MaskCompareWidget", "describe_group", "describe_counts"]
+__all__ = ["MaskCompareWidget", "describe_counts", "describe_group"]
 
-_KIND_LABELS = {"match": "match", "split": "split", "merge": "merge", "complex": "complex",
-                "only_a": "only A", "only_b": "only B"}
-_ORDERS = (("spatial", "spatial"), ("iou", "lowest IoU first"))
 _RESULT_MARK = "napari_mask_compare_result"
 #: Features of the output layer are refreshed this long after the last decision.
 _FEATURES_DELAY_MS = 150
 #: The Metrics tab, when shown, recomputes the curated output's statistics this
 #: long after the last decision.
 _METRICS_DELAY_MS = 1000
+#: Width the dock asks for: at 1366 x 768, napari's layer controls (320 px) and
+#: this leave the canvas at least 60% of the window.
+DOCK_WIDTH = 190
+#: Width the dock takes while the Metrics tab shows (its table and plots need it); the
+#: canvas gets the room back with the Review tab. A width set by hand is kept per tab.
+METRICS_WIDTH = 460
+#: Shown in napari's status bar while a review runs (instead of napari's tool keys).
+_HINT = status_hint() + "; curated layer: P brush, E eraser, F fill"
 
 
 @dataclass
@@ -80,123 +92,15 @@ class _Review:
     review: Review
     view: ReviewView
     keys: ReviewKeys
+    window_keys: WindowKeys
     pair: io.MaskPair
     output: Path
+    #: Ask before Finish or another file leaves paired groups undecided.
+    ask_undecided: bool = True
 
     @property
     def session(self):
         return self.review.session
-
-
-@dataclass(frozen=True)
-class _Opened:
-    """What the loading worker hands back to the GUI thread."""
-
-    pair: io.MaskPair
-    review: Review
-    output: Path
-    layers: dict
-
-
-@dataclass(frozen=True)
-class _Refused:
-    """Bad input met by the worker: a one-line message to show (not an exception,
-    which the worker would re-raise as a traceback)."""
-
-    message: str
-
-
-def _open(load, *, output: Path, iou_threshold: float):
-    """Worker body: read and validate, pair and open (or resume) the review, make layers.
-
-    Yields a step name before each long step; returns :class:`_Opened`, or
-    :class:`_Refused` with the message of the :class:`io.InputError` (a
-    review refused, e.g. open in another window, holds nothing to release).
-    The review is closed again if anything fails after it opened.
-    """
-    yield "reading"
-    try:
-        pair = load()
-        yield "pairing"
-        review = Review.open(
-            pair.a, pair.b, output=output, iou_threshold=iou_threshold,
-            inputs={"mask_a": str(pair.paths.get("mask_a")),
-                    "mask_b": str(pair.paths.get("mask_b"))},
-            classes_a=pair.classes_a, classes_b=pair.classes_b,
-            voxel_size=pair.voxel_size or None, unit=pair.unit,
-        )
-    except io.InputError as err:
-        return _Refused(str(err))
-    try:
-        yield "preparing the view"
-        names = tuple(_short_name(pair.paths.get(key)) for key in ("mask_a", "mask_b"))
-        layers = make_review_layers(a=pair.a, b=pair.b, output=review.session.output.copy(),
-                                    image=pair.image, scale=pair.voxel_size or None,
-                                    names=names)
-    except BaseException:
-        _close_quietly(review)
-        raise
-    return _Opened(pair, review, output, layers)
-
-
-def _close_quietly(review: Review) -> None:
-    """Close a review on the way out of an error (that error is the one to report)."""
-    with contextlib.suppress(OSError):
-        review.close()
-
-
-def _short_name(source) -> str:
-    return source.stem if isinstance(source, Path) else str(source)
-
-
-def describe_group(group, *, session) -> str:
-    """Panel text of the current group (rich text).
-
-    Parameters
-    ----------
-    group : matching.Group or None
-    session : session.Session
-    """
-    if group is None:
-        return "<i>No group in the queue (see the kind filter).</i>"
-    queue = session.queue
-    position = session.position + 1
-    kind = _KIND_LABELS[group.kind]
-    flag = "" if group.paired else " <b style='color:#ff5050'>UNPAIRED</b>"
-    choice = session.choice_of(group.index)
-    decided = f" · decided: <b>{choice}</b>" if choice else " · <i>undecided</i>"
-    lines = [
-        f"<b>Group {position} of {len(queue)}</b> (#{group.index}){decided}",
-        f"kind: <b>{kind}</b>{flag}",
-        "A: " + _objects(group.ids_a, group.sizes_a),
-        "B: " + _objects(group.ids_b, group.sizes_b),
-    ]
-    if group.pairs:
-        lines.append("IoU: " + ", ".join(f"A{a}–B{b} {iou:.3f}" for a, b, iou in group.pairs))
-    return "<br>".join(lines)
-
-
-def _objects(ids, sizes) -> str:
-    if not ids:
-        return "—"
-    return ", ".join(f"{i} ({s:,} vx)" for i, s in zip(ids, sizes))
-
-
-def describe_counts(summary: dict) -> str:
-    """The running counts line.
-
-    >>> describe_counts({"A": 2, "B": 1, "M": 0, "N": 3, "Auto": 0, "decided": 6,
-    ...                  "groups": 9, "objects": 4, "contested": 0})
-    'A 2 · B 1 · M 0 · N 3 · Auto 0 — decided 6/9 — 4 objects'
-    """
-    counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N", "Auto"))
-    text = f"{counts} — decided {summary['decided']}/{summary['groups']} — " \
-           f"{summary['objects']} objects"
-    if summary.get("edits"):
-        text += f" — {summary['edits']} hand edit(s)"
-    if summary.get("contested"):
-        text += f" — {summary['contested']:,} contested vx kept their owner"
-    return text
 
 
 class MaskCompareWidget(QWidget):
@@ -205,6 +109,11 @@ class MaskCompareWidget(QWidget):
     Parameters
     ----------
     napari_viewer : napari.Viewer
+    quit_closes_window : bool
+        The app that ``mask-compare review`` opens: Q (and every end of a
+        review) prints the summary to the terminal, and Q closes the window.
+        In a user's own napari (False), Q ends the review and leaves the
+        curated layer and the user's layers.
     """
 
     #: Emitted with the session when a review starts (or resumes).
@@ -214,25 +123,22 @@ class MaskCompareWidget(QWidget):
     #: Emitted with the session when the review ends (Q, Finish, closing).
     review_ended = Signal(object)
 
-    def __init__(self, napari_viewer, parent=None):
+    def __init__(self, napari_viewer, parent=None, *, quit_closes_window: bool = False):
         super().__init__(parent)
         self.viewer = napari_viewer
+        self.quit_closes_window = bool(quit_closes_window)
         self._review: _Review | None = None
-        self._worker = None
-        self._opening = None  # (opened, view, steps) while the layers go in
         self._output_changed: list = []  # regions of the output not yet copied to the layer
-        self._pairs: list[tuple[Path | None, Path, Path]] = []
         self._result_layer = None
         self._window_filter = None
-        self._features_timer = QTimer(self)
-        self._features_timer.setSingleShot(True)
-        self._features_timer.setInterval(_FEATURES_DELAY_MS)
+        self._features_timer = _single_shot(self, _FEATURES_DELAY_MS)
         self._compared: _Review | None = None  # the review the Metrics tab describes
         self._layers_stale = True  # mask layers chosen since the tab last compared them
         self._stale_metrics: set[str] = set()
-        self._metrics_timer = QTimer(self)
-        self._metrics_timer.setSingleShot(True)
-        self._metrics_timer.setInterval(_METRICS_DELAY_MS)
+        self._metrics_timer = _single_shot(self, _METRICS_DELAY_MS)
+        self._tab_widths = {0: DOCK_WIDTH, 1: METRICS_WIDTH}
+        self._tab = 0
+        self.loader = ReviewLoader(self.viewer, parent=self)
         self._build()
         self._add_callbacks()
         self._update_enabled()
@@ -256,33 +162,29 @@ class MaskCompareWidget(QWidget):
     @property
     def busy(self) -> bool:
         """True while inputs are being read and paired, and the review layers added."""
-        return self._worker is not None or self._opening is not None
+        return self.loader.busy
 
     def set_layers(self, *, image=None, mask_a=None, mask_b=None) -> None:
         """Choose the input layers (and switch to the layers source)."""
-        self.source_tabs.setCurrentIndex(0)
-        self.image_combo.set_layer(image)
-        self.a_combo.set_layer(mask_a)
-        self.b_combo.set_layer(mask_b)
+        self.setup.set_layers(image=image, mask_a=mask_a, mask_b=mask_b)
 
     def set_folders(self, *, images_dir=None, mask_a_dir=None, mask_b_dir=None) -> None:
         """Choose the input folders (and switch to the folders source); lists the files."""
-        self.source_tabs.setCurrentIndex(1)
-        for edit, value in ((self.images_dir, images_dir), (self.mask_a_dir, mask_a_dir),
-                            (self.mask_b_dir, mask_b_dir)):
-            edit.setText("" if value is None else str(value))
+        self.setup.set_folders(images_dir=images_dir, mask_a_dir=mask_a_dir,
+                               mask_b_dir=mask_b_dir)
         self._on_folders_changed()
 
+    def set_files(self, mask_a, mask_b, *, image=None) -> None:
+        """Review one pair of files (``mask-compare review A.tif B.tif``)."""
+        self.setup.set_files(mask_a, mask_b, image=image)
+
     def set_out_dir(self, out_dir) -> None:
-        self.out_dir.setText(str(out_dir))
+        self.setup.out_dir.setText(str(out_dir))
 
     def set_parameters(self, *, margin: int | None = None,
                        iou_threshold: float | None = None) -> None:
         """Set the margin (pixels around a group) and the IoU threshold."""
-        if margin is not None:
-            self.margin.setValue(int(margin))
-        if iou_threshold is not None:
-            self.iou_threshold.setValue(float(iou_threshold))
+        self.setup.set_parameters(margin=margin, iou_threshold=iou_threshold)
 
     def go_to(self, group: int) -> None:
         """Show the group of index ``group`` (it must be in the queue)."""
@@ -298,7 +200,7 @@ class MaskCompareWidget(QWidget):
         """End the running review: finish it if asked, save, give the keys back.
 
         A finish that cannot be journaled leaves the review running (the
-        message says why).
+        message says why). Nothing is asked here (see :meth:`_on_finish`).
 
         Returns
         -------
@@ -311,18 +213,14 @@ class MaskCompareWidget(QWidget):
         # while the review runs: the finish is drawn and sent like a decision
         if finish and self._act(running.review.finish) is None:
             return None
+        self._save_view_settings()
         self._review = None
         self._features_timer.stop()
         running.keys.unbind()
+        running.window_keys.unbind()
+        running.window_keys.deleteLater()
         self._remove_review_callbacks(running)
-        try:
-            summary = running.review.close()
-        except OSError as err:
-            summary = running.session.summary()
-            self._message(f"{_one_line(err)} — the journal is whole: start the review "
-                          "again to rebuild the output", error=True)
-        else:
-            self._message(f"Saved {running.output} — {describe_counts(summary)}")
+        summary = self._close(running)
         running.view.close()
         self._show_result(running)
         self.viewer.reset_view()
@@ -334,32 +232,33 @@ class MaskCompareWidget(QWidget):
     # ------------------------------------------------------------------ building
 
     def _build(self) -> None:
-        """Two tabs, "Review" and "Metrics".
+        """Two tabs, "Review" and "Metrics", each scrolling in a narrow dock.
 
         In "Review", setup (inputs, parameters, Start) shows until a review
         runs, then the panel. Both are pages of one stack, and the progress bar
         keeps its room when hidden: switching changes no size, so the canvas is
         not resized (and repainted) on the way.
         """
-        self.tabs = QTabWidget()
-        review_tab = QWidget()
+        self.setup = SetupPage(self.viewer)
+        self.panel = ReviewPanel()
         self.metrics = MetricsWidget(self.viewer)
-        self.tabs.addTab(review_tab, "Review")
-        self.tabs.addTab(self.metrics, "Metrics")
+        # the layer choices, by their old names (other modules' tests use them)
+        self.image_combo, self.a_combo, self.b_combo = (
+            self.setup.image_combo, self.setup.a_combo, self.setup.b_combo)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(_scrolling(self._build_review_tab()), "Review")
+        self.tabs.addTab(_scrolling(self.metrics, horizontal=True), "Metrics")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.tabs)
+
+    def _build_review_tab(self) -> QWidget:
+        review_tab = QWidget()
         layout = QVBoxLayout(review_tab)
-        self.setup_box = QWidget()
-        setup = QVBoxLayout(self.setup_box)
-        setup.setContentsMargins(0, 0, 0, 0)
-        self.source_tabs = QTabWidget()
-        self.source_tabs.addTab(self._build_layer_inputs(), "Layers")
-        self.source_tabs.addTab(self._build_folder_inputs(), "Folders")
-        setup.addWidget(self.source_tabs)
-        setup.addWidget(self._build_parameters())
-        self.start_button = QPushButton("Start review")
-        setup.addWidget(self.start_button)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.setup)
+        self.pages.addWidget(self.panel)
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
         policy = self.progress.sizePolicy()
@@ -367,162 +266,74 @@ class MaskCompareWidget(QWidget):
         self.progress.setSizePolicy(policy)
         self.progress.setVisible(False)
         self.message = QLabel()
-        self.message.setWordWrap(True)
+        self.message.setWordWrap(True)  # paths break after their slashes
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.setMinimumHeight(3 * self.message.fontMetrics().height())
         self.message.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self.setup_box)
-        self.pages.addWidget(self._build_review_panel())
         layout.addWidget(self.pages)
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
         layout.addStretch(1)
+        return review_tab
 
-    def _build_layer_inputs(self) -> QWidget:
-        box = QWidget()
-        form = QFormLayout(box)
-        self.image_combo = LayerCombo(self.viewer, kinds=(Image,), optional=True)
-        self.a_combo = LayerCombo(self.viewer, kinds=(Labels,), masks=True)
-        self.b_combo = LayerCombo(self.viewer, kinds=(Labels,), masks=True)
-        form.addRow("image", self.image_combo)
-        form.addRow("mask A", self.a_combo)
-        form.addRow("mask B", self.b_combo)
-        return box
+    def sizeHint(self) -> QSize:
+        """Narrow: the canvas gets the room (the dock can be widened by hand)."""
+        return QSize(DOCK_WIDTH, super().sizeHint().height())
 
-    def _build_folder_inputs(self) -> QWidget:
-        box = QWidget()
-        form = QFormLayout(box)
-        self.images_dir, self.mask_a_dir, self.mask_b_dir = QLineEdit(), QLineEdit(), QLineEdit()
-        self._browse_buttons = {}
-        for label, edit in (("images", self.images_dir), ("mask A", self.mask_a_dir),
-                            ("mask B", self.mask_b_dir)):
-            form.addRow(label, self._folder_row(edit))
-        self.file_list = QListWidget()
-        self.file_list.setMaximumHeight(100)
-        form.addRow(self.file_list)
-        return box
-
-    def _folder_row(self, edit: QLineEdit) -> QWidget:
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        button = QPushButton("…")
-        button.setMaximumWidth(30)
-        layout.addWidget(edit)
-        layout.addWidget(button)
-        self._browse_buttons[button] = edit
-        return row
-
-    def _build_parameters(self) -> QWidget:
-        box = QWidget()
-        form = QFormLayout(box)
-        form.setContentsMargins(0, 0, 0, 0)
-        self.out_dir = QLineEdit()
-        self.out_dir.setPlaceholderText("folder for the curated mask and its journal")
-        form.addRow("out dir", self._folder_row(self.out_dir))
-        self.margin = QSpinBox()
-        self.margin.setRange(0, 10_000)
-        self.margin.setValue(15)
-        self.margin.setSuffix(" px")
-        self.iou_threshold = QDoubleSpinBox()
-        self.iou_threshold.setRange(0.001, 1.0)
-        self.iou_threshold.setDecimals(3)
-        self.iou_threshold.setSingleStep(0.05)
-        self.iou_threshold.setValue(0.1)
-        form.addRow("margin", self.margin)
-        form.addRow("IoU threshold", self.iou_threshold)
-        return box
-
-    def _build_review_panel(self) -> QWidget:
-        self.review_box = QGroupBox("Review")
-        layout = QVBoxLayout(self.review_box)
-        self.file_row = QWidget()
-        files = QHBoxLayout(self.file_row)
-        files.setContentsMargins(0, 0, 0, 0)
-        self.previous_file_button = QPushButton("◀ file")
-        self.next_file_button = QPushButton("file ▶")
-        self.file_label = QLabel()
-        for button in (self.previous_file_button, self.next_file_button):
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        files.addWidget(self.previous_file_button)
-        files.addWidget(self.file_label, 1)
-        files.addWidget(self.next_file_button)
-        layout.addWidget(self.file_row)
-        self.group_label = QLabel()
-        self.group_label.setWordWrap(True)
-        self.group_label.setTextFormat(Qt.TextFormat.RichText)
-        self.counts_label = QLabel()
-        self.counts_label.setWordWrap(True)
-        layout.addWidget(self.group_label)
-        layout.addWidget(self.counts_label)
-        options = QFormLayout()
-        self.order_combo = QComboBox()
-        for _, label in _ORDERS:
-            self.order_combo.addItem(label)
-        options.addRow("order", self.order_combo)
-        kinds = QGridLayout()
-        self.kind_boxes = {}
-        for i, kind in enumerate(KINDS):
-            box = QCheckBox(_KIND_LABELS[kind])
-            box.setChecked(True)
-            self.kind_boxes[kind] = box
-            kinds.addWidget(box, i // 3, i % 3)
-        options.addRow("kinds", kinds)
-        self.overlay_box = QCheckBox("overlay view (A and B contours on one image)")
-        options.addRow(self.overlay_box)
-        layout.addLayout(options)
-        self.buttons = {}
-        rows = ((("A", "1. A"), ("B", "2. B"), ("M", "3. Merge"), ("N", "4. None")),
-                (("undo", "U. undo"), ("previous", "← prev"), ("next", "→ next"),
-                 ("quit", "Q. save && quit")),
-                (("finish", "Finish (add unpaired, save)"),))
-        for row in rows:
-            line = QHBoxLayout()
-            for name, text in row:
-                button = QPushButton(text)
-                button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the canvas
-                self.buttons[name] = button
-                line.addWidget(button)
-            layout.addLayout(line)
-        return self.review_box
+    def _actions(self) -> dict:
+        """Action name (see :mod:`._actions`) -> handler."""
+        return {
+            "A": partial(self._on_decide, "A"), "B": partial(self._on_decide, "B"),
+            "M": partial(self._on_decide, "M"), "N": partial(self._on_decide, "N"),
+            "undo": self._on_undo, "previous": self._on_previous, "next": self._on_next,
+            "slice_up": partial(self._on_slice, +1), "slice_down": partial(self._on_slice, -1),
+            "quit": self._on_quit, "finish": self._on_finish,
+        }
 
     # ------------------------------------------------------------------ wiring
 
     def _add_callbacks(self) -> None:
-        """Connect every control and model event (the only place that does)."""
-        self.start_button.clicked.connect(self._on_start)
-        for button in self._browse_buttons:
-            button.clicked.connect(partial(self._on_browse, button))
-        for edit in (self.images_dir, self.mask_a_dir, self.mask_b_dir):
+        """Connect every control, the loader and the viewer's events (the only place that does)."""
+        setup, panel, loader = self.setup, self.panel, self.loader
+        setup.start_button.clicked.connect(self._on_start)
+        for edit in (setup.images_dir, setup.mask_a_dir, setup.mask_b_dir):
             edit.editingFinished.connect(self._on_folders_changed)
-        self.previous_file_button.clicked.connect(partial(self._on_file_step, -1))
-        self.next_file_button.clicked.connect(partial(self._on_file_step, +1))
-        for choice in ("A", "B", "M", "N"):
-            self.buttons[choice].clicked.connect(partial(self._on_decide, choice))
-        self.buttons["undo"].clicked.connect(self._on_undo)
-        self.buttons["previous"].clicked.connect(self._on_previous)
-        self.buttons["next"].clicked.connect(self._on_next)
-        self.buttons["quit"].clicked.connect(self._on_quit)
-        self.buttons["finish"].clicked.connect(self._on_finish)
-        self.order_combo.currentIndexChanged.connect(self._on_order_changed)
-        for box in self.kind_boxes.values():
+        for combo in (setup.a_combo, setup.b_combo):
+            combo.currentTextChanged.connect(self._on_mask_layer_chosen)
+        panel.previous_file_button.clicked.connect(partial(self._on_file_step, -1))
+        panel.next_file_button.clicked.connect(partial(self._on_file_step, +1))
+        actions = self._actions()
+        for name, button in panel.buttons.items():
+            button.clicked.connect(actions[name])
+        panel.order_combo.currentIndexChanged.connect(self._on_order_changed)
+        for box in panel.kind_boxes.values():
             box.toggled.connect(self._on_kinds_changed)
-        self.overlay_box.toggled.connect(self._on_overlay_toggled)
+        panel.overlay_box.toggled.connect(self._on_overlay_toggled)
+        loader.step.connect(self._on_worker_step)
+        loader.refused.connect(self._on_refused)
+        loader.failed.connect(self._on_refused)
+        loader.ready.connect(self._on_opened)
+        loader.finished.connect(self._update_enabled)
         self._features_timer.timeout.connect(self._on_features_due)
         self.review_started.connect(self._on_review_started)
         self.review_changed.connect(self._on_review_changed)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.tabs.currentChanged.connect(self._update_metrics)
-        for combo in (self.a_combo, self.b_combo):
-            combo.currentTextChanged.connect(self._on_mask_layer_chosen)
         self._metrics_timer.timeout.connect(self._update_metrics)
+        self.metrics.filtered.connect(self._on_layer_filtered)
+        self.viewer.dims.events.current_step.connect(self._on_dims_changed)
+        self.viewer.dims.events.range.connect(self._on_dims_changed)
+        canvas = getattr(self.viewer, "canvas", None)
+        if canvas is not None and hasattr(canvas, "events"):
+            canvas.events.size.connect(self._on_canvas_resized)
         window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
         if window is not None:
             self._window_filter = _CloseFilter(self._on_viewer_closing, parent=self)
             window.installEventFilter(self._window_filter)
 
     def _add_review_callbacks(self, running: _Review) -> None:
-        """Connect the running review's events (the only place that does).
+        """Connect the running review's events, and take the keys over.
 
         The review's one change event (every decision, undo, finish, edit)
         redraws the view; napari's paint event of the curated layer (a brush,
@@ -530,6 +341,8 @@ class MaskCompareWidget(QWidget):
         """
         running.review.add_listener(self._on_review_change)
         running.view.layers["output"].events.paint.connect(self._on_output_painted)
+        running.keys.bind()
+        running.window_keys.bind()
 
     def _remove_review_callbacks(self, running: _Review) -> None:
         running.review.remove_listener(self._on_review_change)
@@ -537,44 +350,23 @@ class MaskCompareWidget(QWidget):
 
     # ------------------------------------------------------------------ inputs
 
-    def _on_browse(self, button) -> None:
-        edit = self._browse_buttons[button]
-        folder = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
-        if folder:
-            edit.setText(folder)
-            if edit is not self.out_dir:
-                self._on_folders_changed()
-
     def _on_folders_changed(self) -> None:
-        self._pairs = []
-        self.file_list.clear()
-        dirs = self._folder_paths()
-        if dirs["mask_a"] is None or dirs["mask_b"] is None:
-            return
         try:
-            self._pairs, unpaired = _pair_folders(**dirs)
+            text = self.setup.list_files()
         except io.InputError as err:
             self._message(str(err), error=True)
             return
-        self.file_list.addItems([mask_a.name for _, mask_a, _ in self._pairs])
-        self.file_list.setCurrentRow(0)
-        skipped = sum(len(names) for names in unpaired.values())
-        note = f"; {skipped} file(s) without a partner skipped" if skipped else ""
-        self._message(f"{len(self._pairs)} file(s) to review{note}")
-
-    def _folder_paths(self) -> dict:
-        def path(edit):
-            return Path(edit.text().strip()) if edit.text().strip() else None
-
-        return {"images": path(self.images_dir), "mask_a": path(self.mask_a_dir),
-                "mask_b": path(self.mask_b_dir)}
+        if text:
+            self._message(text)
 
     def _on_file_step(self, delta: int) -> None:
-        row = self.file_list.currentRow() + delta
-        if not 0 <= row < self.file_list.count():
+        row, count, _ = self.setup.file_position()
+        if not 0 <= row + delta < count:
             self._message("no previous file" if delta < 0 else "no next file")
             return
-        self.file_list.setCurrentRow(row)
+        if self._review is not None and not self._confirm_leaving("file"):
+            return
+        self.setup.file_step(delta)
         if self._review is not None:
             self.end_review()
             self._on_start()
@@ -585,7 +377,7 @@ class MaskCompareWidget(QWidget):
         if self.busy:
             return
         try:
-            load, output = self._job()
+            load, output = self.setup.job()
         except io.InputError as err:
             self._message(str(err), error=True)
             return
@@ -595,98 +387,33 @@ class MaskCompareWidget(QWidget):
         self._compared = None  # nothing more to compute for the one that ended
         self._remove_result_layer()
         self._message(f"reading and pairing… (saving to {output})")
-        worker = create_worker(
-            _open, load, output=output, iou_threshold=float(self.iou_threshold.value()),
-            _progress={"total": 3, "desc": "mask-compare: pairing"},
-        )
-        worker.yielded.connect(self._on_worker_step)
-        worker.returned.connect(self._on_opened)
-        worker.errored.connect(self._on_worker_error)
-        worker.finished.connect(self._on_worker_finished)
-        self._worker = worker
+        self.loader.start(load, output=output,
+                          iou_threshold=float(self.setup.iou_threshold.value()),
+                          margin=int(self.setup.margin.value()))
         self._update_enabled()
-        worker.start()
-
-    def _job(self):
-        """The loader to run in the worker, and the output path; checks what is cheap."""
-        out_text = self.out_dir.text().strip()
-        if not out_text:
-            raise io.InputError("choose an out dir for the curated mask")
-        out_dir = Path(out_text).expanduser()
-        if self.source_tabs.currentIndex() == 0:
-            a, b, image = self.a_combo.layer(), self.b_combo.layer(), self.image_combo.layer()
-            if a is None or b is None:
-                raise io.InputError("choose a layer for mask A and one for mask B")
-            return partial(load_from_layers, image, a, b), out_dir / output_name(a.name)
-        if not self._pairs:
-            self._on_folders_changed()
-        if not self._pairs:
-            raise io.InputError("choose the mask A and mask B folders (files are paired by name)")
-        image, mask_a, mask_b = self._pairs[max(self.file_list.currentRow(), 0)]
-        for folder in (mask_a.parent, mask_b.parent):
-            if out_dir.resolve() == folder.resolve():
-                raise io.InputError(f"{out_dir}: is an input folder; choose another out dir")
-        return partial(load_from_files, mask_a, mask_b, image=image), \
-            out_dir / output_name(mask_a)
 
     def _on_worker_step(self, step: str) -> None:
         self._message(f"{step}…")
 
-    def _on_worker_error(self, err: Exception) -> None:
-        self._message(f"could not start: {type(err).__name__}: {err}", error=True)
+    def _on_refused(self, message: str) -> None:
+        self._message(message, error=True)
 
-    def _on_worker_finished(self) -> None:
-        self._worker = None
-        self._update_enabled()
-
-    def _on_opened(self, opened) -> None:
-        if isinstance(opened, _Refused):
-            self._message(opened.message, error=True)
-            return
-        view = ReviewView(self.viewer, a=opened.pair.a, b=opened.pair.b,
-                          scale=opened.pair.voxel_size or None, margin=int(self.margin.value()),
-                          layers=opened.layers, insert=False)
-        self._opening = (opened, view, view.open_steps())
-        self._message("adding the review layers…")
-        QTimer.singleShot(0, self._on_open_step)
-
-    def _on_open_step(self) -> None:
-        """Add one review layer, and come back (the GUI is served between layers)."""
-        if self._opening is None:
-            return
-        opened, view, steps = self._opening
-        try:
-            next(steps)
-        except StopIteration:
-            self._opening = None
-            self._begin(opened, view)
-            return
-        QTimer.singleShot(0, self._on_open_step)
-
-    def _abort_opening(self) -> None:
-        """The widget goes away while the layers go in: save and let go."""
-        opening, self._opening = self._opening, None
-        if opening is not None:
-            opened, view, steps = opening
-            steps.close()
-            _close_quietly(opened.review)
-            view.close()
-
-    def _begin(self, opened: _Opened, view: ReviewView) -> None:
-        pair, session = opened.pair, opened.review.session
-        view.set_overlay(self.overlay_box.isChecked())
-        keys = ReviewKeys(self.viewer, {
-            "A": partial(self._on_decide, "A"), "B": partial(self._on_decide, "B"),
-            "M": partial(self._on_decide, "M"), "N": partial(self._on_decide, "N"),
-            "undo": self._on_undo, "previous": self._on_previous, "next": self._on_next,
-            "quit": self._on_quit,
-        })
-        self._review = _Review(opened.review, view, keys, pair, opened.output)
-        session.set_order(_ORDERS[self.order_combo.currentIndex()][0])
-        session.set_kinds(self._checked_kinds())
+    def _on_opened(self, opened: Opened, view: ReviewView) -> None:
+        """The layers are in: the review begins (as it was left, when resumed)."""
+        session = opened.review.session
+        self.panel.set_view_settings(read_view_settings(opened.output))
+        view.set_overlay(self.panel.overlay_box.isChecked())
+        actions = self._actions()
+        keys = ReviewKeys(self.viewer, actions, hint=_HINT)
+        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
+        window_keys = WindowKeys(window, view.canvas_widget(), actions, parent=self)
+        self._review = _Review(opened.review, view, keys, window_keys, opened.pair,
+                               opened.output)
+        session.set_order(self.panel.order())
+        session.set_kinds(self.panel.kinds())
         self._add_review_callbacks(self._review)
-        keys.bind()
-        view.refresh_output(session.output, redraw=False, features=session.features())
+        view.refresh_output(session.output, redraw=False,
+                            features=display_features(session.features()))
         view.layers["output"].selected_label = len(session.objects) + 1  # a new object
         self._show_current()
         replayed = len(session.steps)
@@ -694,12 +421,12 @@ class MaskCompareWidget(QWidget):
         notes = "".join(f"; {note}" for note in opened.review.notes)
         self._message(f"Review {state}: {len(session.groups)} groups; saving to "
                       f"{opened.output}{notes}")
+        self.metrics.locked_layers = tuple(
+            layer for layer in (self.a_combo.layer(), self.b_combo.layer())
+            if layer is not None and not self.setup.folders)
         self._update_enabled()
         self._focus_canvas()
         self.review_started.emit(session)
-
-    def _checked_kinds(self) -> list[str]:
-        return [kind for kind, box in self.kind_boxes.items() if box.isChecked()]
 
     # ------------------------------------------------------------------ review actions
 
@@ -775,34 +502,59 @@ class MaskCompareWidget(QWidget):
     def _on_next(self) -> None:
         if self._review is not None:
             self._review.session.next()
+            self._message("")  # an error was about the group left behind
             self._show_current()
 
     def _on_previous(self) -> None:
         if self._review is not None:
             self._review.session.previous()
+            self._message("")
             self._show_current()
 
+    def _on_slice(self, delta: int) -> None:
+        if self._review is not None:
+            self._review.view.step_slice(delta)
+
     def _on_quit(self) -> None:
-        self.end_review()
+        """Q: save and end the review; in the app of ``mask-compare review``, close it too."""
+        summary = self.end_review()
         self._update_metrics()
+        if summary is not None and self.quit_closes_window:
+            QTimer.singleShot(0, self._close_window)
 
     def _on_finish(self) -> None:
+        if self._review is None or not self._confirm_leaving("finish"):
+            return
         self.end_review(finish=True)
         self._update_metrics()
 
+    def _confirm_leaving(self, action: str) -> bool:
+        """Ask first when ``action`` ("finish", "file") leaves paired groups undecided."""
+        running = self._review
+        paired = running.session.summary()["undecided_paired"]
+        if not paired or not running.ask_undecided:
+            return True
+        go_on, dont_ask = _panel.confirm_leaving_undecided(self, paired=paired, action=action)
+        if dont_ask:
+            running.ask_undecided = False
+        return go_on
+
     def _on_order_changed(self, index: int) -> None:
         if self._review is not None:
-            self._review.session.set_order(_ORDERS[index][0])
+            self._review.session.set_order(self.panel.order())
+            self._save_view_settings()
             self._show_current()
 
     def _on_kinds_changed(self, checked: bool = False) -> None:
         if self._review is not None:
-            self._review.session.set_kinds(self._checked_kinds())
+            self._review.session.set_kinds(self.panel.kinds())
+            self._save_view_settings()
             self._show_current()
 
     def _on_overlay_toggled(self, overlay: bool) -> None:
         if self._review is not None:
             self._review.view.set_overlay(overlay)
+            self._save_view_settings()
             self._show_current()
 
     def _on_review_change(self, change) -> None:
@@ -827,8 +579,17 @@ class MaskCompareWidget(QWidget):
 
     def _on_features_due(self) -> None:
         if self._review is not None:
-            self._review.view.refresh_output(self._review.session.output, redraw=False,
-                                             features=self._review.session.features())
+            session = self._review.session
+            self._review.view.refresh_output(session.output, redraw=False,
+                                             features=display_features(session.features()))
+
+    def _on_dims_changed(self, event=None) -> None:
+        if self._review is not None:
+            self._review.view.on_dims_changed()
+
+    def _on_canvas_resized(self, event=None) -> None:
+        if self._review is not None:
+            self._review.view.refit()
 
     def _after_action(self) -> None:
         running = self._review
@@ -864,15 +625,60 @@ class MaskCompareWidget(QWidget):
         group = review.session.current
         resliced = review.view.show(group) if group is not None else False
         self._redraw_output(resliced=resliced)
-        if group is not None:
-            review.view.set_caption(
-                f"{review.session.position + 1}/{len(review.session.queue)} "
-                f"{_KIND_LABELS[group.kind]} · A {' '.join(map(str, group.ids_a)) or '—'} "
-                f"| B {' '.join(map(str, group.ids_b)) or '—'}"
-            )
+        review.view.set_caption(group_caption(group, session=review.session)
+                                if group is not None else "no group in the queue")
         self._update_panel()
 
+    # ------------------------------------------------------------------ ending
+
+    def _close(self, running: _Review) -> dict:
+        """Close the core review (save, summary, lock); say so, and print it in the app."""
+        try:
+            summary = running.review.close()
+        except OSError as err:
+            summary = running.session.summary()
+            self._message(f"{_one_line(err)} — the journal is whole: start the review "
+                          "again to rebuild the output", error=True)
+        else:
+            fate = unpaired_fate(summary)
+            self._message(f"Saved {running.output} ({summary['objects']} objects; "
+                          f"{summary['decided']} of {summary['groups']} groups decided)"
+                          + (f". {fate}." if fate else ""))
+        if self.quit_closes_window:
+            print(f"mask-compare review: {summary_text(summary, output=running.output)}",
+                  flush=True)
+        return summary
+
+    def _close_window(self) -> None:
+        window = getattr(self.viewer, "window", None)
+        if window is not None:
+            self.viewer.close()
+
+    def _save_view_settings(self) -> None:
+        if self._review is not None:
+            write_view_settings(self._review.output, self.panel.view_settings())
+
     # ------------------------------------------------------------------ metrics
+
+    def _on_tab_changed(self, index: int) -> None:
+        """The dock is narrow for the review, wider for the Metrics tab (each as last left)."""
+        dock = self._dock()
+        if dock is None:
+            return
+        self._tab_widths[self._tab] = dock.width()
+        self._tab = index
+        dock.parentWidget().resizeDocks([dock], [self._tab_widths.get(index, DOCK_WIDTH)],
+                                        Qt.Orientation.Horizontal)
+
+    def _dock(self):
+        """The QDockWidget holding this widget in a main window, None otherwise (floating)."""
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is None or parent.isFloating() \
+                or not isinstance(parent.parentWidget(), QMainWindow):
+            return None
+        return parent
 
     def _on_review_started(self, session) -> None:
         self._compared = self._review
@@ -889,6 +695,11 @@ class MaskCompareWidget(QWidget):
         self._layers_stale = True
         self._metrics_timer.start()
 
+    def _on_layer_filtered(self, layer) -> None:
+        """The Metrics tab filtered a layer: a comparison of it is out of date."""
+        if layer in (self.a_combo.layer(), self.b_combo.layer()):
+            self._on_mask_layer_chosen()
+
     def _update_metrics(self, *args) -> None:
         """Compute what the Metrics tab lacks, if it shows.
 
@@ -898,10 +709,10 @@ class MaskCompareWidget(QWidget):
         volume takes seconds of CPU the review needs), nor while the panel
         still works on the previous request.
         """
-        if self.tabs.currentWidget() is not self.metrics:
+        if self.tabs.currentIndex() != 1:
             return
         layers = (self._review is None and not self.busy and self._layers_stale
-                  and self.source_tabs.currentIndex() == 0)
+                  and not self.setup.folders)
         if not (layers or self._compared is not None and self._stale_metrics):
             return
         if self.metrics.busy:
@@ -919,12 +730,12 @@ class MaskCompareWidget(QWidget):
         a, b = self.a_combo.layer(), self.b_combo.layer()
         if a is not None and b is not None:
             self.metrics.compare(partial(load_from_layers, None, a, b), label="A vs B",
-                                 iou_threshold=self.iou_threshold.value())
+                                 iou_threshold=self.setup.iou_threshold.value())
 
     def _compare_review(self, review: _Review) -> None:
         session, pair = review.session, review.pair
         options = dict(voxel_size=pair.voxel_size or None, unit=pair.unit,
-                       iou_threshold=self.iou_threshold.value(), copy=False)
+                       iou_threshold=self.setup.iou_threshold.value(), copy=False)
         if "inputs" in self._stale_metrics:
             self.metrics.show_comparison(session.a, session.b, label="A vs B", **options)
         shown_before = "curated vs A" in self.metrics.comparisons
@@ -938,30 +749,23 @@ class MaskCompareWidget(QWidget):
     # ------------------------------------------------------------------ state shown
 
     def _update_panel(self) -> None:
-        review = self._review
-        if review is None:
-            self.group_label.setText("<i>No review running.</i>")
-            self.counts_label.setText("")
-            return
-        session = review.session
-        self.group_label.setText(describe_group(session.current, session=session))
-        self.counts_label.setText(describe_counts(session.summary()))
+        if self._review is None:
+            self.panel.show_idle()
+        else:
+            self.panel.show_review(self._review.session)
 
     def _update_enabled(self) -> None:
         running = self._review is not None
-        for button in self.buttons.values():
-            button.setEnabled(running)
-        self.start_button.setEnabled(not self.busy)
+        self.panel.set_running(running)
+        self.setup.start_button.setEnabled(not self.busy)
         self.progress.setVisible(self.busy)
-        self.pages.setCurrentWidget(self.review_box if running else self.setup_box)
-        folders = running and self.source_tabs.currentIndex() == 1
-        self.file_row.setVisible(folders)
+        self.pages.setCurrentWidget(self.panel if running else self.setup)
+        folders = running and self.setup.folders
+        self.panel.file_row.setVisible(folders)
         if folders:
-            row, count = self.file_list.currentRow(), self.file_list.count()
-            name = self.file_list.currentItem().text() if row >= 0 else ""
-            self.file_label.setText(f"file {row + 1} of {count}: {name}")
-            self.previous_file_button.setEnabled(row > 0)
-            self.next_file_button.setEnabled(row + 1 < count)
+            self.panel.show_file(*self.setup.file_position())
+        if not running:
+            self.metrics.locked_layers = ()
 
     def _message(self, text: str, *, error: bool = False) -> None:
         """Show one line (red for errors); unchanged text costs nothing (style sheets do)."""
@@ -970,6 +774,7 @@ class MaskCompareWidget(QWidget):
             self.message.setStyleSheet("color: #ff6060;" if error else "")
         if text != self.message.text():
             self.message.setText(text)
+            self.message.setToolTip(text)  # whole, should a long name be cut
 
     def _focus_canvas(self) -> None:
         qt_viewer = getattr(getattr(self.viewer, "window", None), "_qt_viewer", None)
@@ -977,32 +782,41 @@ class MaskCompareWidget(QWidget):
             qt_viewer.canvas.native.setFocus()
 
     def _show_result(self, running: _Review) -> None:
-        """Put the curated mask in the viewer as a layer of its own, with the saved ids."""
-        name = f"curated: {Path(running.output).stem}"
-        for layer in list(self.viewer.layers):
-            if layer.name == name and layer.metadata.get(_RESULT_MARK):
-                self.viewer.layers.remove(layer)
+        """The curated mask, with the saved ids, in one layer per output.
+
+        The layer of an earlier review of the same output is updated in place
+        (it keeps its place in the layer list and its settings); otherwise one
+        is added.
+        """
         labels, features = _saved_labels(running.session)
-        self._result_layer = self.viewer.add_labels(
-            labels, name=name, scale=running.view.scale, features=layer_features(features),
-            metadata={_RESULT_MARK: True},
-        )
+        features = layer_features(display_features(features))
+        key = str(running.output)
+        layer = next((layer for layer in self.viewer.layers
+                      if layer.metadata.get(_RESULT_MARK) == key), None)
+        if layer is None:
+            layer = self.viewer.add_labels(
+                labels, name=f"curated: {Path(running.output).stem}",
+                scale=running.view.scale, features=features, metadata={_RESULT_MARK: key})
+        else:
+            layer.data = labels
+            layer.features = features
+            layer.visible = True
+        self._result_layer = layer
 
     def _remove_result_layer(self) -> None:
         """In folder mode, the previous file's result gives way to the next one."""
         layer, self._result_layer = self._result_layer, None
-        if layer is not None and self.source_tabs.currentIndex() == 1 \
-                and layer in self.viewer.layers:
+        if layer is not None and self.setup.folders and layer in self.viewer.layers:
             self.viewer.layers.remove(layer)
 
     # ------------------------------------------------------------------ closing
 
     def _on_viewer_closing(self) -> None:
-        self._abort_opening()
+        self.loader.abort()
         self.end_review()
 
     def closeEvent(self, event) -> None:
-        self._abort_opening()
+        self.loader.abort()
         self.end_review()
         self._disconnect()
         super().closeEvent(event)
@@ -1010,6 +824,11 @@ class MaskCompareWidget(QWidget):
     def _disconnect(self) -> None:
         for combo in (self.image_combo, self.a_combo, self.b_combo):
             combo.disconnect_viewer()
+        self.viewer.dims.events.current_step.disconnect(self._on_dims_changed)
+        self.viewer.dims.events.range.disconnect(self._on_dims_changed)
+        canvas = getattr(self.viewer, "canvas", None)
+        if canvas is not None and hasattr(canvas, "events"):
+            canvas.events.size.disconnect(self._on_canvas_resized)
         window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
         if window is not None and self._window_filter is not None:
             window.removeEventFilter(self._window_filter)
@@ -1027,6 +846,24 @@ class _CloseFilter(QObject):
         if event.type() == QEvent.Type.Close:
             self._callback()
         return False
+
+
+def _single_shot(parent, interval_ms: int) -> QTimer:
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(interval_ms)
+    return timer
+
+
+def _scrolling(widget: QWidget, *, horizontal: bool = False) -> QScrollArea:
+    """``widget`` in a scroll area: the dock stays narrow and short whatever it holds."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if horizontal
+                                      else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
 
 
 def _saved_labels(session) -> tuple[np.ndarray, dict]:
@@ -1060,10 +897,3 @@ def _saved_labels(session) -> tuple[np.ndarray, dict]:
 def _one_line(err) -> str:
     """An error's words on one line (for the widget message)."""
     return " ".join(str(err).split("\n")).strip() or type(err).__name__
-
-
-def _pair_folders(*, images: Path | None, mask_a: Path, mask_b: Path):
-    """(image or None, mask A, mask B) per name found in every given folder, and the rest."""
-    folders = [mask_a, mask_b] + ([images] if images is not None else [])
-    pairs, unpaired = io.pair_files(*folders)
-    return [(p[2] if images is not None else None, p[0], p[1]) for p in pairs], unpaired

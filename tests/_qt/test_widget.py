@@ -11,6 +11,7 @@ import tifffile
 from qt_helpers import SCREENSHOTS, add_layers, press, shows_output, start
 
 from napari_mask_compare import stats
+from napari_mask_compare._qt import _panel
 from napari_mask_compare._qt._keys import REVIEW_KEYS
 from napari_mask_compare._qt._view import group_focus, is_review_layer
 from napari_mask_compare._qt._widget import MaskCompareWidget
@@ -130,7 +131,9 @@ def test_whole_review_by_keys(docked, qtbot, tmp_path, sample):
     obj = session.objects[-1]
     voxel = np.argwhere(session.output == obj.id)[0]
     status = output_layer.get_status(output_layer.data_to_world(voxel), world=True)
-    assert f"label: {obj.id}, source: {obj.source}, group: {obj.group}" in status["coordinates"]
+    # groups are called by their number (index + 1), as the panel does
+    assert f"label: {obj.id}, source: {obj.source}, group: {obj.group + 1}" \
+        in status["coordinates"]
 
     # a decided group: the message says so, nothing changes
     press(viewer, "Left")
@@ -190,17 +193,18 @@ def test_keys_beat_napari_on_every_layer_type(docked, qtbot, tmp_path):
     assert not points.keymap
 
 
-def test_finish_adds_unpaired_and_buttons(docked, qtbot, tmp_path):
+def test_finish_adds_unpaired_and_buttons(docked, qtbot, tmp_path, monkeypatch):
     viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+    monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))
     session, output_path = widget.session, widget._review.output
-    widget.buttons["A"].click()
-    widget.buttons["next"].click()
-    widget.buttons["previous"].click()
-    widget.buttons["undo"].click()
+    widget.panel.buttons["A"].click()
+    widget.panel.buttons["next"].click()
+    widget.panel.buttons["previous"].click()
+    widget.panel.buttons["undo"].click()
     assert session.summary()["decided"] == 0
-    widget.buttons["B"].click()
+    widget.panel.buttons["B"].click()
     unpaired = sum(1 for g in session.groups if not g.paired and not session.choice_of(g.index))
-    widget.buttons["finish"].click()
+    widget.panel.buttons["finish"].click()
     assert widget.session is None
     tif, summary = _saved(output_path)
     assert summary["Auto"] == unpaired and summary["B"] == 1
@@ -301,21 +305,21 @@ def test_order_kind_filter_overlay_and_signals(docked, qtbot, tmp_path):
     session = widget.session
     changes = []
     widget.review_changed.connect(changes.append)
-    widget.order_combo.setCurrentIndex(1)  # lowest IoU first
+    widget.panel.order_combo.setCurrentIndex(1)  # lowest IoU first
     ious = [session.groups[g].min_iou for g in session.queue]
     assert ious == sorted(ious)
-    for kind, box in widget.kind_boxes.items():
+    for kind, box in widget.panel.kind_boxes.items():
         box.setChecked(kind == "only_b")
     assert session.current.kind == "only_b"
-    assert "UNPAIRED" in widget.group_label.text()
+    assert "UNPAIRED" in widget.panel.group_label.text()
     press(viewer, "2")
     assert [c.op["op"] for c in changes] == ["decide"]
     assert changes[0].op["choice"] == "B"
     grid = viewer.canvas.grid
     assert grid.enabled
-    widget.overlay_box.setChecked(True)
+    widget.panel.overlay_box.setChecked(True)
     assert not grid.enabled and widget.view.layers["a"].contour > 0
-    widget.overlay_box.setChecked(False)
+    widget.panel.overlay_box.setChecked(False)
     assert grid.enabled and widget.view.layers["a"].contour == 0
     ended = []
     widget.review_ended.connect(ended.append)
@@ -324,7 +328,7 @@ def test_order_kind_filter_overlay_and_signals(docked, qtbot, tmp_path):
     assert not grid.enabled  # the grid as it was before the review
 
 
-def test_folders_review_and_next_file(docked, qtbot, tmp_path):
+def test_folders_review_and_next_file(docked, qtbot, tmp_path, monkeypatch):
     from napari_mask_compare._sample_data import synthetic_masks
 
     dirs = {name: tmp_path / name for name in ("images", "a", "b", "out")}
@@ -338,18 +342,19 @@ def test_folders_review_and_next_file(docked, qtbot, tmp_path):
     viewer, widget = docked()
     widget.set_folders(images_dir=dirs["images"], mask_a_dir=dirs["a"], mask_b_dir=dirs["b"])
     widget.set_out_dir(dirs["out"])
-    assert widget.file_list.count() == 2
+    assert widget.setup.file_list.count() == 2
     start(widget, qtbot)
     assert widget._review.output == dirs["out"] / "cells_01.tif"
-    assert widget.file_row.isVisible() and "file 1 of 2" in widget.file_label.text()
+    assert widget.panel.file_row.isVisible() and "file 1 of 2" in widget.panel.file_label.text()
     press(viewer, "1")
     first_output = widget.session.output.copy()
-    widget.next_file_button.click()  # saves file 1, opens file 2
+    monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))
+    widget.panel.next_file_button.click()  # saves file 1, opens file 2
     qtbot.waitUntil(lambda: widget.session is not None, timeout=30_000)
     np.testing.assert_array_equal(tifffile.imread(dirs["out"] / "cells_01.tif"), first_output)
     assert widget._review.output == dirs["out"] / "cells_02.tif"
-    assert "file 2 of 2" in widget.file_label.text()
-    assert not widget.next_file_button.isEnabled()
+    assert "file 2 of 2" in widget.panel.file_label.text()
+    assert not widget.panel.next_file_button.isEnabled()
     press(viewer, "2")
     press(viewer, "Q")
     assert (dirs["out"] / "cells_02.summary.json").exists()
@@ -379,17 +384,18 @@ def test_screenshots(docked, qtbot, tmp_path, sample):
     assert shot.stat().st_size > 10_000
     canvas = viewer.screenshot(canvas_only=True, flash=False)
     assert canvas[..., :3].std() > 10  # not an empty canvas
-    widget.overlay_box.setChecked(True)
+    widget.panel.overlay_box.setChecked(True)
     _screenshot(viewer, qtbot, f"review_{name}_overlay.png")
     press(viewer, "Q")
 
 
-def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path):
+def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path, monkeypatch):
     viewer, widget, (_, layer_a, layer_b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+    monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))
     metrics, session = widget.metrics, widget.session
     assert not metrics.comparisons and not metrics.busy  # nothing computed while hidden
 
-    widget.tabs.setCurrentWidget(metrics)
+    widget.tabs.setCurrentIndex(1)  # the Metrics tab
     qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
     expected = stats.matching_stats(overlap_table(layer_a.data, layer_b.data))
     shown = metrics.comparisons["A vs B"].summary["matching"]
@@ -404,7 +410,7 @@ def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path):
                         timeout=10_000)
         return metrics.comparisons["curated vs A"].summary["matching"]
 
-    for kind, box in widget.kind_boxes.items():
+    for kind, box in widget.panel.kind_boxes.items():
         box.setChecked(kind == "match")
     for _ in range(3):
         rows = curated_vs_a_after("1")   # keep A: the output's objects are A's, exactly
@@ -416,7 +422,7 @@ def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path):
     assert all(r["tp"] == len(session.objects) < kept for r in rows)
     _screenshot(viewer, qtbot, "metrics_tab_2d.png")
     del metrics.comparisons["curated vs A"]
-    widget.buttons["finish"].click()       # adds the unpaired objects: the panel follows
+    widget.panel.buttons["finish"].click()       # adds the unpaired objects: the panel follows
     qtbot.waitUntil(lambda: "curated vs A" in metrics.comparisons and not metrics.busy)
     rows = metrics.comparisons["curated vs A"].summary["matching"]
     assert all(r["n_pred"] == len(session.objects) > kept for r in rows)
@@ -430,7 +436,7 @@ def test_metrics_tab_compares_the_chosen_layers_without_a_review(docked, qtbot):
     metrics = widget.metrics
     assert not metrics.comparisons and not metrics.busy     # hidden: nothing computed
 
-    widget.tabs.setCurrentWidget(metrics)
+    widget.tabs.setCurrentIndex(1)  # the Metrics tab
     qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
     expected = stats.matching_stats(overlap_table(layer_a.data, layer_b.data))
     assert metrics.comparisons["A vs B"].summary["matching"] == expected

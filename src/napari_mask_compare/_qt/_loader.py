@@ -1,0 +1,179 @@
+"""Opening a review off the GUI thread: read, pair, open (or resume), then add the layers.
+
+:class:`ReviewLoader` runs :func:`open_review` in a napari thread worker (the
+viewer stays live while a large volume is read and paired), then puts the
+review layers into the viewer one per turn of the event loop
+(:meth:`._view.ReviewView.open_steps`), and hands the open review over with
+:attr:`ReviewLoader.ready`. Bad input comes back as one line
+(:attr:`ReviewLoader.refused`), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from .. import io
+from ..review import Review
+from ._view import ReviewView, make_review_layers
+
+__all__ = ["Opened", "ReviewLoader", "close_quietly", "open_review"]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the loading worker hands back to the GUI thread."""
+
+    pair: io.MaskPair
+    review: Review
+    output: Path
+    layers: dict
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """Bad input met by the worker: a one-line message to show (not an exception,
+    which the worker would re-raise as a traceback)."""
+
+    message: str
+
+
+def open_review(load, *, output: Path, iou_threshold: float):
+    """Worker body: read and validate, pair and open (or resume) the review, make layers.
+
+    Yields a step name before each long step; returns :class:`Opened`, or
+    :class:`_Refused` with the message of the :class:`io.InputError` (a
+    review refused, e.g. open in another window, holds nothing to release).
+    The review is closed again if anything fails after it opened.
+    """
+    yield "reading"
+    try:
+        pair = load()
+        yield "pairing"
+        review = Review.open(
+            pair.a, pair.b, output=output, iou_threshold=iou_threshold,
+            inputs={"mask_a": str(pair.paths.get("mask_a")),
+                    "mask_b": str(pair.paths.get("mask_b"))},
+            classes_a=pair.classes_a, classes_b=pair.classes_b,
+            voxel_size=pair.voxel_size or None, unit=pair.unit,
+        )
+    except io.InputError as err:
+        return _Refused(str(err))
+    try:
+        yield "preparing the view"
+        names = tuple(_short_name(pair.paths.get(key)) for key in ("mask_a", "mask_b"))
+        layers = make_review_layers(a=pair.a, b=pair.b, output=review.session.output.copy(),
+                                    image=pair.image, scale=pair.voxel_size or None,
+                                    names=names)
+    except BaseException:
+        close_quietly(review)
+        raise
+    return Opened(pair, review, output, layers)
+
+
+def close_quietly(review: Review) -> None:
+    """Close a review on the way out of an error (that error is the one to report)."""
+    with contextlib.suppress(OSError):
+        review.close()
+
+
+def _short_name(source) -> str:
+    return source.stem if isinstance(source, Path) else str(source)
+
+
+class ReviewLoader(QObject):
+    """Opens one review at a time: the worker, then the layers, one per turn.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+
+    Signals
+    -------
+    step(str)
+        A long step begins ("reading", "pairing"...).
+    refused(str)
+        Bad input, a review open elsewhere...: one line to show.
+    failed(str)
+        An unexpected error of the worker, as one line.
+    ready(object, object)
+        The :class:`Opened` review and its :class:`._view.ReviewView`, layers in.
+    finished()
+        The worker ended (whatever the outcome).
+    """
+
+    step = Signal(str)
+    refused = Signal(str)
+    failed = Signal(str)
+    ready = Signal(object, object)
+    finished = Signal()
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self._worker = None
+        self._opening = None  # (opened, view, steps) while the layers go in
+        self._margin = 15
+
+    @property
+    def busy(self) -> bool:
+        """True while inputs are read and paired, and while the review layers go in."""
+        return self._worker is not None or self._opening is not None
+
+    def start(self, load, *, output: Path, iou_threshold: float, margin: int) -> None:
+        """Read with ``load()`` and open the review of ``output`` in a worker."""
+        self._margin = int(margin)
+        worker = create_worker(
+            open_review, load, output=output, iou_threshold=float(iou_threshold),
+            _progress={"total": 3, "desc": "mask-compare: pairing"},
+        )
+        worker.yielded.connect(self.step.emit)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+
+    def abort(self) -> None:
+        """The widget goes away while the layers go in: save and let go."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opened, view, steps = opening
+            steps.close()
+            close_quietly(opened.review)
+            view.close()
+
+    def _on_returned(self, opened) -> None:
+        if isinstance(opened, _Refused):
+            self.refused.emit(opened.message)
+            return
+        view = ReviewView(self.viewer, a=opened.pair.a, b=opened.pair.b,
+                          scale=opened.pair.voxel_size or None, margin=self._margin,
+                          layers=opened.layers, insert=False)
+        self._opening = (opened, view, view.open_steps())
+        self.step.emit("adding the review layers")
+        QTimer.singleShot(0, self._on_open_step)
+
+    def _on_open_step(self) -> None:
+        """Add one review layer, and come back (the GUI is served between layers)."""
+        if self._opening is None:
+            return
+        opened, view, steps = self._opening
+        try:
+            next(steps)
+        except StopIteration:
+            self._opening = None
+            self.ready.emit(opened, view)
+            return
+        QTimer.singleShot(0, self._on_open_step)
+
+    def _on_errored(self, err: Exception) -> None:
+        self.failed.emit(f"could not start: {type(err).__name__}: {err}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.finished.emit()

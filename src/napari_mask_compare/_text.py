@@ -1,0 +1,232 @@
+"""Words about a review, formatted once for the panel, the canvas caption and the terminal.
+
+Qt-free and napari-free: the dock panel (:mod:`._qt._panel`), the canvas
+caption (:mod:`._qt._view`) and the command line all show a review's groups
+and counts through these functions, so that they never disagree.
+
+Numbering: a group is called by its number, ``index + 1`` (:func:`group_number`),
+everywhere a person reads it: the panel, the canvas, error messages and the
+hover of the curated layer; its place in the queue (which depends on the
+order and the kind filter) is given as "3/25".
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "describe_counts", "describe_group",
+    "display_features", "group_caption", "group_number", "summary_text", "unpaired_fate",
+]
+
+#: Kind of a review group, as a person reads it.
+KIND_LABELS = {"match": "match", "split": "split", "merge": "merge", "complex": "complex",
+               "only_a": "only A", "only_b": "only B"}
+#: Lines of :func:`describe_group` (always this many: the panel below it does not move).
+GROUP_LINES = 6
+#: Lines of :func:`describe_counts` (always this many).
+COUNT_LINES = 4
+#: Characters of a line of the panel's group text before ids are cut ("+2 more"): the
+#: dock is narrow (about 28 characters).
+_BUDGET = 24
+
+
+def group_number(group) -> int:
+    """The number a person knows a group by: its index + 1.
+
+    >>> from types import SimpleNamespace
+    >>> group_number(SimpleNamespace(index=0))
+    1
+    """
+    return int(group.index) + 1
+
+
+def _choice_text(session, group) -> str:
+    choice = session.choice_of(group.index)
+    return f"decided <b>{choice}</b>" if choice else "<i>undecided</i>"
+
+
+def describe_group(group, *, session, full: bool = False) -> str:
+    """Panel text of the current group: rich text of exactly :data:`GROUP_LINES` lines.
+
+    Parameters
+    ----------
+    group : matching.Group or None
+    session : session.Session
+    full : bool
+        Every id and IoU, however long the lines get (for a tooltip);
+        otherwise long lists end in "+n more".
+
+    Returns
+    -------
+    str
+        Lines joined by ``<br>``: number and place in the queue, decision,
+        kind (UNPAIRED flagged), A's objects, B's objects, IoUs (or what
+        becomes of an unpaired group).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_mask_compare.session import Session
+    >>> s = Session.from_masks(np.array([[1, 1, 0, 2]]), np.array([[3, 3, 0, 0]]))
+    >>> print(describe_group(s.groups[1], session=s).replace("<br>", "\\n"))
+    <b>Group 2</b> (2/2 in queue)
+    <i>undecided</i>
+    only A <b style='color:#ff5050'>UNPAIRED</b>
+    A 2 (1 vx)
+    B —
+    unpaired: Finish adds it
+    """
+    if group is None:
+        return "<br>".join(["<i>No group in the queue</i>", "<i>(see the kinds shown).</i>"]
+                           + [""] * (GROUP_LINES - 2))
+    queue = session.queue
+    place = f"{queue.index(group.index) + 1}/{len(queue)}" if group.index in queue else "—"
+    flag = "" if group.paired else " <b style='color:#ff5050'>UNPAIRED</b>"
+    budget = None if full else _BUDGET
+    lines = [
+        f"<b>Group {group_number(group)}</b> ({place} in queue)",
+        _choice_text(session, group),
+        f"{KIND_LABELS[group.kind]}{flag}",
+        "A " + _objects(group.ids_a, group.sizes_a, budget=budget),
+        "B " + _objects(group.ids_b, group.sizes_b, budget=budget),
+        _ious(group, budget=budget) if group.pairs else "unpaired: Finish adds it",
+    ]
+    return "<br>".join(lines)
+
+
+def _objects(ids, sizes, *, budget: int | None) -> str:
+    """``3 (564 vx), 7 (12 vx)``, cut to ``budget`` characters with "+n more"."""
+    if not ids:
+        return "—"
+    parts = [f"{i} ({s:,} vx)" for i, s in zip(ids, sizes)]
+    return _cut(parts, budget=budget)
+
+
+def _ious(group, *, budget: int | None) -> str:
+    if budget is None:
+        return "IoU " + ", ".join(f"A{a}–B{b} {iou:.3f}" for a, b, iou in group.pairs)
+    ious = sorted((iou for _, _, iou in group.pairs), reverse=True)
+    return "IoU " + _cut([f"{iou:.2f}" for iou in ious], budget=budget - 4)
+
+
+def _cut(parts: list[str], *, budget: int | None) -> str:
+    """Join ``parts`` with ", "; past ``budget`` characters, end with "+n more"."""
+    if budget is None:
+        return ", ".join(parts)
+    shown: list[str] = []
+    for k, part in enumerate(parts):
+        rest = len(parts) - k - 1
+        tail = f", +{rest} more" if rest else ""
+        if shown and len(", ".join([*shown, part]) + tail) > budget:
+            return ", ".join(shown) + f", +{len(parts) - k} more"
+        shown.append(part)
+    return ", ".join(shown)
+
+
+def group_caption(group, *, session) -> str:
+    """One line for the canvas: number, place in the queue, kind, the objects' ids.
+
+    >>> import numpy as np
+    >>> from napari_mask_compare.session import Session
+    >>> s = Session.from_masks(np.array([[1, 1, 0, 2]]), np.array([[3, 3, 0, 0]]))
+    >>> group_caption(s.groups[0], session=s)
+    'group 1 · 1/2 · match · A 1 | B 3'
+    """
+    queue = session.queue
+    place = f"{queue.index(group.index) + 1}/{len(queue)}" if group.index in queue else "—"
+    choice = session.choice_of(group.index)
+    decided = f" · decided {choice}" if choice else ""
+    flag = " UNPAIRED" if not group.paired else ""
+    return (f"group {group_number(group)} · {place} · {KIND_LABELS[group.kind]}{flag}"
+            f"{decided} · A {' '.join(map(str, group.ids_a)) or '—'} "
+            f"| B {' '.join(map(str, group.ids_b)) or '—'}")
+
+
+def describe_counts(summary: dict) -> str:
+    """The running counts: exactly :data:`COUNT_LINES` short lines.
+
+    >>> print(describe_counts({"A": 2, "B": 1, "M": 0, "N": 3, "Auto": 0, "decided": 6,
+    ...                        "groups": 9, "objects": 4, "contested": 0,
+    ...                        "undecided_paired": 2, "undecided_unpaired": 1}))
+    A 2 · B 1 · M 0 · N 3
+    Auto 0 · 4 objects
+    decided 6 of 9 groups
+    left: 2 paired, 1 unpaired
+    """
+    counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N"))
+    made = f"Auto {summary['Auto']} · {summary['objects']} objects"
+    if summary.get("edits"):
+        made += f" · {summary['edits']} edit(s)"
+    if summary.get("contested"):
+        made += f" · {summary['contested']:,} vx contested"
+    progress = f"decided {summary['decided']} of {summary['groups']} groups"
+    paired, unpaired = summary.get("undecided_paired", 0), summary.get("undecided_unpaired", 0)
+    left = (f"left: {paired} paired, {unpaired} unpaired" if paired or unpaired
+            else "every group decided")
+    return "\n".join([counts, made, progress, left])
+
+
+def unpaired_fate(summary: dict) -> str:
+    """What becomes of the undecided unpaired groups (the original tool added them at the end).
+
+    >>> unpaired_fate({"undecided_unpaired": 0})
+    ''
+    >>> unpaired_fate({"undecided_unpaired": 4})  # doctest: +NORMALIZE_WHITESPACE
+    '4 undecided unpaired group(s) (only A / only B) are not in the output: Finish adds
+    them (Auto), as the original tool did at the end; Q leaves them out'
+    """
+    n = summary.get("undecided_unpaired", 0)
+    if not n:
+        return ""
+    return (f"{n} undecided unpaired group(s) (only A / only B) are not in the output: "
+            "Finish adds them (Auto), as the original tool did at the end; Q leaves them out")
+
+
+def summary_text(summary: dict, *, output=None) -> str:
+    """The end-of-review summary, as printed in the terminal (several lines).
+
+    Parameters
+    ----------
+    summary : dict
+        :meth:`..session.Session.summary`.
+    output : path, optional
+        The curated mask saved.
+
+    Examples
+    --------
+    >>> print(summary_text({"A": 2, "B": 1, "M": 0, "N": 3, "Auto": 0, "decided": 6,
+    ...                     "groups": 9, "objects": 4, "undecided_paired": 2,
+    ...                     "undecided_unpaired": 0}, output="out/cells.tif"))
+    saved out/cells.tif: 4 objects
+      A 2 · B 1 · M 0 · N 3 · Auto 0
+      decided 6 of 9 groups; undecided: 2 paired, 0 unpaired
+      2 undecided paired group(s) are not in the output yet: run the same review again to resume
+    """
+    saved = f"saved {output}: " if output is not None else ""
+    lines = [f"{saved}{summary['objects']} objects"]
+    counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N", "Auto"))
+    if summary.get("edits"):
+        counts += f" · {summary['edits']} hand edit(s)"
+    if summary.get("contested"):
+        counts += f" · {summary['contested']:,} contested voxels kept their owner"
+    lines.append(counts)
+    paired, unpaired = summary.get("undecided_paired", 0), summary.get("undecided_unpaired", 0)
+    lines.append(f"decided {summary['decided']} of {summary['groups']} groups; "
+                 f"undecided: {paired} paired, {unpaired} unpaired")
+    if paired:
+        lines.append(f"{paired} undecided paired group(s) are not in the output yet: run the "
+                     "same review again to resume")
+    if unpaired:
+        lines.append(unpaired_fate(summary))
+    return "\n".join(lines[:1] + ["  " + line for line in lines[1:]])
+
+
+def display_features(features: dict) -> dict:
+    """Features of the output's objects as shown when hovering: groups by their number.
+
+    >>> display_features({"label": [1, 2], "group": [0, -1]})
+    {'label': [1, 2], 'group': [1, '—']}
+    """
+    shown = dict(features)
+    if "group" in shown:
+        shown["group"] = [g + 1 if g >= 0 else "—" for g in shown["group"]]
+    return shown
