@@ -15,8 +15,10 @@ mask-compare did not write; their own earlier output only with ``--overwrite``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     from .io import InputError
 
     try:
-        status = args.run(args) or 0
+        with _one_line_warnings(args.command):
+            status = args.run(args) or 0
         sys.stdout.flush()  # a reader gone is met here, not at the interpreter's exit
         return status
     except BrokenPipeError:  # before OSError, which it is
@@ -46,6 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mask-compare {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """Warnings of this package (e.g. voxel sizes that disagree) as one line each on stderr."""
+    from .io import InputWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"mask-compare {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    default = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)  # each file's, every time
+        warnings.showwarning = show
+        yield
 
 
 def _silence_stdout() -> None:
