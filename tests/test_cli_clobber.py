@@ -270,3 +270,26 @@ def test_report_rerun_without_curated_leaves_no_file_of_the_earlier_report(masks
     from napari_mask_compare.report import report_files
 
     assert sorted(p.name for p in out.iterdir()) == sorted(report_files())  # not two reports
+
+
+def test_attacks_found_before_release_are_one_line(masks, tmp_path, capsys):
+    """A bad option, a FIFO as input, a link loop as --out, a truncated TIFF: one line, exit 2."""
+    fifo = tmp_path / "fifo.tif"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.tif"
+    loop.symlink_to(loop)
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(masks[0].read_bytes()[:8])
+    for argv in (["merge", *masks, "--out", tmp_path / "o.tif", "--policy", "x"],
+                 ["stats", *masks, "--iou-threshold", "2"],
+                 ["merge", fifo, masks[1], "--out", tmp_path / "o.tif"],
+                 ["merge", *masks, "--out", loop],
+                 ["stats", truncated, masks[1]]):
+        try:
+            status = main([str(x) for x in argv])
+        except SystemExit as exit_:  # argparse's way out
+            status = exit_.code
+        assert status == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "o.tif").exists()

@@ -262,8 +262,8 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when ``a`` and ``b`` are one file (after links; same device and inode)."""
     try:
         return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
+    except OSError:  # one does not exist (or is a link loop): compare the names
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _check_folder(path: Path) -> None:

@@ -83,8 +83,15 @@ def _silence_stdout() -> None:
         pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (and the way to the help), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mask-compare",
         description="See, measure and curate where two instance segmentations disagree.",
     )

@@ -6,7 +6,9 @@ line naming the file, what is wrong and what would be right.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import re
 import warnings
@@ -131,6 +133,8 @@ def read_array(path: str | os.PathLike) -> Loaded:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected an image file ({', '.join(SUFFIXES)})")
+    if not path.is_file():  # a FIFO, a device: reading could wait forever
+        raise InputError(f"{path}: is not a regular file, expected an image file")
     suffix = path.suffix.lower()
     readers = {".tif": _read_tiff, ".tiff": _read_tiff, ".npy": _read_npy,
                ".mrc": _read_mrc, ".rec": _read_mrc, ".map": _read_mrc}
@@ -179,7 +183,7 @@ def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
     """
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
         chosen = _tiff_series(tif, path, index=series)
         data = _tiff_data(tif, chosen, path=path)
         voxel_size, unit = _tiff_voxel_size(tif, index=series or 0)
@@ -191,6 +195,18 @@ def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
     channels = axes[-1] if axes[-1] in "CS" else None if "Q" in axes else ""
     n_spatial = data.ndim - bool(channels)
     return Loaded(data, voxel_size[-n_spatial:], unit, path, channels)
+
+
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """tifffile logs what it finds odd to stderr; the caller says it in one line instead."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _tiff_series(tif, path: Path, *, index: int | None):

@@ -9,6 +9,14 @@ The review widget calls :meth:`MetricsWidget.show_comparison` with A vs B and,
 as curation goes on, with the curated output vs A and vs B; it hears of every
 filter applied (:attr:`MetricsWidget.filtered`) to compare a filtered mask
 again. The message under the panel speaks of the comparison shown.
+
+Every comparison is :func:`..stats.compare` (the one recipe the CLI and the
+report use too): the summary line, the metric suite (:func:`..stats.suite_lines`),
+the plots (matching scores, IoU histogram, error taxonomy) and the per-object
+table. The boundary metrics (slow on big data) are measured for A vs B only.
+When the comparison is the running review's A vs B, the review's overlap table
+and groups are reused (nothing is paired again) and a click on an object's row
+emits :attr:`MetricsWidget.object_chosen` with its group.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -31,16 +39,20 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QTableWidget,
+    QTableView,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from .. import measure, report, stats
-from ..matching import OverlapTable, overlap_table, review_groups
+from ..matching import OverlapTable
 from ._view import is_review_layer
 
-__all__ = ["MetricsWidget", "default_rules"]
+__all__ = ["MetricsWidget", "ObjectModel", "default_rules"]
+
+#: Label of the comparison of the inputs (the only one with boundary metrics).
+INPUTS_LABEL = "A vs B"
 
 #: The filter offered first, per number of dimensions (circularity is 2D, sphericity 3D).
 DEFAULT_RULES = {2: "npixels < 50 or circularity < 0.5 and npixels < 200",
@@ -63,6 +75,10 @@ COLUMNS = (
     ("acc", "accuracy", "{:.3f}"), ("mean IoU", "mean_matched_score", "{:.3f}"),
 )
 
+#: Columns of the per-object table: (header, column of :func:`..stats.object_table`).
+OBJECT_COLUMNS = (("side", "side"), ("id", "id"), ("size", "size"), ("partner", "partner"),
+                  ("IoU", "iou"), ("kind", "kind"), ("error", "error"))
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -76,11 +92,17 @@ class Comparison:
     unit : str
     table : OverlapTable
     summary : dict
-        :func:`..stats.summarize` at the panel's thresholds.
+        :func:`..stats.summarize` at the panel's thresholds, with the metric suite.
     ious : ndarray of float, shape (n_paired_groups,)
         Best IoU of each paired review group.
     iou_threshold : float
         The IoU that links objects into those groups.
+    groups : list of Group
+    objects : dict
+        :func:`..stats.object_table` (columns).
+    review : object or None
+        The review session whose table and groups were reused: its rows lead
+        to the review's groups.
     """
 
     label: str
@@ -92,16 +114,27 @@ class Comparison:
     summary: dict
     ious: np.ndarray
     iou_threshold: float
+    groups: list = ()
+    objects: dict | None = None
+    review: object = None
 
 
 def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0.1,
-                       voxel_size=None, unit: str = "pixel") -> Comparison:
-    """Everything the panel shows about ``b`` against ``a`` (runs in a worker)."""
-    table = overlap_table(a, b)
-    groups = review_groups(table, iou_threshold=iou_threshold)
-    summary = stats.summarize(table, thresholds=thresholds, groups=groups)
-    ious = np.array([g.iou for g in groups if g.paired], dtype=float)
-    return Comparison(label, a, b, voxel_size, unit, table, summary, ious, iou_threshold)
+                       voxel_size=None, unit: str = "pixel", table=None, groups=None,
+                       boundary: bool | None = None, review=None) -> Comparison:
+    """Everything the panel shows about ``b`` against ``a`` (runs in a worker).
+
+    :func:`..stats.compare`; ``table`` and ``groups`` when already made (by the
+    review), boundary metrics by default for :data:`INPUTS_LABEL` only.
+    """
+    if boundary is None:
+        boundary = label == INPUTS_LABEL
+    result = stats.compare(a, b, table=table, groups=groups, thresholds=thresholds,
+                           iou_threshold=iou_threshold, voxel_size=voxel_size,
+                           boundary=boundary, objects=True)
+    ious = np.array([g.iou for g in result.groups if g.paired], dtype=float)
+    return Comparison(label, a, b, voxel_size, unit, result.table, result.summary, ious,
+                      iou_threshold, result.groups, result.objects, review)
 
 
 def _compute(*args, **kwargs) -> Comparison:
@@ -130,6 +163,78 @@ def filter_changes(labels: np.ndarray, rules, *, voxel_size=None):
     return np.nonzero(filtered != labels), result
 
 
+class ObjectModel(QAbstractTableModel):
+    """The per-object table of a comparison (:func:`..stats.object_table` columns).
+
+    Sorted by numpy (a header click calls :meth:`sort`), so that tens of
+    thousands of objects sort at once; numbers sort as numbers, an object
+    without partner first.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._columns: dict = {}
+        self._order = np.zeros(0, dtype=int)
+        self._sorted_by: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
+
+    def set_objects(self, columns: dict | None) -> None:
+        self.beginResetModel()
+        self._columns = columns or {}
+        self._order = np.arange(len(self._columns.get("id", ())))
+        self.endResetModel()
+        self.sort(*self._sorted_by)
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
+        return 0 if parent.isValid() else len(self._order)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
+        return 0 if parent.isValid() else len(OBJECT_COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return OBJECT_COLUMNS[section][0]
+        return None
+
+    def value(self, row: int, key: str):
+        """The value of column ``key`` shown in ``row`` (in the sorted order)."""
+        return self._columns[key][int(self._order[row])]
+
+    def group(self, row: int) -> int:
+        """Index of the review group of the object shown in ``row``."""
+        return int(self.value(row, "group"))
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole,
+                                               Qt.ItemDataRole.TextAlignmentRole):
+            return None
+        key = OBJECT_COLUMNS[index.column()][1]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter) \
+                if key in ("id", "size", "partner", "iou") else None
+        value = self.value(index.row(), key)
+        if value is None:
+            return "—"
+        return f"{value:.3f}" if key == "iou" else str(value)
+
+    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
+        self._sorted_by = (column, order)
+        n = len(self._columns.get("id", ()))
+        self.layoutAboutToBeChanged.emit()
+        if column < 0 or n == 0:
+            self._order = np.arange(n)
+        else:
+            values = self._columns[OBJECT_COLUMNS[column][1]]
+            if isinstance(values[0], str) or any(isinstance(v, str) for v in values):
+                keys = np.array([str(v) for v in values])
+            else:
+                keys = np.array([-np.inf if v is None else v for v in values], dtype=float)
+            order_ = np.argsort(keys, kind="stable")
+            if order == Qt.SortOrder.DescendingOrder:
+                order_ = order_[::-1]
+            self._order = order_
+        self.layoutChanged.emit()
+
+
 class MetricsWidget(QWidget):
     """Statistics table, F1/PQ and IoU plots, report export and a property filter.
 
@@ -145,6 +250,9 @@ class MetricsWidget(QWidget):
 
     #: Emitted with the layer after a filter removed objects from it.
     filtered = Signal(object)
+    #: Emitted with a review group's index when the row of one of its objects is
+    #: clicked (only for the running review's A vs B, groups in its queue).
+    object_chosen = Signal(int)
 
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
@@ -152,6 +260,8 @@ class MetricsWidget(QWidget):
         self.comparisons: dict[str, Comparison] = {}
         self.last_filter: measure.FilterResult | None = None
         self.locked_layers: tuple = ()
+        self.review = None            # the review session (its table and groups are reused)
+        self.review_running = False   # its rows lead to its groups while it runs
         self._workers: set = set()
         self._generation = 0  # results of workers started before a clear() are dropped
         self._build()
@@ -176,9 +286,28 @@ class MetricsWidget(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.summary_label = QLabel("No comparison yet.")
         self.summary_label.setWordWrap(True)
+        self.suite_label = QLabel("")
+        self.suite_label.setWordWrap(True)
+        self.suite_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.figure = Figure(figsize=(5, 2.6), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(220)
+        self.taxonomy_figure = Figure(figsize=(5, 2.4), layout="constrained")
+        self.taxonomy_canvas = FigureCanvasQTAgg(self.taxonomy_figure)
+        self.taxonomy_canvas.setMinimumHeight(200)
+        self.objects = ObjectModel(self)
+        self.objects_view = QTableView()
+        self.objects_view.setModel(self.objects)
+        self.objects_view.verticalHeader().setVisible(False)
+        self.objects_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.objects_view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.objects_view.setEditTriggers(QTableView.EditTrigger.NoEditTriggers)
+        self.objects_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.objects_view.setSortingEnabled(True)
+        self.objects_view.horizontalHeader().setStretchLastSection(True)
+        self.objects_view.setMinimumHeight(200)
+        self.objects_view.setToolTip("Objects of A and B; click a header to sort, a row of "
+                                     "A vs B to go to its group in the running review")
         self.export_button = QPushButton("Export report…")
         self.export_button.setEnabled(False)
 
@@ -209,7 +338,11 @@ class MetricsWidget(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table)
         layout.addWidget(self.summary_label)
+        layout.addWidget(self.suite_label)
         layout.addWidget(self.canvas)
+        layout.addWidget(self.taxonomy_canvas)
+        layout.addWidget(QLabel("Objects"))
+        layout.addWidget(self.objects_view)
         layout.addWidget(self.export_button)
         layout.addWidget(filter_box)
         layout.addWidget(self.message)
@@ -221,6 +354,7 @@ class MetricsWidget(QWidget):
         self.export_button.clicked.connect(self._on_export_clicked)
         self.filter_button.clicked.connect(self._on_filter_clicked)
         self.save_filter_button.clicked.connect(self._on_save_filter_clicked)
+        self.objects_view.clicked.connect(self._on_object_clicked)
         for emitter in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             emitter.connect(self._reset_layers)
 
@@ -267,7 +401,8 @@ class MetricsWidget(QWidget):
     # ------------------------------------------------------------------ comparisons
 
     def show_comparison(self, a, b, *, label: str, voxel_size=None, unit: str = "pixel",
-                        iou_threshold: float = 0.1, copy: bool = True):
+                        iou_threshold: float = 0.1, copy: bool = True, table=None,
+                        groups=None, boundary: bool | None = None):
         """Compute and show the statistics of ``b`` against ``a`` (A the reference).
 
         Parameters
@@ -285,6 +420,11 @@ class MetricsWidget(QWidget):
         copy : bool
             Copy the arrays first (default), so that a mask that changes while
             the worker runs (the curated output) is read as it was.
+        table, groups : optional
+            Their overlap table and review groups, when already made. When
+            ``a`` and ``b`` are the inputs of :attr:`review`, the review's.
+        boundary : bool, optional
+            Measure the boundary metrics (slow); by default for A vs B only.
 
         Returns
         -------
@@ -297,13 +437,29 @@ class MetricsWidget(QWidget):
             if arr.dtype.kind not in "biu" or arr.ndim not in (2, 3):
                 raise ValueError(f"{label}: {name} must be 2D or 3D integer labels, got "
                                  f"{arr.dtype} of shape {arr.shape}")
+        review = self.review
+        if table is None and review is not None and a is getattr(review, "a", None) \
+                and b is getattr(review, "b", None):
+            table, groups = review.table, review.groups  # the review paired them already
+        else:
+            review = None
         if copy:
             a, b = a.copy(), b.copy()
         thresholds = self._thresholds_or_default()
         self.message.setText(f"Computing {label}…")
         return self._run(_compute, a, b, label=label, thresholds=thresholds,
                          iou_threshold=iou_threshold, voxel_size=voxel_size, unit=unit,
+                         table=table, groups=groups, boundary=boundary, review=review,
                          on_returned=self._on_comparison_ready)
+
+    def set_review(self, session) -> None:
+        """A review started (or resumed) on ``session``: its A vs B reuses its pairing,
+        and a click on one of its objects asks for its group (:attr:`object_chosen`)."""
+        self.review, self.review_running = session, True
+
+    def end_review(self, *args) -> None:
+        """The review ended: its rows lead nowhere now."""
+        self.review_running = False
 
     def clear(self) -> None:
         """Forget every comparison (a new review starts), and those still computed."""
@@ -376,10 +532,14 @@ class MetricsWidget(QWidget):
         """Show the current comparison in the table, the summary line and the plots."""
         comparison = self.current
         self.figure.clear()
+        self.taxonomy_figure.clear()
         if comparison is None:
             self.table.setRowCount(0)
             self.summary_label.setText("No comparison yet.")
+            self.suite_label.setText("")
+            self.objects.set_objects(None)
             self.canvas.draw_idle()
+            self.taxonomy_canvas.draw_idle()
             return
         matching = comparison.summary["matching"]
         self.table.setRowCount(len(matching))
@@ -395,6 +555,30 @@ class MetricsWidget(QWidget):
         report.plot_scores(left, matching)
         report.plot_iou_histogram(right, comparison.ious)
         self.canvas.draw_idle()
+        self.suite_label.setText("\n".join(stats.suite_lines(comparison.summary)))
+        report.plot_taxonomy(self.taxonomy_figure.subplots(), comparison.summary["taxonomy"],
+                             title=f"Errors of {comparison.label}")
+        self.taxonomy_canvas.draw_idle()
+        self.objects.set_objects(comparison.objects)
+
+    def _on_object_clicked(self, index) -> None:
+        """Go to the review group of the object clicked (the running review's A vs B)."""
+        comparison = self.current
+        if comparison is None or not index.isValid():
+            return
+        row = index.row()
+        name = f"{self.objects.value(row, 'side').upper()} {self.objects.value(row, 'id')}"
+        group = self.objects.group(row)
+        review = comparison.review
+        if review is None or review is not self.review or not self.review_running:
+            self.message.setText(f"{name}: group {group} of {comparison.label}; only the "
+                                 "objects of a running review's A vs B lead to its groups.")
+        elif group not in review.queue:
+            self.message.setText(f"{name}: its group {group} ({review.groups[group].kind}) "
+                                 "is not in the queue; tick its kind in the Review tab.")
+        else:
+            self.message.setText(f"{name}: group {group}.")
+            self.object_chosen.emit(group)
 
     # ------------------------------------------------------------------ report
 
@@ -502,6 +686,6 @@ class MetricsWidget(QWidget):
 
 def _rematch(comparison: Comparison, thresholds) -> Comparison:
     """The comparison with its matching statistics at other thresholds (in a worker)."""
-    summary = {**comparison.summary,
+    summary = {**comparison.summary,  # the metric suite does not depend on them
                "matching": stats.matching_stats(comparison.table, thresholds=thresholds)}
     return replace(comparison, summary=summary)

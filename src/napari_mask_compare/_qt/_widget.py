@@ -316,6 +316,9 @@ class MaskCompareWidget(QWidget):
         loader.ready.connect(self._on_opened)
         loader.finished.connect(self._update_enabled)
         self._features_timer.timeout.connect(self._on_features_due)
+        self.review_started.connect(self.metrics.set_review)  # before A vs B is asked for
+        self.review_ended.connect(self.metrics.end_review)
+        self.metrics.object_chosen.connect(self.go_to)
         self.review_started.connect(self._on_review_started)
         self.review_changed.connect(self._on_review_changed)
         self.tabs.currentChanged.connect(self._on_tab_changed)
