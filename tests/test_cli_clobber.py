@@ -293,3 +293,30 @@ def test_attacks_found_before_release_are_one_line(masks, tmp_path, capsys):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_an_input_chosen_as_a_series_is_still_an_input(masks, tmp_path, capsys):
+    out = tmp_path / "prev.tif"
+    assert main(["merge", *map(str, masks), "--out", str(out)]) == 0
+    before = state(out)
+    refused(capsys, ["merge", f"{out}:0", masks[1], "--out", out, "--overwrite"], named=out)
+    assert state(out) == before
+
+
+def test_merge_never_writes_a_review_file_before_its_first_save(masks, tmp_path, capsys):
+    review = tmp_path / "rv"
+    review.mkdir()
+    (review / "r.journal.jsonl").write_text("{}\n")  # a review killed before its first save
+    for name in ("r.tif", "r_classes.tif", "r.summary.json", "r.owner.json"):
+        refused(capsys, ["merge", *masks, "--out", review / name], named=review / name)
+        assert not (review / name).exists()
+
+
+def test_report_overwrite_never_removes_an_input_in_its_folder(masks, tmp_path):
+    out = tmp_path / "rep"
+    assert run_report(*masks, "--out", out, "--curated", masks[0],
+                      "--filter", "npixels < 20") == 0
+    curated = out / "curated_filtered.tif"
+    before = state(curated)
+    assert run_report(*masks, "--out", out, "--curated", curated, "--overwrite") == 0
+    assert curated.exists() and state(curated)[str(curated)][0] == before[str(curated)][0]

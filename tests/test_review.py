@@ -167,7 +167,7 @@ def test_an_existing_file_is_never_adopted(tmp_path, every_kind_2d):
     out = tmp_path / "ground_truth.tif"
     tifffile.imwrite(out, every_kind_2d[0])
     before = out.read_bytes()
-    with pytest.raises(InputError, match="not the output of a review"):
+    with pytest.raises(InputError, match="is not a review.s"):
         Review.open(*every_kind_2d, output=out)
     assert out.read_bytes() == before and not journal_path(out).exists()
 
@@ -599,3 +599,40 @@ def test_any_sequence_of_actions_and_crashes_equals_the_journal_replayed(tmp_pat
         for side, label in session.picks(g.index):
             voxels = ((a if side == "A" else b) == label) & ~painted
             assert np.all(session.output[voxels] > 0)
+
+
+@pytest.mark.parametrize("name", ["o.owner.json", "o.summary.json", "o_classes.tif"])
+def test_a_new_review_never_writes_over_a_file_beside_its_output(every_kind_2d, tmp_path,
+                                                                  name):
+    (tmp_path / name).write_text("my notes")
+    with pytest.raises(InputError, match="never overwritten|not a review's"):
+        Review.open(*every_kind_2d, output=tmp_path / "o.tif").close()
+    assert (tmp_path / name).read_text() == "my notes"
+
+
+@pytest.mark.parametrize("header", ['"inputs": 5', '"inputs": []', '"inputs": {"mask_a": "x"}',
+                                    '"version": 99'])
+def test_a_journal_header_of_the_wrong_shape_is_refused(every_kind_2d, tmp_path, header):
+    out = tmp_path / "o.tif"
+    Review.open(*every_kind_2d, output=out).close()
+    path = journal_path(out)
+    first, rest = path.read_text().split("\n", 1)
+    key = header.split(":")[0].strip('"')
+    damaged = json.loads(first)
+    damaged[key] = json.loads(header.split(":", 1)[1])
+    path.write_text(json.dumps(damaged) + "\n" + rest)
+    with pytest.raises(InputError, match="not a napari-mask-compare journal"):
+        Review.open(*every_kind_2d, output=out)
+
+
+def test_a_journal_shared_by_link_with_another_review_is_refused(every_kind_2d, tmp_path):
+    out = tmp_path / "o.tif"
+    Review.open(*every_kind_2d, output=out).close()
+    other = tmp_path / "other"
+    other.mkdir()
+    journal_path(other / "o.tif").symlink_to(journal_path(out))
+    with pytest.raises(InputError, match="is a link"):
+        Review.open(*every_kind_2d, output=other / "o.tif")
+    os.link(journal_path(out), journal_path(tmp_path / "hard.tif"))
+    with pytest.raises(InputError, match="is a link"):
+        Review.open(*every_kind_2d, output=tmp_path / "hard.tif")

@@ -141,13 +141,20 @@ class _Stage:
         except OSError as err:
             raise write_error(path, err) from err
         self.files.append((tmp, path))
-        with f:
-            try:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as err:
-                raise write_error(path, _with_errno(err, f)) from err
+        try:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        except OSError as err:
+            failure = write_error(path, _with_errno(err, f))
+            with contextlib.suppress(OSError):  # closing flushes the buffer again: no space
+                f.close()
+            raise failure from err
+        finally:
+            if not f.closed:  # another exception: close quietly, it is reported
+                with contextlib.suppress(OSError):
+                    f.close()
 
     def commit(self) -> None:
         for tmp, path in self.files:
@@ -297,10 +304,17 @@ def check_writable(path: str | os.PathLike) -> Path:
 def _review_journal(path: Path) -> Path | None:
     """The journal of the review that ``path`` belongs to (its output or a side-car), if any."""
     stem = path.stem
-    for suffix in ("_classes", ".summary"):
+    for suffix in ("_classes", ".summary", ".owner", ".journal", ".view"):
         stem = stem.removesuffix(suffix)
     journal = path.with_name(stem + ".journal.jsonl")
-    return journal if journal.exists() else None
+    return journal if journal.exists() or journal.is_symlink() else None
+
+
+def _without_series(path) -> Path:
+    """``cells.tif:1`` (a TIFF series, see :func:`.io.read_array`) -> ``cells.tif``."""
+    path = Path(path)
+    match = re.fullmatch(r"(.+\.tiff?):\d+", str(path), flags=re.IGNORECASE)
+    return Path(match[1]) if match and not path.exists() else path
 
 
 def check_output(
@@ -340,18 +354,18 @@ def check_output(
 
     path = Path(path)
     for given in inputs:
-        if given is not None and same_file(path, given):
+        if given is not None and same_file(path, _without_series(given)):
             raise InputError(f"{path}: is an input ({given}); choose another {option} so that "
                              "the input is not overwritten")
     _check_folder(path)
+    journal = _review_journal(path)  # also before the review's first save
+    if journal is not None:
+        raise InputError(f"{path}: belongs to a review ({journal.name} beside it); open it "
+                         f"with mask-compare review, or choose another {option}")
     if not (path.exists() or path.is_symlink()):
         return path
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file name for {option}")
-    journal = _review_journal(path)
-    if journal is not None:
-        raise InputError(f"{path}: belongs to a review ({journal.name} beside it); open it "
-                         f"with mask-compare review, or choose another {option}")
     if path.is_symlink() or not path.is_file():
         raise InputError(f"{path}: exists and is not a regular file; choose another {option}")
     if not ours(path):

@@ -202,6 +202,9 @@ class Journal:
         path = Path(path)
         if path.is_dir():
             raise InputError(f"{path}: is a folder, expected a review journal; move it away")
+        if path.is_symlink() or not path.is_file() or path.stat().st_nlink > 1:
+            raise InputError(f"{path}: is a link or not a regular file; a review's journal is "
+                             "its own file (one writer per journal): move it away")
         try:
             raw = path.read_bytes()
         except OSError as err:
@@ -216,7 +219,7 @@ class Journal:
         for number, line in enumerate(complete[1:], start=2):
             try:
                 ops.append(check_op(json.loads(line)))
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:
                 raise InputError(f"{path}: line {number} is damaged ({err}); move the journal "
                                  "away to start over") from None
         return cls(path, header, ops, len(tail))
@@ -276,9 +279,15 @@ class Journal:
 def _header(line: bytes) -> dict | None:
     try:
         header = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != FORMAT \
+            or header.get("version") != VERSION:
+        return None
+    inputs = header.get("inputs")
+    if not isinstance(inputs, dict) or not all(
+            isinstance(inputs.get(key), dict) for key in ("mask_a", "mask_b")) \
+            or not isinstance(header.get("params", {}), dict):
         return None
     return header
 

@@ -713,7 +713,8 @@ def write_report(
                                               opener=stage.open)
         if is_report_folder(out):  # an earlier report's files that this one does not write
             for name in set(report_files(curated=True, filtered=True)) - set(written):
-                stage.remove(out / name)
+                if not any(_files.same_file(out / name, given) for given in inputs):
+                    stage.remove(out / name)  # never an input living in the folder
     return written
 
 

@@ -74,6 +74,11 @@ class ReviewLock:
         except OSError as err:
             raise InputError(f"{self.path}: cannot lock the review ({err.strerror})") from err
         self.previous_owner = self._read_owner()
+        if self.previous_owner is None and (self.owner_path.exists()
+                                            or self.owner_path.is_symlink()):
+            self._lock.release()
+            raise InputError(f"{self.owner_path}: exists and is not a review's owner record; "
+                             "move it away (it is never overwritten)")
         owner = {"pid": os.getpid(), "host": socket.gethostname(),
                  "since": datetime.now().astimezone().isoformat(timespec="seconds")}
         try:
@@ -93,7 +98,9 @@ class ReviewLock:
             owner = json.loads(self.owner_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return owner if isinstance(owner, dict) else None
+        if not isinstance(owner, dict) or not {"pid", "host", "since"} <= set(owner):
+            return None
+        return owner
 
     def _held_message(self) -> str:
         owner = self._read_owner() or {}
@@ -206,11 +213,8 @@ class Review:
         if path.exists() or path.is_symlink():
             journal = Journal.read(path)
             _check_same_review(journal, header)
-        elif output.exists():
-            raise InputError(
-                f"{output}: exists and is not the output of a review (no {path.name} beside "
-                "it); choose another output name so that it is not overwritten"
-            )
+        else:
+            _check_new_review(output, path)
         if groups is None:
             session = Session.from_masks(a, b, iou_threshold=iou_threshold,
                                          classes_a=classes_a, classes_b=classes_b)
@@ -455,6 +459,17 @@ class _Autosaver:
                 self._wake.notify_all()
             for thread in self._threads:
                 thread.join()
+
+
+def _check_new_review(output: Path, journal: Path) -> None:
+    """A new review writes its output and side-cars: none of them may be there already."""
+    for path in (output, _files.sidecar(output, ".summary.json"),
+                 _files.sidecar(output, "_classes.tif")):
+        if path.exists() or path.is_symlink():
+            raise InputError(
+                f"{path}: exists and is not a review's (no {journal.name} beside it); choose "
+                "another output name so that it is not overwritten"
+            )
 
 
 def _check_same_review(journal: Journal, header: dict) -> None:
