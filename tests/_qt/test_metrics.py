@@ -250,3 +250,130 @@ def test_the_inputs_of_a_running_review_are_not_filtered(panel, qtbot):
     assert widget.apply_filter(layer, [[("npixels", "<", 50.0)]]) is None
     assert "input of the running review" in widget.message.text()
     assert np.array_equal(layer.data, labels) and not widget.busy
+
+
+# ------------------------------------------------------------------ metric suite and objects
+
+
+def _object_rows(widget):
+    model = widget.objects
+    keys = [key for _, key in _metrics_columns()] + ["group"]
+    return [{key: model.value(row, key) for key in keys} for row in range(model.rowCount())]
+
+
+def _metrics_columns():
+    from napari_mask_compare._qt._metrics import OBJECT_COLUMNS
+
+    return OBJECT_COLUMNS
+
+
+def _click_header(widget, qtbot, column):
+    from qtpy.QtCore import QPoint, Qt
+
+    header = widget.objects_view.horizontalHeader()
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton,
+                     pos=QPoint(x, header.height() // 2))
+
+
+def _click_row(widget, qtbot, row):
+    from qtpy.QtCore import Qt
+
+    view = widget.objects_view
+    index = widget.objects.index(row, 1)
+    view.scrollTo(index)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(index).center())
+
+
+def test_the_suite_lines_taxonomy_and_object_table(panel, qtbot, every_kind_2d):
+    viewer, widget = panel
+    a, b = every_kind_2d
+    widget.resize(700, 1400)
+    widget.show()
+    widget.show_comparison(a, b, label="A vs B")
+    wait(widget, qtbot)
+    expected = stats.compare(a, b)
+    lines = stats.suite_lines(expected.summary)
+    assert widget.suite_label.text() == "\n".join(lines)
+    assert widget.suite_label.isVisible() and widget.suite_label.wordWrap()
+    assert any(line.startswith("boundary of ") for line in lines)  # A vs B: measured
+    (taxonomy_axes,) = widget.taxonomy_figure.axes
+    counts = expected.summary["taxonomy"]["counts"]
+    assert sum(p.get_height() for p in taxonomy_axes.patches) == sum(counts.values()) == 8
+
+    # one row per object of A and of B, A's then B's by id
+    model = widget.objects
+    assert model.rowCount() == len(np.unique(a)) - 1 + len(np.unique(b)) - 1 == 14
+    rows = _object_rows(widget)
+    assert [(r["side"], r["id"]) for r in rows] == list(
+        zip(expected.objects["side"], expected.objects["id"]))
+    assert [r["iou"] for r in rows] == expected.objects["iou"]
+
+    iou_column = [c[0] for c in _metrics_columns()].index("IoU")
+    _click_header(widget, qtbot, iou_column)
+    first = [r["iou"] for r in _object_rows(widget)]
+    assert first in (sorted(expected.objects["iou"]),
+                     sorted(expected.objects["iou"], reverse=True))
+    _click_header(widget, qtbot, iou_column)   # again: the other way
+    assert [r["iou"] for r in _object_rows(widget)] == first[::-1]
+    shown = model.data(model.index(0, iou_column))
+    assert shown == f"{first[::-1][0]:.3f}"
+    _click_row(widget, qtbot, 0)               # no review runs: a message, nothing else
+    assert "running review" in widget.message.text()
+
+    widget.show_comparison(a, a, label="curated vs A")   # curated: no boundary metrics
+    wait(widget, qtbot)
+    assert widget.suite_label.text().splitlines()[-1].startswith("boundary: not measured")
+    assert widget.suite_label.text() == "\n".join(
+        stats.suite_lines(stats.compare(a, a, boundary=False).summary))
+
+    widget.comparison_combo.setCurrentText("A vs B")
+    from qt_helpers import SCREENSHOTS
+    SCREENSHOTS.mkdir(exist_ok=True)
+    qtbot.wait(200)
+    widget.grab().save(str(SCREENSHOTS / "metrics_suite.png"))
+
+
+def test_a_click_on_an_object_goes_to_its_review_group(make_napari_viewer, qtbot, tmp_path,
+                                                        every_kind_2d):
+    from qt_helpers import add_layers, start
+
+    from napari_mask_compare._qt._widget import MaskCompareWidget
+
+    a, b = every_kind_2d
+    viewer = make_napari_viewer(show=True)
+    widget = MaskCompareWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Mask compare", area="right")
+    image, layer_a, layer_b = add_layers(viewer, [
+        (np.zeros(a.shape, np.uint8), {"name": "image"}, "image"),
+        (a, {"name": "mask A"}, "labels"), (b, {"name": "mask B"}, "labels")])
+    widget.set_layers(image=image, mask_a=layer_a, mask_b=layer_b)
+    widget.set_out_dir(tmp_path)
+    start(widget, qtbot)
+    session, metrics = widget.session, widget.metrics
+    widget.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy,
+                    timeout=30_000)
+    comparison = metrics.comparisons["A vs B"]
+    assert comparison.table is session.table       # the review's pairing, not made again
+    assert comparison.review is session
+    rows = _object_rows(metrics)
+    assert len(rows) == 14
+
+    target = next(r for r in rows if r["kind"] == "only_b")   # not the first group
+    assert session.current.index != target["group"]
+    _click_row(metrics, qtbot, rows.index(target))
+    assert session.current.index == target["group"]
+    assert f"group {target['group']}" in metrics.message.text()
+
+    for kind, box in widget.panel.kind_boxes.items():  # hide the merges from the queue
+        box.setChecked(kind != "merge")
+    merged = next(r for r in rows if r["kind"] == "merge")
+    before = session.current.index
+    _click_row(metrics, qtbot, rows.index(merged))
+    assert session.current.index == before
+    assert "not in the queue" in metrics.message.text()
+    widget.end_review()
+    _click_row(metrics, qtbot, rows.index(target))
+    assert "running review" in metrics.message.text()

@@ -38,8 +38,8 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
     QTableView,
+    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -305,6 +305,9 @@ class MetricsWidget(QWidget):
         self.objects_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.objects_view.setSortingEnabled(True)
         self.objects_view.horizontalHeader().setStretchLastSection(True)
+        self.objects_view.setWordWrap(False)
+        self.objects_view.verticalHeader().setDefaultSectionSize(
+            self.objects_view.fontMetrics().height() + 6)
         self.objects_view.setMinimumHeight(200)
         self.objects_view.setToolTip("Objects of A and B; click a header to sort, a row of "
                                      "A vs B to go to its group in the running review")
@@ -560,6 +563,7 @@ class MetricsWidget(QWidget):
                              title=f"Errors of {comparison.label}")
         self.taxonomy_canvas.draw_idle()
         self.objects.set_objects(comparison.objects)
+        self.objects_view.resizeColumnsToContents()  # Qt reads the first 1000 rows
 
     def _on_object_clicked(self, index) -> None:
         """Go to the review group of the object clicked (the running review's A vs B)."""
