@@ -623,17 +623,6 @@ def _stats_of_folders(args, thresholds) -> int:
     return 0
 
 
-#: Columns of the stats table: (header, key in a matching dict, format).
-_STATS_COLUMNS = (
-    ("thresh", "thresh", "{:g}"), ("tp", "tp", "{}"), ("fp", "fp", "{}"), ("fn", "fn", "{}"),
-    ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"),
-    ("accuracy", "accuracy", "{:.4f}"), ("f1", "f1", "{:.4f}"),
-    ("pq", "panoptic_quality", "{:.4f}"), ("mean_matched", "mean_matched_score", "{:.4f}"),
-    ("mean_true", "mean_true_score", "{:.4f}"), ("n_true", "n_true", "{}"),
-    ("n_pred", "n_pred", "{}"),
-)
-
-
 def _aligned(header: list[str], rows: list[list[str]]) -> str:
     """Right-aligned text table (first column left-aligned)."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
@@ -646,7 +635,15 @@ def _aligned(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _matching_cells(result: dict) -> list[str]:
-    return [fmt.format(result[key]) for _, key, fmt in _STATS_COLUMNS]
+    from .stats import MATCHING_COLUMNS
+
+    return [fmt.format(result[key]) for _, key, fmt in MATCHING_COLUMNS]
+
+
+def _matching_headers() -> list[str]:
+    from .stats import MATCHING_COLUMNS
+
+    return [header for header, _, _ in MATCHING_COLUMNS]
 
 
 def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
@@ -657,7 +654,7 @@ def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
 
         print(json.dumps(summary))
         return
-    print(_aligned([h for h, _, _ in _STATS_COLUMNS],
+    print(_aligned(_matching_headers(),
                    [_matching_cells(r) for r in summary["matching"]]))
     pixel, groups = summary["pixel"], summary["groups"]
     print(f"\npixel Dice {pixel['dice']:.4f}, IoU {pixel['iou']:.4f}")
@@ -675,7 +672,7 @@ def _print_folder_stats(per_file: list[dict], total: dict | None, *,
         return
     rows = [[f["name"], *_matching_cells(r)] for f in per_file for r in f["matching"]]
     rows += [["TOTAL", *_matching_cells(r)] for r in total["matching"]]
-    print(_aligned(["file"] + [h for h, _, _ in _STATS_COLUMNS], rows))
+    print(_aligned(["file", *_matching_headers()], rows))
     kinds = list(total["groups"])
     rows = [[f["name"], f"{f['pixel']['dice']:.4f}", f"{f['pixel']['iou']:.4f}",
              f"{f['ap_dsb2018']:.4f}", *(str(f["groups"][k]) for k in kinds)]

@@ -59,6 +59,7 @@ __all__ = [
     "Comparison",
     "DEFAULT_THRESHOLDS",
     "ERROR_CLASSES",
+    "MATCHING_COLUMNS",
     "MATCHING_FIELDS",
     "adapted_rand_error",
     "aggregated_jaccard_index",
@@ -673,6 +674,17 @@ ERROR_CLASSES = {
 #: Weights of the AOGM-D detection cost (Matula et al. 2015): vertex split, false negative,
 #: false positive.
 _AOGM_WEIGHTS = {"ns": 5, "fn": 10, "fp": 1}
+
+#: Columns of a table of matching statistics, one row per threshold: (header, key of a
+#: :func:`matching_stats` record, format). ``mask-compare stats`` and the Metrics tab show these.
+MATCHING_COLUMNS = (
+    ("thresh", "thresh", "{:g}"), ("tp", "tp", "{}"), ("fp", "fp", "{}"), ("fn", "fn", "{}"),
+    ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"),
+    ("accuracy", "accuracy", "{:.4f}"), ("f1", "f1", "{:.4f}"),
+    ("pq", "panoptic_quality", "{:.4f}"), ("mean_matched", "mean_matched_score", "{:.4f}"),
+    ("mean_true", "mean_true_score", "{:.4f}"), ("n_true", "n_true", "{}"),
+    ("n_pred", "n_pred", "{}"),
+)
 
 #: Keys of :func:`metric_suite` that :func:`summarize` adds (all but the per-object table).
 SUITE_KEYS = ("variation_of_information", "adapted_rand", "ctc_seg", "ctc_det", "aji",

@@ -42,8 +42,8 @@ def test_show_comparison_fills_table_summary_and_plots(panel, qtbot, every_kind_
     expected = stats.matching_stats(overlap_table(a, b))
     assert widget.table.rowCount() == len(expected) == 9
     row = cells(widget, 4)
-    assert (row["thresh"], row["TP"], row["FP"], row["FN"]) == ("0.5", "3", "4", "4")
-    assert row["F1"] == f"{expected[4]['f1']:.3f}"
+    assert (row["thresh"], row["tp"], row["fp"], row["fn"]) == ("0.5", "3", "4", "4")
+    assert row["f1"] == f"{expected[4]['f1']:.4f}"
     assert "split 1" in widget.summary_label.text() and "A vs B" in widget.summary_label.text()
     scores_axes, histogram_axes = widget.figure.axes
     assert len(scores_axes.lines) == 4     # precision, recall, F1, PQ
@@ -61,15 +61,15 @@ def test_several_comparisons_and_thresholds(panel, qtbot, every_kind_2d):
     wait(widget, qtbot)
     assert [widget.comparison_combo.itemText(i) for i in range(2)] == ["A vs B", "curated vs A"]
     assert widget.comparison_combo.currentText() == "curated vs A"
-    assert cells(widget, 8)["TP"] == "7"                      # identical masks: all match at 0.9
+    assert cells(widget, 8)["tp"] == "7"                      # identical masks: all match at 0.9
     widget.comparison_combo.setCurrentText("A vs B")
-    assert cells(widget, 8)["TP"] == "0"
+    assert cells(widget, 8)["tp"] == "0"
 
     widget.thresholds_edit.setText("0.3, 0.5")
     widget._on_thresholds_edited()
     wait(widget, qtbot)
     assert widget.table.rowCount() == 2
-    assert [cells(widget, r)["TP"] for r in range(2)] == ["5", "3"]
+    assert [cells(widget, r)["tp"] for r in range(2)] == ["5", "3"]
     widget.comparison_combo.setCurrentText("curated vs A")
     assert widget.table.rowCount() == 2
 
@@ -99,7 +99,7 @@ def test_the_comparison_is_a_snapshot(panel, qtbot, every_kind_2d, monkeypatch):
     output[:] = 0   # the curated output changes while the worker runs
     changed.set()
     wait(widget, qtbot)
-    assert cells(widget, 0)["TP"] == "7"
+    assert cells(widget, 0)["tp"] == "7"
 
 
 def test_export_report_writes_the_files(panel, qtbot, every_kind_2d, tmp_path, monkeypatch):
@@ -238,7 +238,7 @@ def test_the_message_speaks_of_the_comparison_shown(panel, qtbot, every_kind_2d)
     wait(widget, qtbot)
     assert widget.comparison_combo.currentText() == "A vs B"  # not pulled away
     assert "curated vs B" not in widget.message.text()
-    assert cells(widget, 0)["TP"] == "5"  # still A vs B
+    assert cells(widget, 0)["tp"] == "5"  # still A vs B
 
 
 def test_the_inputs_of_a_running_review_are_not_filtered(panel, qtbot):

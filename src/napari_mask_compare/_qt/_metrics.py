@@ -68,12 +68,7 @@ def default_rules(ndim: int) -> str:
     return DEFAULT_RULES.get(ndim, DEFAULT_RULES[2])
 
 #: Columns of the statistics table: (header, key of a matching dict, format).
-COLUMNS = (
-    ("thresh", "thresh", "{:g}"), ("TP", "tp", "{}"), ("FP", "fp", "{}"), ("FN", "fn", "{}"),
-    ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
-    ("F1", "f1", "{:.3f}"), ("PQ", "panoptic_quality", "{:.3f}"),
-    ("acc", "accuracy", "{:.3f}"), ("mean IoU", "mean_matched_score", "{:.3f}"),
-)
+COLUMNS = stats.MATCHING_COLUMNS
 
 #: Columns of the per-object table: (header, column of :func:`..stats.object_table`).
 OBJECT_COLUMNS = (("side", "side"), ("id", "id"), ("size", "size"), ("partner", "partner"),
