@@ -379,14 +379,19 @@ class Session:
             return self._prepare_pick(op)
         raise ValueError(f"unknown operation {op!r}")
 
-    def _prepare_pick(self, op: dict) -> dict:
+    def _group_of(self, op: dict, *, verb: str) -> int:
+        """The group an operation names, or the current one; ValueError when there is none."""
         group = op.get("group")
         if group is None:
             if self.current is None:
-                raise ValueError("no group to pick from: the queue is empty")
+                raise ValueError(f"no group to {verb}: the queue is empty")
             group = self.current.index
         if not 0 <= group < len(self.groups):
             raise ValueError(f"there is no group #{group}")
+        return group
+
+    def _prepare_pick(self, op: dict) -> dict:
+        group = self._group_of(op, verb="pick from")
         side, label = op.get("side"), op.get("id")
         g = self.groups[group]
         if label not in (g.ids_a if side == "A" else g.ids_b if side == "B" else ()):
@@ -401,13 +406,7 @@ class Session:
         choice = op.get("choice")
         if choice not in CHOICES:
             raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
-        group = op.get("group")
-        if group is None:
-            if self.current is None:
-                raise ValueError("no group to decide: the queue is empty")
-            group = self.current.index
-        if not 0 <= group < len(self.groups):
-            raise ValueError(f"there is no group #{group}")
+        group = self._group_of(op, verb="decide")
         if group in self._choice_of:
             # groups are called by their number (index + 1) wherever a person reads them
             raise ValueError(f"group {group + 1} is already decided "
