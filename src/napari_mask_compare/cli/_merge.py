@@ -1,0 +1,159 @@
+"""``mask-compare merge``: one policy for every paired group, without a GUI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ._common import (
+    EXIT_BAD_INPUT,
+    add_iou_threshold,
+    add_overwrite,
+    input_error,
+    os_error_line,
+    progress_bar,
+    remove_stale_temps,
+    warn_unpaired,
+)
+
+
+def add_merge(commands) -> None:
+    p = commands.add_parser(
+        "merge",
+        help="curate without a GUI: one policy for every paired group",
+        description=(
+            "Build one mask from A and B without a GUI. Every paired group gets the same "
+            "decision (--policy); objects that only one mask has are added, as in review. "
+            "Nothing is overwritten but an earlier merge output, and that only with "
+            "--overwrite: never an input, a review's output or a file that mask-compare did "
+            "not write."
+        ),
+    )
+    p.add_argument("mask_a", type=Path, metavar="MASK_A", help="mask A file, or a folder of them")
+    p.add_argument("mask_b", type=Path, metavar="MASK_B", help="mask B file, or a folder of them")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output .tif (a folder when MASK_A and MASK_B are folders)")
+    p.add_argument("--policy", choices=("a", "b", "union", "larger"), default="a",
+                   help="a: keep A; b: keep B; union: merge each group into one object; "
+                        "larger: the side with more voxels (default: a)")
+    add_iou_threshold(p)
+    add_overwrite(p, what="output TIFFs (and their _classes.tif)")
+    p.set_defaults(run=_run_merge)
+
+
+def _run_merge(args) -> int:
+    from ..io import pair_files
+
+    if args.mask_a.is_dir() or args.mask_b.is_dir():
+        pairs, unpaired = pair_files(args.mask_a, args.mask_b)
+        warn_unpaired(unpaired)
+        if args.out.suffix.lower() in (".tif", ".tiff") or args.out.is_file():
+            raise input_error(f"{args.out}: with folders of masks, --out must be a folder")
+        _check_not_an_input_folder(args.out, folders=(args.mask_a, args.mask_b))
+        jobs = [(a, b, args.out / f"{a.stem}.tif") for a, b in pairs]
+        out_folder = args.out
+    else:
+        jobs = [(args.mask_a, args.mask_b, args.out)]
+        out_folder = args.out.parent
+    remove_stale_temps(out_folder, command="merge")
+    if len(jobs) == 1:
+        summary = merge_files(*jobs[0][:2], out=jobs[0][2], policy=args.policy,
+                              iou_threshold=args.iou_threshold, overwrite=args.overwrite)
+        print(f"{jobs[0][2]}: {_format_summary(summary)}")
+        return 0
+    return _merge_folder(jobs, policy=args.policy, iou_threshold=args.iou_threshold,
+                         overwrite=args.overwrite)
+
+
+def _check_not_an_input_folder(out: Path, *, folders) -> None:
+    """Refuse a whole folder run whose ``--out`` is one of the input folders."""
+    from .._files import same_file
+
+    for folder in folders:
+        if same_file(out, folder):
+            raise input_error(f"{out}: is an input folder ({folder}); choose another --out "
+                               "so that the inputs are not overwritten")
+
+
+def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -> int:
+    """Merge file after file; a bad or refused file is reported and skipped, and the status is 2.
+
+    A failed write (a full disk) stops the run: the files merged before stay whole.
+    """
+    from .._files import WriteError
+    from ..io import InputError
+
+    failed = 0
+    progress = progress_bar(jobs, desc="merge", unit="file")
+    for mask_a, mask_b, out in progress:
+        try:
+            summary = merge_files(mask_a, mask_b, out=out, policy=policy,
+                                  iou_threshold=iou_threshold, overwrite=overwrite)
+        except WriteError:
+            raise
+        except (InputError, OSError) as err:
+            failed += 1
+            message = err if isinstance(err, InputError) else os_error_line(err)
+            progress.write(f"mask-compare merge: error: {message}", file=sys.stderr)
+            continue
+        progress.write(f"{out}: {_format_summary(summary)}")
+    if failed:
+        print(f"mask-compare merge: {failed} of {len(jobs)} pairs failed", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float = 0.1,
+                overwrite: bool = False) -> dict:
+    """Read two masks, merge them by ``policy`` and write the output TIFF.
+
+    ``out`` (and its ``_classes.tif`` side-car, with class channels) is
+    checked first by :func:`._files.check_output`: never an input, a review's
+    output or a file mask-compare did not write; an earlier output of ours
+    only with ``overwrite``. Both files are replaced together, or neither.
+
+    Returns
+    -------
+    dict
+        The session summary (counts of A, B, M, N, Auto, contested voxels...).
+
+    Raises
+    ------
+    InputError
+        Bad input, or an output that may not be written.
+    OSError
+        :class:`._files.WriteError`: the write failed; the old files are intact.
+    """
+    from .._files import sidecar
+    from ..io import load_pair, write_label_files
+    from ..session import Session, merge
+
+    inputs = (mask_a, mask_b)
+    out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
+    pair = load_pair(mask_a, mask_b)
+    session = merge(
+        Session.from_masks(pair.a, pair.b, iou_threshold=iou_threshold,
+                           classes_a=pair.classes_a, classes_b=pair.classes_b),
+        policy=policy,
+    )
+    tiffs = {out: session.output}
+    classes = session.class_map()
+    if classes is not None:
+        classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,
+                                           overwrite=overwrite)
+        tiffs[classes_path] = classes
+    write_label_files(tiffs, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
+    return session.summary()
+
+
+def _check_merge_output(path, *, inputs, overwrite: bool) -> Path:
+    """:func:`._files.check_output` for merge: ours is a TIFF that mask-compare wrote."""
+    from .._files import check_output
+    from ..io import is_our_tiff
+
+    return check_output(path, inputs=inputs, ours=is_our_tiff, overwrite=overwrite)
+
+
+def _format_summary(summary: dict) -> str:
+    return ", ".join(f"{key} {summary[key]}" for key in
+                     ("objects", "A", "B", "M", "N", "Auto", "contested"))

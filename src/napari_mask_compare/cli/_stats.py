@@ -1,0 +1,169 @@
+"""``mask-compare stats``: the matching statistics and metric suite, of files or folders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ._common import (
+    EXIT_BAD_INPUT,
+    add_iou_threshold,
+    input_error,
+    parse_thresholds,
+    progress_bar,
+    warn_unpaired,
+)
+
+
+def add_stats(commands) -> None:
+    p = commands.add_parser(
+        "stats",
+        help="matching statistics of B against A",
+        description=(
+            "StarDist's matching statistics of B (prediction) against A (reference) per IoU "
+            "threshold, pixel Dice and IoU, the 2018 Data Science Bowl score, the counts "
+            "of review groups, variation of information, adapted Rand error, CTC SEG and "
+            "DET, AJI, Cellpose's AP, the error taxonomy by object size and, with "
+            "--boundary, boundary distances of the matched pairs (see the README's metric "
+            "definitions). With folders, files are paired by name and a dataset total "
+            "combines each metric as its reference does (matching counts pooled, as "
+            "StarDist's matching_dataset, by_image=False)."
+        ),
+    )
+    p.add_argument("mask_a", type=Path, metavar="MASK_A",
+                   help="reference mask file, or a folder of them")
+    p.add_argument("mask_b", type=Path, metavar="MASK_B",
+                   help="predicted mask file, or a folder of them")
+    p.add_argument("--thresholds", default=None, metavar="T1,T2,...",
+                   help="IoU thresholds in [0, 1], comma-separated (default: 0.1,0.2,...,0.9)")
+    add_iou_threshold(p, help="IoU that links objects into review groups (default: 0.1)")
+    p.add_argument("--boundary", action="store_true",
+                   help="also measure boundary distances (Hausdorff, HD95, ASSD, surface "
+                        "Dice) of every pair matched at IoU 0.5, in the voxel size's unit: "
+                        "reads each pair's crop, the slowest part")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_run_stats)
+
+
+def _run_stats(args) -> int:
+    from ..stats import DEFAULT_THRESHOLDS
+
+    thresholds = (parse_thresholds(args.thresholds) if args.thresholds is not None
+                  else list(DEFAULT_THRESHOLDS))
+    if not (args.mask_a.is_dir() or args.mask_b.is_dir()):
+        summary = _stats_of_files(args.mask_a, args.mask_b, thresholds=thresholds,
+                                  iou_threshold=args.iou_threshold, boundary=args.boundary)
+        _print_stats(summary, as_json=args.json, iou_threshold=args.iou_threshold)
+        return 0
+    return _stats_of_folders(args, thresholds)
+
+
+
+
+def _stats_of_files(mask_a, mask_b, *, thresholds, iou_threshold, boundary: bool) -> dict:
+    from ..io import load_pair
+    from ..stats import compare
+
+    pair = load_pair(mask_a, mask_b)
+    return compare(pair.a, pair.b, thresholds=thresholds, iou_threshold=iou_threshold,
+                   voxel_size=pair.voxel_size, boundary=boundary, objects=False).summary
+
+
+def _stats_of_folders(args, thresholds) -> int:
+    """Per-file statistics and the dataset total; a bad pair is reported, skipped, status 2."""
+    from ..io import InputError, pair_files
+    from ..stats import combine
+
+    for path in (args.mask_a, args.mask_b):
+        if not path.is_dir():
+            raise input_error(f"{path}: is a file but the other mask is a folder; "
+                               "give two files or two folders")
+    pairs, unpaired = pair_files(args.mask_a, args.mask_b)
+    warn_unpaired(unpaired)
+    per_file, failed = [], []
+    progress = progress_bar(pairs, desc="stats", unit="file")
+    for mask_a, mask_b in progress:
+        try:
+            summary = _stats_of_files(mask_a, mask_b, thresholds=thresholds,
+                                      iou_threshold=args.iou_threshold,
+                                      boundary=args.boundary)
+        except InputError as err:
+            failed.append({"name": mask_a.stem, "error": str(err)})
+            progress.write(f"mask-compare stats: error: {err}", file=sys.stderr)
+            continue
+        per_file.append({"name": mask_a.stem, "mask_a": str(mask_a), "mask_b": str(mask_b),
+                         **summary})
+    total = combine(per_file) if per_file else None
+    if args.json:
+        import json
+
+        print(json.dumps({**(total or {}), "files": per_file, "failed": failed,
+                          "unpaired": {str(k): v for k, v in unpaired.items()}}))
+    else:
+        _print_folder_stats(per_file, total, iou_threshold=args.iou_threshold)
+    if failed:
+        print(f"mask-compare stats: {len(failed)} of {len(pairs)} pairs failed"
+              + (", the total leaves them out" if per_file else ""), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
+    """Right-aligned text table (first column left-aligned)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells):
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header)] + [line(r) for r in rows])
+
+
+def _matching_cells(result: dict) -> list[str]:
+    from ..stats import MATCHING_COLUMNS
+
+    return [fmt.format(result[key]) for _, key, fmt in MATCHING_COLUMNS]
+
+
+def _matching_headers() -> list[str]:
+    from ..stats import MATCHING_COLUMNS
+
+    return [header for header, _, _ in MATCHING_COLUMNS]
+
+
+def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
+    from ..stats import suite_lines
+
+    if as_json:
+        import json
+
+        print(json.dumps(summary))
+        return
+    print(_aligned(_matching_headers(),
+                   [_matching_cells(r) for r in summary["matching"]]))
+    pixel, groups = summary["pixel"], summary["groups"]
+    print(f"\npixel Dice {pixel['dice']:.4f}, IoU {pixel['iou']:.4f}")
+    print(f"AP (DSB 2018, IoU 0.5:0.95) {summary['ap_dsb2018']:.4f}")
+    print(f"groups (IoU >= {iou_threshold:g}): "
+          + ", ".join(f"{kind} {n}" for kind, n in groups.items()))
+    print("\n".join(suite_lines(summary)))
+
+
+def _print_folder_stats(per_file: list[dict], total: dict | None, *,
+                        iou_threshold: float) -> None:
+    from ..stats import suite_lines
+
+    if not per_file:
+        return
+    rows = [[f["name"], *_matching_cells(r)] for f in per_file for r in f["matching"]]
+    rows += [["TOTAL", *_matching_cells(r)] for r in total["matching"]]
+    print(_aligned(["file", *_matching_headers()], rows))
+    kinds = list(total["groups"])
+    rows = [[f["name"], f"{f['pixel']['dice']:.4f}", f"{f['pixel']['iou']:.4f}",
+             f"{f['ap_dsb2018']:.4f}", *(str(f["groups"][k]) for k in kinds)]
+            for f in [*per_file, {**total, "name": "TOTAL"}]]
+    print()
+    print(_aligned(["file", "dice", "iou", "ap_dsb2018", *kinds], rows))
+    print("\nTOTAL: " + "\nTOTAL: ".join(suite_lines(total)))
+    print(f"\n{total['n_images']} files; groups at IoU >= {iou_threshold:g}; the total "
+          "combines each metric as its reference does (see the README's metric definitions)")
