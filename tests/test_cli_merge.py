@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -44,11 +45,52 @@ def test_merge_folders_reports_files_without_partner(every_kind_2d, tmp_path, ca
     write(tmp_path / "B" / "z.tif", b[:, :-1])  # a bad pair: reported, skipped, status 2
     assert main(["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out",
                  str(tmp_path / "out"), "--policy", "union"]) == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.tif", "y.tif"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mask-compare-merge.records.json", "x.tif", "y.tif"]
     err = capsys.readouterr().err
     assert "no partner" in err and "lonely" in err
     assert f"error: {tmp_path / 'B' / 'z.tif'}: mask B has shape (12, 39)" in err
     assert np.array_equal(tifffile.imread(tmp_path / "out" / "x.tif") > 0, (a > 0) | (b > 0))
+
+
+def test_a_rerun_merges_only_the_pairs_not_done(every_kind_2d, tmp_path, capsys):
+    a, b = every_kind_2d
+    for folder in ("A", "B"):
+        (tmp_path / folder).mkdir()
+    for name in ("x", "y", "z"):
+        write(tmp_path / "A" / f"{name}.tif", a)
+        write(tmp_path / "B" / f"{name}.tif", b)
+    write(tmp_path / "B" / "z.tif", b[:, :-1])  # fails the first time
+    args = ["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "out"),
+            "--policy", "union"]
+    assert main(args) == 2
+    done = {name: (tmp_path / "out" / f"{name}.tif").stat().st_mtime_ns for name in "xy"}
+    write(tmp_path / "B" / "z.tif", b)  # mended
+    write(tmp_path / "B" / "y.tif", b[::-1])  # edited: its output is out of date
+    capsys.readouterr()
+    assert main(args) == 0  # without --overwrite: x is skipped, y and z are not refused
+    out = capsys.readouterr()
+    assert "1 of 3 pairs were done by an earlier run" in out.err
+    assert "x.tif" not in out.out and "y.tif" in out.out and "z.tif" in out.out
+    assert (tmp_path / "out" / "x.tif").stat().st_mtime_ns == done["x"]
+    assert (tmp_path / "out" / "y.tif").stat().st_mtime_ns != done["y"]
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "y.tif") > 0,
+                          (b[::-1] > 0) | (a > 0))  # the union of the edited pair
+
+
+def test_a_rerun_refuses_an_output_changed_since_it_was_merged(every_kind_2d, tmp_path, capsys):
+    a, b = every_kind_2d
+    for folder in ("A", "B"):
+        (tmp_path / folder).mkdir()
+        for name in ("x", "y"):
+            write(tmp_path / folder / f"{name}.tif", a if folder == "A" else b)
+    args = ["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    write(tmp_path / "A" / "x.tif", a[::-1])
+    os.utime(tmp_path / "out" / "x.tif", ns=(1, 1))  # someone touched the output
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "x.tif: exists (an earlier output); give --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("problem", ["shape", "float", "missing", "not_tiff", "out_is_file_dir"])

@@ -78,17 +78,30 @@ def _check_not_an_input_folder(out: Path, *, folders) -> None:
 def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -> int:
     """Merge file after file; a bad or refused file is reported and skipped, and the status is 2.
 
-    A failed write (a full disk) stops the run: the files merged before stay whole.
+    Each merged pair is recorded (:class:`..batch.Records`): a rerun skips the
+    pairs whose inputs, output and settings are unchanged (all of them are
+    merged again with ``overwrite``); an output that a recorded run wrote and
+    nobody changed since is replaced when its pair is not done. A failed write
+    (a full disk) stops the run: the files merged before stay whole.
     """
     from .._files import WriteError
+    from ..batch import Records
     from ..io import InputError
 
-    failed = 0
+    records = Records(jobs[0][2].parent, command="merge",
+                      settings={"policy": policy, "iou_threshold": iou_threshold})
+    failed = skipped = 0
     progress = progress_bar(jobs, desc="merge", unit="file")
     for mask_a, mask_b, out in progress:
+        summary = None if overwrite else records.done(out.stem, inputs=(mask_a, mask_b),
+                                                      output=out)
+        if summary is not None:
+            skipped += 1
+            continue
         try:
             summary = merge_files(mask_a, mask_b, out=out, policy=policy,
-                                  iou_threshold=iou_threshold, overwrite=overwrite)
+                                  iou_threshold=iou_threshold,
+                                  overwrite=overwrite or records.wrote(out.stem, output=out))
         except WriteError:
             raise
         except (InputError, OSError) as err:
@@ -96,7 +109,12 @@ def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -
             message = err if isinstance(err, InputError) else os_error_line(err)
             progress.write(f"mask-compare merge: error: {message}", file=sys.stderr)
             continue
+        records.add(out.stem, inputs=(mask_a, mask_b), output=out, summary=summary)
         progress.write(f"{out}: {_format_summary(summary)}")
+    if skipped:
+        print(f"mask-compare merge: {skipped} of {len(jobs)} pairs were done by an earlier run "
+              "with the same inputs and settings, skipped (--overwrite merges them again)",
+              file=sys.stderr)
     if failed:
         print(f"mask-compare merge: {failed} of {len(jobs)} pairs failed", file=sys.stderr)
         return EXIT_BAD_INPUT
