@@ -7,6 +7,11 @@ partial one, and a failure (a full disk, a kill) leaves the old one as it was.
 :func:`staged` renames several files only once all are written. Temporary files
 of dead processes are removed by :func:`remove_stale_temps`.
 
+A folder output (a zarr store) is written the same way by
+:func:`staged_folder`: into a temporary folder of that name form beside it,
+every file fsynced, then renamed in place (an earlier output of ours is
+swapped out and removed only once the new one is in place).
+
 :func:`check_output` is the one never-overwrite rule: an output is never one
 of the inputs, never a file this package did not make, and never a review's
 file unless the caller is that review.
@@ -24,6 +29,7 @@ import errno
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -36,10 +42,12 @@ __all__ = [
     "check_writable",
     "fsync_folder",
     "fsync_path",
+    "fsync_tree",
     "remove_stale_temps",
     "same_file",
     "sidecar",
     "staged",
+    "staged_folder",
 ]
 
 #: Name of a temporary file: ``.<name>.<pid>.<8 hex>.tmp``.
@@ -227,16 +235,95 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def fsync_tree(folder: str | os.PathLike) -> None:
+    """fsync every file and folder under ``folder`` (deepest first), then ``folder``."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            fsync_path(os.path.join(root, name))
+        for name in dirs:
+            fsync_folder(os.path.join(root, name))
+    fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder that becomes the folder ``path`` only if the block succeeds.
+
+    The folder ``.<name>.<pid>.<hex>.tmp`` is made beside ``path`` and
+    yielded; when the block ends well, every file in it is fsynced and it is
+    renamed to ``path``. An existing ``path`` (which the caller checked with
+    :func:`check_output` to be an output of ours) is first renamed to a
+    temporary name and removed after the new folder is in place. If the block
+    fails, the temporary folder is removed and ``path`` is left as it was.
+
+    Raises
+    ------
+    WriteError
+        The folder could not be made or renamed (one line naming ``path``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> parent = Path(tempfile.mkdtemp())
+    >>> with staged_folder(parent / "out.zarr") as tmp:
+    ...     _ = (tmp / "zarr.json").write_text("{}")
+    >>> sorted(p.name for p in parent.iterdir()), (parent / "out.zarr" / "zarr.json").exists()
+    (['out.zarr'], True)
+    """
+    path = Path(path)
+    stage = _Stage()
+    stage._make_folder(path.parent)
+    tmp = _temp_name(path)
+    try:
+        tmp.mkdir()
+    except OSError as err:
+        stage.discard()
+        raise write_error(path, err) from err
+    try:
+        yield tmp
+        try:
+            fsync_tree(tmp)
+        except OSError as err:
+            raise write_error(path, err) from err
+        _replace_folder(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        stage.discard()
+        raise
+
+
+def _replace_folder(tmp: Path, path: Path) -> None:
+    """Rename the folder ``tmp`` to ``path``; an existing ``path`` is removed once replaced."""
+    old = None
+    if path.exists() or path.is_symlink():
+        old = _temp_name(path)
+        try:
+            os.replace(path, old)
+        except OSError as err:
+            raise write_error(path, err, doing="cannot replace") from err
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        if old is not None:  # put the old output back
+            with contextlib.suppress(OSError):
+                os.replace(old, path)
+        raise write_error(path, err) from err
+    fsync_folder(path.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files that dead processes of this package left in ``folder``.
+    """Remove the temporary files and folders that dead processes of ours left in ``folder``.
 
     Only names of this module's form whose process is gone are removed: a
-    temporary file of a running writer is left alone.
+    temporary file of a running writer is left alone. A temporary folder (of
+    :func:`staged_folder`) is removed with its content.
 
     Returns
     -------
     list of Path
-        The files removed.
+        The files and folders removed.
     """
     removed = []
     try:
@@ -245,10 +332,15 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMP.match(entry.name)
-        if match is None or _alive(int(match["pid"])) or not entry.is_file(follow_symlinks=False):
+        if match is None or _alive(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
-            os.unlink(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+            else:
+                continue
             removed.append(Path(entry.path))
     return removed
 
@@ -311,10 +403,21 @@ def _review_journal(path: Path) -> Path | None:
 
 
 def _without_series(path) -> Path:
-    """``cells.tif:1`` (a TIFF series, see :func:`.io.read_array`) -> ``cells.tif``."""
+    """The file of an input: ``cells.tif:1`` -> ``cells.tif``, ``f.h5:/ds`` -> ``f.h5``.
+
+    See :func:`.io.read_array` and :func:`.store.open_array`.
+    """
     path = Path(path)
-    match = re.fullmatch(r"(.+\.tiff?):\d+", str(path), flags=re.IGNORECASE)
-    return Path(match[1]) if match and not path.exists() else path
+    match = re.fullmatch(r"(.+\.tiff?):\d+|(.+\.(?:h5|hdf5|hdf|he5)):.*", str(path),
+                         flags=re.IGNORECASE)
+    return Path(match[1] or match[2]) if match and not path.exists() else path
+
+
+def _inside(inner: str | os.PathLike, outer: str | os.PathLike) -> bool:
+    """True when ``inner`` is ``outer`` or lies in the folder ``outer`` (after links)."""
+    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
 
 
 def check_output(
@@ -324,13 +427,15 @@ def check_output(
     ours: Callable[[Path], bool] = lambda path: False,
     overwrite: bool = False,
     option: str = "--out",
+    folder: bool = False,
 ) -> Path:
     """Check that ``path`` may be written, before anything is computed.
 
     Parameters
     ----------
     path : path
-        A file to create or replace.
+        A file (or with ``folder``, a folder such as a zarr store) to create
+        or replace.
     inputs : iterable of path
         Files read by the command: never written over.
     ours : callable
@@ -340,6 +445,11 @@ def check_output(
         Replace an earlier output of ours.
     option : str
         How the user named ``path``, for the messages.
+    folder : bool
+        ``path`` is a folder output (a zarr store, written by
+        :func:`staged_folder`): an existing folder may be replaced when
+        ``ours``; an input inside it, or an output inside an input store,
+        is refused.
 
     Returns
     -------
@@ -354,9 +464,15 @@ def check_output(
 
     path = Path(path)
     for given in inputs:
-        if given is not None and same_file(path, _without_series(given)):
+        if given is None:
+            continue
+        source = _without_series(given)
+        if same_file(path, source):
             raise InputError(f"{path}: is an input ({given}); choose another {option} so that "
                              "the input is not overwritten")
+        if _inside(path, source) or (folder and _inside(source, path)):
+            raise InputError(f"{path}: is inside an input or holds one ({given}); choose another "
+                             f"{option} so that the input is not overwritten")
     _check_folder(path)
     journal = _review_journal(path)  # also before the review's first save
     if journal is not None:
@@ -364,9 +480,12 @@ def check_output(
                          f"with mask-compare review, or choose another {option}")
     if not (path.exists() or path.is_symlink()):
         return path
-    if path.is_dir():
+    if folder:
+        if path.is_symlink() or not path.is_dir():
+            raise InputError(f"{path}: exists and is not a folder; choose another {option}")
+    elif path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file name for {option}")
-    if path.is_symlink() or not path.is_file():
+    elif path.is_symlink() or not path.is_file():
         raise InputError(f"{path}: exists and is not a regular file; choose another {option}")
     if not ours(path):
         raise InputError(f"{path}: exists and was not written by mask-compare; it is never "

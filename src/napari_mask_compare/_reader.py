@@ -1,10 +1,15 @@
-"""npe2 reader: TIFF, NPY and MRC files, and folders of them, as napari layers.
+"""npe2 reader: TIFF, NPY and MRC files, zarr/OME-Zarr/HDF5 stores, and folders of them.
 
 Thin glue over :mod:`napari_mask_compare.io`, which reads the files and their
 voxel size. An array opens as Labels when its data look like labels (see
 :func:`is_label_array`: label values, piecewise constant over a background of
 0), else as an Image as napari's own reader would open it; the voxel size
 becomes the layer's ``scale`` and the file's stem its name.
+
+A zarr or HDF5 store (a dropped ``.zarr`` folder, an ``.h5`` file) opens
+lazily: every array it holds (:func:`.store.contents`: an OME-Zarr image and
+its labels, each dataset of an HDF5 file) becomes a layer over a dask array;
+Labels or Image is decided from a few of its chunks.
 
 Following npe2, :func:`get_reader` returns None for what it cannot read (a
 foreign or damaged file, an empty folder) and never raises. A file that has
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import io, store
 from .labels import UINT32_MAX, labels_dtype
 
 __all__ = ["get_reader", "is_label_array", "layer_data"]
@@ -86,12 +91,17 @@ def get_reader(path: PathOrPaths) -> Callable[..., list[LayerDataTuple]] | None:
 def _candidate_files(path: PathOrPaths) -> Iterator[Path]:
     """Existing files of ``path`` with a suffix that :mod:`io` reads, in order."""
     if isinstance(path, (str, os.PathLike)):
+        if store.is_store_path(path):
+            yield from (Path(spec) for spec in store.contents(path))
+            return
         path = Path(path)
         if path.is_dir():
             try:
-                yield from io.image_files(path)
+                files = io.image_files(path)
             except OSError:  # e.g. a folder we may not list: nothing to read here
                 return
+            for file in files:
+                yield from _candidate_files(file)
         elif path.is_file() and path.suffix.lower() in io.SUFFIXES:
             yield path
         return
@@ -136,7 +146,8 @@ def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataT
     Returns
     -------
     list of (data, meta, layer_type)
-        One ``"labels"`` layer when :func:`is_label_array` says so; two
+        One ``"labels"`` layer when the file says it holds labels
+        (``loaded.labels``, integers) or :func:`is_label_array` says so; two
         (instances and "<name> classes") for a class channel, as
         :func:`io.load_mask` reads it; else one ``"image"`` layer, as napari's
         own reader gives it (RGB for a samples axis of 3 or 4, one layer per
@@ -163,7 +174,8 @@ def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataT
                 (_as_labels(data[..., 1]), {**meta, "name": f"{name} classes"}, "labels")]
     if layout != "none":
         return [_channels_image(data, meta, rgb=layout == "rgb")]
-    if is_label_array(data):
+    if (loaded.labels and data.dtype.kind in "biu") or is_label_array(data,
+                                                                      scan=not _is_lazy(data)):
         return [(_as_labels(data), {**meta, "metadata": _provenance(loaded)}, "labels")]
     return [(data, meta, "image")]
 
@@ -199,8 +211,12 @@ def _channel_layout(loaded: io.Loaded) -> str:
 
 def _is_class_pair(data: np.ndarray) -> bool:
     """(..., 2) of instance labels and a class per voxel (label values)."""
-    return (data.shape[-1] == 2 and is_label_array(data[..., 0])
-            and _label_values(data[..., 1]))
+    if data.shape[-1] != 2:
+        return False
+    if _is_lazy(data):  # judged from a few blocks
+        return (is_label_array(data[..., 0], scan=False)
+                and _label_values(_sample_rows(data[..., 1])))
+    return is_label_array(data[..., 0]) and _label_values(data[..., 1])
 
 
 def _has_channel_axis(loaded: io.Loaded) -> bool:
@@ -329,8 +345,17 @@ def _label_values(data: np.ndarray) -> bool:
     return all(_integral_chunk(chunk) for chunk in _chunks(data))
 
 
+def _is_lazy(data) -> bool:
+    """A dask array (read block by block when computed), not an array in memory or mapped."""
+    return hasattr(data, "dask") and hasattr(data, "chunks")
+
+
 def _sample_rows(data: np.ndarray) -> np.ndarray:
     """Whole rows (along the last axis) of ``data``, about :data:`SAMPLE_SIZE` voxels.
+
+    For a dask array, rows of a few whole blocks instead (see
+    :func:`_sample_block_rows`): a plane of a chunked volume would read every
+    chunk it crosses.
 
     Returns
     -------
@@ -338,6 +363,8 @@ def _sample_rows(data: np.ndarray) -> np.ndarray:
         Every ``k``-th row, from the middle of the first ``k``, of at most
         :data:`SAMPLE_PLANES` planes evenly spaced along the leading axes.
     """
+    if _is_lazy(data):
+        return _sample_block_rows(data)
     if data.ndim < 2:
         return np.asarray(data).reshape(1, -1)
     lead, (y, x) = data.shape[:-2], data.shape[-2:]
@@ -348,6 +375,30 @@ def _sample_rows(data: np.ndarray) -> np.ndarray:
     rows = [np.asarray(data[np.unravel_index(int(i), lead) + (slice(step // 2, None, step),)])
             for i in planes]
     return np.concatenate(rows, axis=0)
+
+
+def _sample_block_rows(data) -> np.ndarray:
+    """Rows along x of at most :data:`SAMPLE_PLANES` blocks of a dask array, evenly spaced.
+
+    The blocks are read whole (one storage chunk each, together) and every
+    ``k``-th of their rows is kept, about :data:`SAMPLE_SIZE` voxels in all.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, x_block)
+        Rows of the blocks of the first block width along x.
+    """
+    import dask
+
+    n_blocks = data.npartitions
+    picks = np.unique(np.linspace(0, n_blocks - 1, min(n_blocks, SAMPLE_PLANES)).round())
+    grid = data.numblocks
+    blocks = dask.compute(*[data.blocks[np.unravel_index(int(i), grid)] for i in picks])
+    width = min(block.shape[-1] for block in blocks) if data.ndim else 1
+    rows = [np.asarray(block)[..., :width].reshape(-1, width) for block in blocks]
+    total = sum(len(r) for r in rows) * width
+    step = max(1, -(-total // SAMPLE_SIZE))
+    return np.concatenate([r[step // 2::step] if len(r) > step else r for r in rows], axis=0)
 
 
 def _looks_like_labels(rows: np.ndarray) -> bool:
@@ -390,7 +441,13 @@ def _integral_chunk(chunk: np.ndarray) -> bool:
 
 
 def _as_labels(data: np.ndarray) -> np.ndarray:
-    """Integer labels napari can edit: floats and booleans to uint16/uint32, in memory."""
+    """Integer labels napari can edit: floats and booleans to uint16/uint32, in memory.
+
+    A dask array stays lazy: floats become uint32, booleans uint8, block by block.
+    """
+    if _is_lazy(data):
+        kind = data.dtype.kind
+        return data.astype({"f": np.uint32, "b": np.uint8}[kind]) if kind in "fb" else data
     if data.dtype.kind in "fb":
         return data.astype(labels_dtype(int(data.max(initial=0))))
     if not data.flags.writeable:  # e.g. a read-only memory map: painting would fail

@@ -1,5 +1,9 @@
 """Read and validate masks and images; write label images atomically.
 
+TIFF, NPY and MRC files are read into memory (or memory-mapped); zarr,
+OME-Zarr and HDF5 stores (:func:`.store.is_store_path`) are read lazily as
+dask arrays by :mod:`.store`, through the same functions.
+
 No Qt, no napari. Every refusal is an :class:`InputError` whose message is one
 line naming the file, what is wrong and what would be right.
 """
@@ -17,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files
+from . import _files, store
 from ._files import check_writable
 from .labels import as_labels, check_labels, labels_dtype, relabel_sequential
 
 __all__ = [
+    "STORE_SUFFIXES",
     "SUFFIXES",
     "InputError",
     "InputWarning",
@@ -41,6 +46,8 @@ __all__ = [
 
 #: File name endings this package reads.
 SUFFIXES = (".tif", ".tiff", ".npy", ".mrc", ".rec", ".map")
+#: Endings of the stores read lazily by :mod:`.store` (zarr folders, HDF5 files).
+STORE_SUFFIXES = store.ZARR_SUFFIXES + store.HDF5_SUFFIXES
 
 
 class InputError(ValueError):
@@ -57,8 +64,9 @@ class Loaded:
 
     Attributes
     ----------
-    data : ndarray
+    data : ndarray or dask.array.Array
         Shape (y, x), (z, y, x), or either with a trailing channel axis (..., c).
+        A dask array, chunked like the storage, for a zarr or HDF5 store.
     voxel_size : tuple of float
         Spacing per spatial axis, in ``unit``; ones when the file has none.
     unit : str
@@ -71,6 +79,9 @@ class Loaded:
         axis; None when the file does not name its axes (NPY, MRC, a TIFF
         written from a bare array), where a trailing axis of 2 counts as a
         class channel.
+    labels : bool or None
+        True when the file says that it holds labels (an OME-Zarr
+        ``image-label``); None when it does not say.
     """
 
     data: np.ndarray
@@ -78,6 +89,7 @@ class Loaded:
     unit: str = "pixel"
     path: Path | None = None
     channels: str | None = None
+    labels: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -112,13 +124,18 @@ class MaskPair:
 
 
 def read_array(path: str | os.PathLike) -> Loaded:
-    """Read a TIFF, NPY or MRC file with its voxel size.
+    """Read a TIFF, NPY or MRC file with its voxel size; open a zarr or HDF5 store lazily.
 
     A TIFF's samples axis ("S", e.g. RGB) or else its channel axis ("C", at
     most :data:`MAX_CHANNELS` long) is moved last; a longer "C" axis counts
     as slices. A TIFF of several series is refused unless one is chosen as
     ``FILE:K`` (series K, from 0), which is read only when no file has that
     name.
+
+    A zarr array, an OME-Zarr image or labels, or an HDF5 dataset
+    (:func:`.store.is_store_path`) is opened by :func:`.store.open_array`
+    as an image: ``data`` is a dask array chunked like the storage, nothing
+    is read yet.
 
     Raises
     ------
@@ -127,6 +144,8 @@ def read_array(path: str | os.PathLike) -> Loaded:
         when it cannot be read without a guess (several series, pages of
         differing shapes).
     """
+    if store.is_store_path(path):
+        return store.open_array(path, what="image")
     given = Path(path)
     path, series = _split_series(given)
     if not path.exists():
@@ -393,25 +412,43 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, L
     trailing axis of a file that does not name its axes (NPY, MRC). A TIFF
     with samples per pixel (RGB) or another number of channels is refused.
 
+    A zarr or HDF5 store (:func:`.store.is_store_path`) is opened lazily:
+    ``labels`` is then a dask array checked block by block as it is
+    computed (:func:`.store.lazy_labels`); its dtype must be an integer one,
+    and it has no class channel.
+
     Returns
     -------
-    labels : ndarray of uint16/uint32, shape (y, x) or (z, y, x)
+    labels : ndarray or dask.array.Array of uint8/uint16/uint32, shape (y, x) or (z, y, x)
     classes : ndarray or None
         The class channel, same shape as ``labels``.
     loaded : Loaded
         The raw read, for its voxel size.
     """
+    if store.is_store_path(path):
+        return _load_store_mask(path)
     loaded = read_array(path)
     data, classes = _split_class_channel(loaded)
-    if data.ndim not in (2, 3):
-        raise InputError(
-            f"{loaded.path}: mask has {data.ndim} dimensions {data.shape}, expected 2D (y, x) "
-            "or 3D (z, y, x), optionally with a trailing channel of 2 (instance, class)"
-        )
+    _check_mask_ndim(data, loaded.path)
     labels = as_labels(data, loaded.path, what="mask")
     if classes is not None:
         classes = as_labels(classes, loaded.path, what="class channel")
     return labels, classes, loaded
+
+
+def _load_store_mask(path) -> tuple:
+    """:func:`load_mask` of a zarr or HDF5 store: lazy labels, no class channel."""
+    loaded = store.open_array(path, what="mask")
+    _check_mask_ndim(loaded.data, loaded.path)
+    return store.lazy_labels(loaded.data, loaded.path, what="mask"), None, loaded
+
+
+def _check_mask_ndim(data, path) -> None:
+    if data.ndim not in (2, 3):
+        raise InputError(
+            f"{path}: mask has {data.ndim} dimensions {data.shape}, expected 2D (y, x) "
+            "or 3D (z, y, x), optionally with a trailing channel of 2 (instance, class)"
+        )
 
 
 def _split_class_channel(loaded: Loaded) -> tuple[np.ndarray, np.ndarray | None]:
@@ -457,6 +494,7 @@ def load_image(path: str | os.PathLike, *, shape: tuple[int, ...]) -> np.ndarray
     Returns
     -------
     image : ndarray, shape ``shape`` or ``shape + (c,)``
+        A dask array for a zarr or HDF5 store (not read).
     """
     loaded = read_array(path)
     data = loaded.data
@@ -540,6 +578,9 @@ def _format_size(size: tuple[float, ...], unit: str) -> str:
 def image_files(folder: str | os.PathLike) -> list[Path]:
     """Readable image files of a folder (by :data:`SUFFIXES`), sorted by name.
 
+    Stores count as files: ``.zarr`` folders and HDF5 files
+    (:data:`STORE_SUFFIXES`).
+
     Raises
     ------
     InputError
@@ -549,8 +590,9 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     try:
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder")
-        return sorted(p for p in folder.iterdir() if p.is_file() and
-                      p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (
+            (p.is_file() and p.suffix.lower() in SUFFIXES + store.HDF5_SUFFIXES)
+            or (p.is_dir() and p.suffix.lower() in store.ZARR_SUFFIXES)))
     except OSError as err:
         raise InputError(
             f"{folder}: the folder cannot be listed ({err.strerror or err}); "
@@ -598,13 +640,22 @@ def _files_by_name(folder) -> dict[str, Path]:
     """The image files of a folder by name (without suffix); two files of one name are refused."""
     by_name: dict[str, list[Path]] = {}
     for path in image_files(folder):
-        by_name.setdefault(path.stem, []).append(path)
+        by_name.setdefault(_pairing_name(path), []).append(path)
     clashes = [paths for paths in by_name.values() if len(paths) > 1]
     if clashes:
         listed = "; ".join(" and ".join(p.name for p in paths) for paths in clashes)
         raise InputError(f"{folder}: files share a name, so their partners are ambiguous: "
                          f"{listed}; keep one file of each name (move or rename the others)")
     return {name: paths[0] for name, paths in by_name.items()}
+
+
+def _pairing_name(path: Path) -> str:
+    """The name that pairs files: the stem; for a store, its name without ``.ome.zarr``.
+
+    >>> _pairing_name(Path("cells.tif")), _pairing_name(Path("cells.ome.zarr"))
+    ('cells', 'cells')
+    """
+    return store.store_name(path) if path.suffix.lower() in STORE_SUFFIXES else path.stem
 
 
 # --------------------------------------------------------------------------- writing
