@@ -19,7 +19,9 @@ _API = {
     "InputError": "io", "load_mask": "io", "load_pair": "io", "write_labels": "io",
     "overlap_table": "matching", "review_groups": "matching",
     "Review": "review", "Session": "session", "merge": "session",
-    "summarize": "stats", "write_report": "report",
+    "merge_masks": "merging", "merge_tables": "merging", "apply_tables": "merging",
+    "compare": "stats", "summarize": "stats", "write_report": "report",
+    "open_array": "store", "write_ome_zarr_labels": "store",
 }
 
 __all__ = sorted(_API)

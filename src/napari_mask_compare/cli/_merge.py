@@ -133,7 +133,8 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     Returns
     -------
     dict
-        The session summary (counts of A, B, M, N, Auto, contested voxels...).
+        The merge summary (the keys of ``Session.summary()``: counts of A, B, M, N,
+        Auto, contested voxels...).
 
     Raises
     ------
@@ -144,24 +145,22 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     """
     from .._files import sidecar
     from ..io import load_pair, write_label_files
-    from ..session import Session, merge
+    from ..merging import merge_masks
 
     inputs = (mask_a, mask_b)
     out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
     pair = load_pair(mask_a, mask_b)
-    session = merge(
-        Session.from_masks(pair.a, pair.b, iou_threshold=iou_threshold,
-                           classes_a=pair.classes_a, classes_b=pair.classes_b),
-        policy=policy,
+    merged, classes, tables = merge_masks(
+        pair.a, pair.b, policy=policy, iou_threshold=iou_threshold,
+        classes_a=pair.classes_a, classes_b=pair.classes_b,
     )
-    tiffs = {out: session.output}
-    classes = session.class_map()
+    tiffs = {out: merged}
     if classes is not None:
         classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,
                                            overwrite=overwrite)
         tiffs[classes_path] = classes
     write_label_files(tiffs, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
-    return session.summary()
+    return tables.summary
 
 
 def _check_merge_output(path, *, inputs, overwrite: bool) -> Path:
