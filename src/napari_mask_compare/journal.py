@@ -36,21 +36,44 @@ import numpy as np
 from . import _files
 from .io import InputError
 
-__all__ = ["FORMAT", "Journal", "check_op", "decode_mask", "encode_mask", "fingerprint",
-           "journal_path"]
+__all__ = ["FORMAT", "Journal", "check_op", "decode_mask", "encode_mask", "files_fingerprint",
+           "fingerprint", "journal_path"]
 
 FORMAT = "napari-mask-compare journal"
 VERSION = 1
 CHOICES = ("A", "B", "M", "N")
 
 
-def fingerprint(array: np.ndarray) -> str:
-    """A digest of an array's shape and values.
+def fingerprint(array, *, source: str | os.PathLike | None = None) -> str:
+    """A digest that changes when a mask changes.
 
-    Integer arrays are hashed in the smallest unsigned dtype that holds
-    their values, so that uint16 and uint32 copies of a mask agree (and a
-    uint16 mask is hashed without a copy).
+    An ndarray is hashed by shape and values: integer arrays in the
+    smallest unsigned dtype that holds their values, so that uint16 and
+    uint32 copies of a mask agree (and a uint16 mask is hashed without a
+    copy).
+
+    A chunked array (zarr, dask: larger than memory) is not read: see
+    :func:`files_fingerprint` of ``source`` (its file or folder), or of the
+    zarr array's own folder. Only a chunked array with neither (a dask
+    array computed from something else) is hashed by value, block by block.
+
+    Parameters
+    ----------
+    array : ndarray, zarr.Array or dask.array.Array
+    source : path, optional
+        The file or folder the chunked array was read from.
+
+    Returns
+    -------
+    str
+        32 hex digits; a chunked array's starts with ``files:``.
     """
+    if not isinstance(array, np.ndarray) and hasattr(array, "chunks"):
+        folder = source if source is not None and Path(source).exists() \
+            else _zarr_folder(array)
+        if folder is not None:
+            return files_fingerprint(array, folder)
+        return _blockwise_fingerprint(array)
     array = np.ascontiguousarray(array)
     if array.dtype.kind in "biu" and array.size:
         top = int(array.max())
@@ -62,8 +85,60 @@ def fingerprint(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def files_fingerprint(array, source: str | os.PathLike) -> str:
+    """A digest of a chunked array's shape, dtype, chunks and its files' names, sizes, mtimes.
+
+    Its files are ``source`` itself, or every file under the folder
+    ``source``. Nothing is read but the folder listing and one ``stat`` per
+    file: seconds for a store of a million chunks, where hashing the values
+    would read the whole volume. Any chunk or metadata rewritten changes an
+    mtime (zarr writes a new file and renames it), so a changed mask is never
+    taken for the one a review or a cached overlap table was made of; a copy
+    of the store (new mtimes) is taken for another mask (refused, never
+    silently wrong).
+
+    Returns
+    -------
+    str
+        ``files:`` and 32 hex digits.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    chunks = getattr(array, "chunks", None)
+    digest.update(repr((tuple(array.shape), str(np.dtype(array.dtype)), chunks)).encode())
+    root = Path(source)
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in paths:
+        info = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix() if path != root else ''}\0"
+                      f"{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return "files:" + digest.hexdigest()
+
+
+def _zarr_folder(array) -> Path | None:
+    """The local folder of a zarr array, None for another array or store."""
+    root = getattr(getattr(array, "store", None), "root", None)
+    if root is None or not hasattr(array, "path"):
+        return None
+    folder = Path(root) / array.path
+    return folder if folder.is_dir() else None
+
+
+def _blockwise_fingerprint(array) -> str:
+    """A value digest of a chunked array read block by block, in order (one pass)."""
+    if not hasattr(array, "numblocks"):  # e.g. zarr on a remote store: through dask
+        import dask.array as da
+
+        array = da.from_array(array, chunks=getattr(array, "shards", None) or array.chunks)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(tuple(array.shape)).encode())
+    for index in np.ndindex(*array.numblocks):
+        block = np.ascontiguousarray(np.asarray(array.blocks[index]))
+        digest.update(block.astype(np.uint64, copy=False).data)
+    return "values:" + digest.hexdigest()
+
+
 def journal_path(output: str | os.PathLike) -> Path:
-    """The journal beside an output TIFF: ``cells.tif`` -> ``cells.journal.jsonl``."""
+    """The journal beside an output: ``cells.tif`` or ``.zarr`` -> ``cells.journal.jsonl``."""
     return _files.sidecar(output, ".journal.jsonl")
 
 

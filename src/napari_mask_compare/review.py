@@ -14,6 +14,24 @@ Files beside the output ``cells.tif``: ``cells.journal.jsonl`` (the journal),
 ``cells.owner.json`` (who holds the review), ``cells_classes.tif`` (with
 class channels).
 
+A volume larger than memory is reviewed into ``cells.zarr``, an OME-Zarr
+labels image (``labels/curated``, created by :mod:`.store`), uint32 from the
+start (a chunked store cannot change its dtype cheaply, and hand edits add
+ids beyond any count the overlap table gives). A, B (zarr or dask) are read
+region by region; each action changes only the chunks its region touches, in
+a cache that the autosave thread writes back (the journal line is written and
+flushed first, as for a TIFF). While the review runs the saved ids are the
+session's ids: in action order, with gaps where an edit or an unpick erased an
+object; :meth:`Review.close` compacts them to 1..n chunk by chunk (written
+chunks only) and rebuilds the lower resolution levels. Opening again always
+rebuilds the store from the journal: its chunk files are deleted (no pass
+over the volume) and the journal is replayed, each operation touching its
+region only; so whatever a kill left (chunks ahead of, behind or between
+actions), the store ends as the journal says. The overlap table is cached in
+``cells.table.npz``, keyed by the inputs' fingerprints
+(:func:`.journal.fingerprint`: for chunked inputs, their files' names, sizes
+and mtimes, never their values), and reused when they match.
+
 No Qt, no napari.
 """
 
@@ -34,8 +52,8 @@ from ._files import check_writable
 from .io import InputError, write_label_files
 from .journal import Journal, fingerprint, journal_path
 from .labels import relabel_sequential
-from .matching import Group
-from .session import Change, Session, edit_op
+from .matching import Group, OverlapTable, overlap_table, review_groups
+from .session import Change, ChunkedRegions, Session, edit_op
 
 __all__ = ["Review", "ReviewLock"]
 
@@ -153,19 +171,29 @@ class Review:
         classes_b=None,
         voxel_size=None,
         unit: str = "pixel",
+        table: OverlapTable | None = None,
+        chunks: tuple[int, ...] | None = None,
     ) -> Review:
         """Open a review, resuming it where it stopped if ``output`` has a journal.
 
         Parameters
         ----------
-        a, b : ndarray of int, shape (y, x) or (z, y, x)
+        a, b : ndarray, zarr.Array or dask.array.Array of int, shape (y, x) or (z, y, x)
+            Chunked arrays are read region by region (for a ``.zarr`` output).
         output : path
-            The curated mask's TIFF; its journal and lock lie beside it.
+            The curated mask's TIFF, or its OME-Zarr (a name ending in
+            ``.zarr``: for volumes larger than memory); its journal and lock
+            lie beside it.
         iou_threshold : float
         inputs : dict, optional
-            Names of the inputs for messages, e.g. ``{"mask_a": "a.tif", "mask_b": "b.tif"}``.
+            Names of the inputs for messages, e.g. ``{"mask_a": "a.tif", "mask_b": "b.tif"}``;
+            for chunked inputs, the paths they were read from (their fingerprint).
         groups : list of Group, optional
             The review groups of ``a`` and ``b`` when already computed.
+        table : OverlapTable, optional
+            The overlap table of ``a`` and ``b`` when already computed.
+        chunks : tuple of int, optional
+            Chunk shape of a new ``.zarr`` output; A's chunks by default.
 
         Raises
         ------
@@ -174,7 +202,7 @@ class Review:
             inputs or parameters, a damaged journal, or a file that is not a
             review's; or it cannot be written.
         """
-        output = check_writable(output)
+        output = _check_output_name(output)
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -185,29 +213,21 @@ class Review:
             return cls._open_locked(
                 a, b, lock=lock, output=output, iou_threshold=iou_threshold, inputs=inputs,
                 groups=groups, classes_a=classes_a, classes_b=classes_b,
-                voxel_size=voxel_size, unit=unit)
+                voxel_size=voxel_size, unit=unit, table=table, chunks=chunks)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
     def _open_locked(cls, a, b, *, lock, output, iou_threshold, inputs, groups, classes_a,
-                     classes_b, voxel_size, unit) -> Review:
-        notes = []
-        if lock.previous_owner:
-            notes.append(f"took over from process {lock.previous_owner.get('pid')}, which "
-                         "is no longer running")
-        stale = _files.remove_stale_temps(output.parent)
-        if stale:
-            notes.append(f"removed {len(stale)} temporary file(s) left by a killed process")
-        names = {"mask_a": "mask A", "mask_b": "mask B", **(inputs or {})}
-        header = {
-            "inputs": {
-                "mask_a": {"name": str(names["mask_a"]), "fingerprint": fingerprint(a)},
-                "mask_b": {"name": str(names["mask_b"]), "fingerprint": fingerprint(b)},
-            },
-            "params": {"iou_threshold": float(iou_threshold)},
-        }
+                     classes_b, voxel_size, unit, table, chunks) -> Review:
+        if _is_zarr(output):
+            return cls._open_chunked(
+                a, b, lock=lock, output=output, iou_threshold=iou_threshold, inputs=inputs,
+                groups=groups, classes_a=classes_a, classes_b=classes_b,
+                voxel_size=voxel_size, unit=unit, table=table, chunks=chunks)
+        notes = _opening_notes(lock, output)
+        header = _header(a, b, inputs=inputs, iou_threshold=iou_threshold)
         path = journal_path(output)
         journal = None
         if path.exists() or path.is_symlink():
@@ -215,14 +235,57 @@ class Review:
             _check_same_review(journal, header)
         else:
             _check_new_review(output, path)
+        if groups is None and table is not None:
+            groups = review_groups(table, iou_threshold=iou_threshold)
         if groups is None:
             session = Session.from_masks(a, b, iou_threshold=iou_threshold,
                                          classes_a=classes_a, classes_b=classes_b)
         else:
-            session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b)
+            session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b,
+                              table=table)
         if journal is None:
             journal = Journal.create(path, header)
         else:
+            _replay(session, journal)
+            cut = journal.repair()
+            if cut:
+                notes.append(f"cut an incomplete last line ({cut} bytes) from {path.name}: "
+                             "the action being written when it stopped was not applied")
+        review = cls(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
+                     notes=notes)
+        review._saver.schedule()
+        return review
+
+    @classmethod
+    def _open_chunked(cls, a, b, *, lock, output, iou_threshold, inputs, groups, classes_a,
+                      classes_b, voxel_size, unit, table, chunks) -> Review:
+        """Open or resume a review into an OME-Zarr labels store (see the module's notes)."""
+        notes = _opening_notes(lock, output)
+        header = _header(a, b, inputs=inputs, iou_threshold=iou_threshold)
+        path = journal_path(output)
+        journal = None
+        if path.exists() or path.is_symlink():
+            journal = Journal.read(path)
+            _check_same_review(journal, header)
+        else:
+            _check_new_review(output, path, adopt_output=_adoptable(output))
+        key = _table_key(header)
+        if table is None and groups is None:
+            table = _cached_table(output, a, b, key=key, notes=notes)
+        elif table is not None:
+            _save_table(_table_path(output), table, key=key)
+        if groups is None:
+            groups = review_groups(table, iou_threshold=iou_threshold)
+        new = journal is None
+        if new:  # the store first (it appears whole): a journal is never without its store
+            array = _new_output_store(output, a, chunks=chunks, voxel_size=voxel_size,
+                                      unit=unit)
+            journal = Journal.create(path, header)
+        else:
+            array = _reopened_output_store(output, a, notes=notes)
+        session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table,
+                          output=array)
+        if not new:
             _replay(session, journal)
             cut = journal.repair()
             if cut:
@@ -331,11 +394,25 @@ class Review:
         summary = self.session.summary()
         try:
             self._saver.close()
+            if self.session.chunked:
+                self._finish_store()
             _files.atomic_write_bytes(_files.sidecar(self.output, ".summary.json"),
                                       (json.dumps(summary, indent=2) + "\n").encode())
         finally:
             self._lock.release()
         return summary
+
+    def _finish_store(self) -> None:
+        """A chunked output at the end: ids 1..n (written chunks only), lower levels rebuilt.
+
+        From here on the store holds the exported ids, not the session's;
+        opening the review again rebuilds the session's from the journal.
+        """
+        from . import store
+
+        if self.session.edited:
+            compact_chunks(self.session.output)
+        store.write_pyramid(self.output, name="curated")
 
     def __enter__(self) -> Review:
         return self
@@ -350,7 +427,8 @@ class _Autosaver:
     The TIFF is written from a shadow copy of the output updated only in the
     changed regions, under the session's lock, so that the file always holds
     whole actions and saving never blocks the review. With edits in force the
-    ids are compacted to 1..n on the way.
+    ids are compacted to 1..n on the way. A chunked output instead gets the
+    chunks changed since the last save written (:meth:`.Session.flush_output`).
     """
 
     def __init__(self, review: Review, *, voxel_size=None, unit: str = "pixel"):
@@ -360,7 +438,7 @@ class _Autosaver:
         self.writes = 0
         self.error: OSError | None = None
         session = review.session
-        self._shadow = session.output.copy()
+        self._shadow = None if session.chunked else session.output.copy()
         self._pending: list[tuple[slice, ...]] = []
         self._dirty = self._writing = self._unsynced = self._syncing = self._closed = False
         self._wake = threading.Condition()
@@ -382,7 +460,7 @@ class _Autosaver:
         """Ask for the TIFF to be rewritten (``regions`` of the output changed; all if None)."""
         with self._wake:
             if regions is None:
-                self._pending.append(tuple(slice(None) for _ in self._shadow.shape))
+                self._pending.append(tuple(slice(None) for _ in self.review.session.output.shape))
             else:
                 self._pending.extend(regions)
             self._dirty = True
@@ -413,15 +491,10 @@ class _Autosaver:
                 regions, self._pending, self._dirty = self._pending, [], False
                 self._writing = True
             try:
-                session = self.review.session
-                with session.lock:
-                    if self._shadow.dtype != session.output.dtype:
-                        self._shadow = self._shadow.astype(session.output.dtype)
-                    for region in regions:
-                        self._shadow[region] = session.output[region]
-                    classes = session.class_map()
-                    compact = session.edited
-                self._write(classes, compact=compact)
+                if self.review.session.chunked:
+                    self.review.session.flush_output()
+                else:
+                    self._save_tiff(regions)
                 self.error = None
             except OSError as err:  # reported by flush(); the journal is whole
                 self.error = err
@@ -431,6 +504,18 @@ class _Autosaver:
                 self._writing = False
                 self.writes += 1
                 self._wake.notify_all()
+
+    def _save_tiff(self, regions) -> None:
+        """Copy the changed regions to the shadow (whole actions only), then write it."""
+        session = self.review.session
+        with session.lock:
+            if self._shadow.dtype != session.output.dtype:
+                self._shadow = self._shadow.astype(session.output.dtype)
+            for region in regions:
+                self._shadow[region] = session.output[region]
+            classes = session.class_map()
+            compact = session.edited
+        self._write(classes, compact=compact)
 
     def _write(self, classes, *, compact: bool) -> None:
         """The output TIFF (and its classes beside it, replaced together)."""
@@ -461,10 +546,14 @@ class _Autosaver:
                 thread.join()
 
 
-def _check_new_review(output: Path, journal: Path) -> None:
-    """A new review writes its output and side-cars: none of them may be there already."""
-    for path in (output, _files.sidecar(output, ".summary.json"),
-                 _files.sidecar(output, "_classes.tif")):
+def _check_new_review(output: Path, journal: Path, *, adopt_output: bool = False) -> None:
+    """A new review writes its output and side-cars: none of them may be there already.
+
+    ``adopt_output``: the output is an empty store of ours (a review killed
+    before its journal was made), made again.
+    """
+    for path in ((output,) * (not adopt_output) + (_files.sidecar(output, ".summary.json"),
+                 _files.sidecar(output, "_classes.tif"))):
         if path.exists() or path.is_symlink():
             raise InputError(
                 f"{path}: exists and is not a review's (no {journal.name} beside it); choose "
@@ -503,3 +592,212 @@ def _replay(session: Session, journal: Journal) -> None:
     except ValueError as err:
         raise InputError(f"{journal.path}: line {line} cannot be replayed ({err}); the "
                          "journal belongs to another review, or was changed by hand") from err
+
+
+# --------------------------------------------------------------------------- chunked outputs
+
+#: Version of the overlap table cache (``<out>.table.npz``).
+TABLE_FORMAT = 1
+_TABLE_FIELDS = ("ids_a", "ids_b", "sizes_a", "sizes_b", "bbox_a", "bbox_b", "pair_a", "pair_b",
+                 "intersection")
+_ZARR_METADATA = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
+
+
+def _is_zarr(output: Path) -> bool:
+    return output.suffix.lower() == ".zarr"
+
+
+def _check_output_name(output) -> Path:
+    """A TIFF output must be a file name; a ``.zarr`` output is a folder (ours on resume)."""
+    output = Path(output)
+    if _is_zarr(output):
+        check_writable(journal_path(output))
+        return output
+    return check_writable(output)
+
+
+def _opening_notes(lock: ReviewLock, output: Path) -> list[str]:
+    notes = []
+    if lock.previous_owner:
+        notes.append(f"took over from process {lock.previous_owner.get('pid')}, which "
+                     "is no longer running")
+    stale = _files.remove_stale_temps(output.parent)
+    if stale:
+        notes.append(f"removed {len(stale)} temporary file(s) left by a killed process")
+    return notes
+
+
+def _header(a, b, *, inputs: dict | None, iou_threshold: float) -> dict:
+    """The journal header: the inputs' names and fingerprints, the parameters."""
+    names = {"mask_a": "mask A", "mask_b": "mask B", **(inputs or {})}
+    given = inputs or {}
+    return {
+        "inputs": {
+            key: {"name": str(names[key]),
+                  "fingerprint": fingerprint(mask, source=given.get(key))}
+            for key, mask in (("mask_a", a), ("mask_b", b))
+        },
+        "params": {"iou_threshold": float(iou_threshold)},
+    }
+
+
+def _table_path(output: Path) -> Path:
+    return _files.sidecar(output, ".table.npz")
+
+
+def _table_key(header: dict) -> str:
+    """What a cached table must have been computed from: both inputs' fingerprints."""
+    return json.dumps({"format": TABLE_FORMAT,
+                       **{key: header["inputs"][key]["fingerprint"]
+                          for key in ("mask_a", "mask_b")}}, sort_keys=True)
+
+
+def _cached_table(output: Path, a, b, *, key: str, notes: list[str]) -> OverlapTable:
+    """The overlap table of ``a`` and ``b``: from ``<out>.table.npz`` if its key matches.
+
+    Otherwise it is computed (:func:`.matching.overlap_table`) and the cache
+    written (atomically) for the next opening.
+    """
+    path = _table_path(output)
+    table, cached_key = _load_table(path)
+    if table is None and (path.exists() or path.is_symlink()):
+        raise InputError(f"{path}: exists and is not a review's overlap table; move it away "
+                         "(it is never overwritten)")
+    if table is not None and cached_key == key:
+        return table
+    if table is not None:
+        notes.append(f"{path.name} was computed from other inputs: computed again")
+    table = overlap_table(a, b)
+    _save_table(path, table, key=key)
+    return table
+
+
+def _load_table(path: Path) -> tuple[OverlapTable | None, str | None]:
+    """A cached table and its key; (None, None) when there is none or it is not ours."""
+    if not path.is_file() or path.is_symlink():
+        return None, None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            key = str(data["key"])
+            if json.loads(key).get("format") != TABLE_FORMAT:
+                return None, None
+            fields = {name: data[name] for name in _TABLE_FIELDS}
+            shape = tuple(int(n) for n in data["shape"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None, None
+    return OverlapTable(shape=shape, **fields), key
+
+
+def _save_table(path: Path, table: OverlapTable, *, key: str) -> None:
+    with _files.atomic_open(path) as f:
+        np.savez(f, key=np.array(key), shape=np.array(table.shape, dtype=np.int64),
+                 **{name: getattr(table, name) for name in _TABLE_FIELDS})
+
+
+def _new_output_store(output: Path, a, *, chunks, voxel_size, unit):
+    """The labels array of a new review, empty (see :func:`.store.create_ome_zarr_labels`).
+
+    An empty store of ours already there (a review killed before its journal
+    was made) is made again.
+    """
+    from . import store
+
+    return store.create_ome_zarr_labels(
+        output, shape=tuple(a.shape), dtype=np.uint32,
+        chunks=tuple(chunks) if chunks else _default_chunks(a),
+        voxel_size=voxel_size, unit=unit, name="curated", overwrite=_adoptable(output))
+
+
+def _adoptable(output: Path) -> bool:
+    """True for an empty labels store of ours (a new review killed before its journal)."""
+    from . import store
+
+    if not (output.is_dir() and store.is_our_store(output)):
+        return False
+    try:
+        return not _chunk_keys(store.labels_array(output, name="curated"))
+    except InputError:
+        return False
+
+
+def _reopened_output_store(output: Path, a, *, notes: list[str]):
+    """The labels array of a review being resumed, emptied for the replay.
+
+    Emptying deletes its chunk files (those written: no pass over the volume).
+    """
+    from . import store
+
+    if not output.exists():
+        raise InputError(f"{output}: missing; the review's journal is beside it: put the "
+                         f"store back, or move {journal_path(output).name} away to start over")
+    array = store.labels_array(output, name="curated")
+    if tuple(array.shape) != tuple(a.shape):
+        raise InputError(f"{output}: holds labels of shape {tuple(array.shape)}, "
+                         f"not {tuple(a.shape)} as the masks; move it away")
+    n = clear_chunks(array)
+    if n:
+        notes.append(f"rebuilt {output.name} from the journal ({n} chunk files)")
+    return array
+
+
+def _default_chunks(a) -> tuple[int, ...]:
+    """A's chunk shape (reads and writes then meet the same grid), else 64**3 or 512**2."""
+    chunks = getattr(a, "chunksize", None) or getattr(a, "chunks", None)
+    if chunks is not None and all(isinstance(c, int | np.integer) for c in chunks):
+        return tuple(int(c) for c in chunks)
+    side = 64 if len(a.shape) == 3 else 512
+    return tuple(min(side, int(n)) for n in a.shape)
+
+
+def clear_chunks(array) -> int:
+    """Delete every chunk of a zarr array (it then reads as its fill value); return how many.
+
+    Only the keys that exist are listed and deleted: no pass over the
+    volume. Half-written files of a killed writer go too.
+    """
+    from zarr.core.sync import sync
+
+    keys = _chunk_keys(array)
+    for key in keys:
+        sync(array.store.delete(key))
+    return len(keys)
+
+
+def _chunk_keys(array) -> list[str]:
+    """Keys of the chunk files of a zarr array (and of half-written ones), not its metadata."""
+    from zarr.core.sync import sync
+
+    prefix = f"{array.path}/" if array.path else ""
+
+    async def chunk_keys():
+        return [key async for key in array.store.list_prefix(prefix)
+                if key.rsplit("/", 1)[-1] not in _ZARR_METADATA]
+
+    return sync(chunk_keys())
+
+
+def compact_chunks(output: ChunkedRegions) -> np.ndarray:
+    """Renumber a chunked output's ids to 1..n in increasing order, chunk by chunk.
+
+    Two passes over the chunks written since it was opened (all the others
+    hold only background): the ids present, then the lookup table applied.
+    The same ids as :func:`.labels.relabel_sequential` of the whole volume.
+
+    Returns
+    -------
+    ndarray of uint64, shape (n,)
+        The ids present before, in order (id k + 1 is ``ids[k]`` now).
+    """
+    output.flush()
+    keys = sorted(output.touched)
+    present = [np.unique(output.get(output.chunk_region(key))) for key in keys]
+    ids = np.unique(np.concatenate([np.zeros(1, np.uint64)]
+                                   + [p.astype(np.uint64) for p in present]))[1:]
+    if ids.size and ids[-1] != ids.size:
+        lut = np.zeros(int(ids[-1]) + 1, dtype=output.dtype)
+        lut[ids.astype(np.intp)] = np.arange(1, ids.size + 1)
+        for key in keys:
+            region = output.chunk_region(key)
+            output.put(region, lut[output.get(region)])
+        output.flush()
+    return ids

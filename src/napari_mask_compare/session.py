@@ -15,8 +15,9 @@ output is compacted on save.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,8 +28,8 @@ from .labels import labels_dtype
 from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 
 __all__ = [
-    "CHOICES", "EDIT", "ORDERS", "POLICIES", "Change", "Decision", "OutputObject", "Session",
-    "Step", "edit_op", "merge",
+    "CHOICES", "EDIT", "ORDERS", "POLICIES", "ArrayRegions", "Change", "ChunkedRegions",
+    "Decision", "OutputObject", "Session", "Step", "edit_op", "merge", "regions_of",
 ]
 
 #: Decisions a reviewer can take on a group: keep A, keep B, merge, skip.
@@ -178,6 +179,247 @@ def _region(box) -> tuple[slice, ...]:
     return tuple(slice(start, stop) for start, stop in box)
 
 
+# --------------------------------------------------------------------------- region stores
+
+
+class ArrayRegions:
+    """Regions of an in-memory ndarray: read as views, written in place.
+
+    The store of a :class:`Session` on numpy arrays; :class:`ChunkedRegions`
+    has the same methods for arrays larger than memory.
+
+    Parameters
+    ----------
+    array : ndarray, shape (y, x) or (z, y, x)
+    """
+
+    chunked = False
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def get(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The values of ``region`` (a view: read it, do not change it)."""
+        return self.array[region]
+
+    def put(self, region: tuple[slice, ...], value, *, where: np.ndarray | None = None) -> None:
+        """Set ``region`` (where ``where`` is True) to ``value`` (a scalar, or of its shape)."""
+        np.copyto(self.array[region], value, where=True if where is None else where)
+
+    def put_masked(self, region: tuple[slice, ...], mask: np.ndarray | None,
+                   values: np.ndarray) -> None:
+        """``region[mask] = values`` (values of shape (mask.sum(),)); the whole region if None."""
+        out = self.array[region]
+        if mask is None:
+            out[...] = values
+        else:
+            out[mask] = values
+
+    def flush(self) -> int:
+        """Nothing to write (see :meth:`ChunkedRegions.flush`)."""
+        return 0
+
+
+class ChunkedRegions:
+    """Regions of a chunked array (zarr, dask) through a bounded cache of whole chunks.
+
+    A region is read from the chunks it overlaps (each read once, then kept
+    while the cache has room); a write changes the cached chunks and marks
+    them dirty: :meth:`flush` writes exactly the dirty chunks back (another
+    thread may call it), the only writes to ``array``. Nothing ever touches
+    the whole volume.
+
+    Parameters
+    ----------
+    array : zarr.Array or dask.array.Array, shape (y, x) or (z, y, x)
+        A writable zarr array for an output; anything sliceable with
+        ``chunks`` (dask: the chunks of each axis) for an input.
+    cache_bytes : int
+        Chunks kept in memory; beyond it, the least recently used clean
+        chunks are dropped, and dirty ones are written first if they fill
+        half of it.
+
+    Attributes
+    ----------
+    touched : set of tuple of int
+        Chunk indices written since this store was opened.
+    writes : int
+        Chunks written to ``array`` so far.
+    """
+
+    chunked = True
+
+    def __init__(self, array, *, cache_bytes: int = 256 << 20):
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.cache_bytes = int(cache_bytes)
+        self.bounds = _chunk_bounds(array, self.shape)
+        self.touched: set[tuple[int, ...]] = set()
+        self.writes = 0
+        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._nbytes = 0
+        self._dirty: dict[tuple[int, ...], int] = {}  # chunk -> version of its last change
+        self._written: dict[tuple[int, ...], int] = {}  # chunk -> version on disk
+        self._clock = 0
+        self._lock = threading.RLock()  # the cache
+        self._io_lock = threading.Lock()  # writes to ``array``
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, region) -> np.ndarray:
+        """A region as an ndarray (slices only), e.g. for a crop on screen."""
+        region = region if isinstance(region, tuple) else (region,)
+        return self.get(region + (slice(None),) * (self.ndim - len(region)))
+
+    def get(self, region: tuple[slice, ...]) -> np.ndarray:
+        """A copy of the values of ``region``, as they are now (written or not)."""
+        box = self._box(region)
+        out = np.empty(tuple(stop - start for start, stop in box), dtype=self.dtype)
+        with self._lock:
+            for key, inner, local in self._pieces(box):
+                out[local] = self._load(key)[inner]
+        return out
+
+    def put(self, region: tuple[slice, ...], value, *, where: np.ndarray | None = None) -> None:
+        """Set ``region`` (where ``where`` is True) to ``value``; dirty: the chunks it changes."""
+        box = self._box(region)
+        array_value = np.ndim(value) > 0
+        with self._lock:
+            for key, inner, local in self._pieces(box):
+                chosen = True if where is None else where[local]
+                if where is not None and not chosen.any():
+                    continue
+                np.copyto(self._load(key)[inner], value[local] if array_value else value,
+                          where=chosen)
+                self._clock += 1
+                self._dirty[key] = self._clock
+                self.touched.add(key)
+            self._trim()
+
+    def put_masked(self, region: tuple[slice, ...], mask: np.ndarray | None,
+                   values: np.ndarray) -> None:
+        """``region[mask] = values`` (values of shape (mask.sum(),)); the whole region if None."""
+        if mask is None:
+            self.put(region, values)
+            return
+        full = self.get(region)
+        full[mask] = values
+        self.put(region, full, where=mask)
+
+    def flush(self) -> int:
+        """Write the dirty chunks (those changed since the last flush); return how many.
+
+        A chunk changed again meanwhile is written by a later flush; an
+        older copy never overwrites a newer one.
+        """
+        with self._lock:
+            todo = [(key, self._cache[key].copy(), version)
+                    for key, version in self._dirty.items()]
+            self._dirty.clear()
+        for key, data, version in todo:
+            with self._io_lock:
+                if self._written.get(key, -1) < version:
+                    self.array[self.chunk_region(key)] = data
+                    self._written[key] = version
+                    self.writes += 1
+        return len(todo)
+
+    def _box(self, region) -> list[tuple[int, int]]:
+        if len(region) != len(self.shape):
+            raise ValueError(f"region {region} does not fit the shape {self.shape}")
+        box = []
+        for s, n in zip(region, self.shape):
+            start, stop, step = s.indices(n)
+            if step != 1:
+                raise ValueError(f"region {region}: slices must have step 1")
+            box.append((start, max(start, stop)))
+        return box
+
+    def _pieces(self, box):
+        """Per chunk overlapping ``box``: (chunk index, slices in the chunk, slices in the box)."""
+        ranges = []
+        for (start, stop), bounds in zip(box, self.bounds):
+            if stop <= start:
+                return
+            first = int(np.searchsorted(bounds, start, side="right")) - 1
+            last = int(np.searchsorted(bounds, stop, side="left"))
+            ranges.append(range(first, last))
+        for key in itertools.product(*ranges):
+            inner, local = [], []
+            for k, (start, stop), bounds in zip(key, box, self.bounds):
+                lo, hi = max(start, int(bounds[k])), min(stop, int(bounds[k + 1]))
+                inner.append(slice(lo - int(bounds[k]), hi - int(bounds[k])))
+                local.append(slice(lo - start, hi - start))
+            yield key, tuple(inner), tuple(local)
+
+    def chunk_region(self, key: tuple[int, ...]) -> tuple[slice, ...]:
+        """The region of one chunk, by its index."""
+        return tuple(slice(int(b[k]), int(b[k + 1])) for k, b in zip(key, self.bounds))
+
+    def _load(self, key) -> np.ndarray:
+        chunk = self._cache.get(key)
+        if chunk is None:
+            chunk = np.array(self.array[self.chunk_region(key)], dtype=self.dtype)
+            self._cache[key] = chunk
+            self._nbytes += chunk.nbytes
+        else:
+            self._cache.move_to_end(key)
+        return chunk
+
+    def _trim(self) -> None:
+        """Keep the cache within ``cache_bytes``: write dirty chunks if they fill half of it."""
+        if self._nbytes <= self.cache_bytes:
+            return
+        if len(self._dirty) * (self._nbytes / len(self._cache)) > self.cache_bytes / 2:
+            self.flush()
+        for key in list(self._cache):  # least recently used first
+            if self._nbytes <= self.cache_bytes:
+                break
+            if key not in self._dirty:
+                self._nbytes -= self._cache.pop(key).nbytes
+
+
+def _chunk_bounds(array, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Per axis, the start of every chunk and the end: ``[0, c, 2c, ..., n]``.
+
+    ``array.chunks`` is a chunk shape (zarr; its shards when sharded, the
+    unit that is written) or the chunk sizes of every axis (dask).
+    """
+    chunks = getattr(array, "shards", None) or array.chunks
+    bounds = []
+    for axis, n in enumerate(shape):
+        sizes = chunks[axis]
+        if isinstance(sizes, int | np.integer):
+            edges = np.append(np.arange(0, n, int(sizes)), n)
+        else:
+            edges = np.concatenate([[0], np.cumsum(sizes)])
+        bounds.append(edges.astype(np.int64))
+    return bounds
+
+
+def regions_of(array, *, cache_bytes: int = 256 << 20) -> ArrayRegions | ChunkedRegions:
+    """The region store of an array: :class:`ArrayRegions` in memory, else :class:`ChunkedRegions`.
+
+    Anything that is not an ndarray and has ``chunks`` (zarr, dask) is read
+    and written region by region; anything else is made an ndarray.
+    """
+    if not isinstance(array, np.ndarray) and hasattr(array, "chunks") \
+            and hasattr(array, "shape"):
+        return ChunkedRegions(array, cache_bytes=cache_bytes)
+    return ArrayRegions(np.asarray(array))
+
+
 class Session:
     """Review two instance masks group by group and build one curated mask.
 
@@ -185,6 +427,8 @@ class Session:
     ----------
     a, b : ndarray of int, shape (y, x) or (z, y, x)
         Instance masks, A the reference. Kept by reference, not copied.
+        zarr or dask arrays are read region by region, never whole (see
+        :func:`regions_of`).
         The output (:attr:`output`) is uint16 until an id passes 65,535;
         it is then replaced by a uint32 copy (holders of it must re-read it).
     groups : sequence of Group
@@ -194,6 +438,14 @@ class Session:
     table : OverlapTable, optional
         The overlap table ``groups`` came from (kept in :attr:`table` for the
         statistics, which then need not pair A and B again).
+    output : zarr.Array, optional
+        A writable chunked array of zeros, shape of ``a``, for the output
+        (e.g. an OME-Zarr labels array): it is changed chunk by chunk through
+        a cache (:class:`ChunkedRegions`; :meth:`flush_output` writes it), and
+        :attr:`output` is that store. Its dtype is kept (uint32 holds every id).
+        None: an ndarray in memory.
+    cache_bytes : int
+        Memory for the chunks of each chunked array (a, b, output).
 
     Notes
     -----
@@ -213,18 +465,29 @@ class Session:
     """
 
     def __init__(self, a, b, groups: Sequence[Group], *, classes_a=None, classes_b=None,
-                 table: OverlapTable | None = None):
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape:
-            raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
-        for name, classes in (("classes_a", classes_a), ("classes_b", classes_b)):
-            if classes is not None and np.shape(classes) != a.shape:
-                raise ValueError(f"{name} has shape {np.shape(classes)}, expected {a.shape}")
-        self.a, self.b = a, b
+                 table: OverlapTable | None = None, output=None,
+                 cache_bytes: int = 256 << 20):
+        stores = {name: regions_of(x, cache_bytes=cache_bytes) if x is not None else None
+                  for name, x in (("A", a), ("B", b), ("classes_a", classes_a),
+                                  ("classes_b", classes_b))}
+        shape = stores["A"].shape
+        if stores["B"].shape != shape:
+            raise ValueError(f"masks differ in shape: {shape} vs {stores['B'].shape}")
+        for name in ("classes_a", "classes_b"):
+            if stores[name] is not None and stores[name].shape != shape:
+                raise ValueError(f"{name} has shape {stores[name].shape}, expected {shape}")
+        if output is None:
+            self._out = ArrayRegions(np.zeros(shape, dtype=labels_dtype(0)))
+        elif tuple(output.shape) != shape:
+            raise ValueError(f"output has shape {tuple(output.shape)}, expected {shape}")
+        else:
+            self._out = ChunkedRegions(output, cache_bytes=cache_bytes)
+        self._inputs = {"A": stores["A"], "B": stores["B"]}
+        self._classes = {"A": stores["classes_a"], "B": stores["classes_b"]}
+        self.a, self.b = (x.array for x in self._inputs.values())
         self.classes = {"A": classes_a, "B": classes_b}
         self.groups = list(groups)
         self.table = table
-        self.output = np.zeros(a.shape, dtype=labels_dtype(0))
         self.objects: list[OutputObject] = []
         self.steps: list[Step] = []
         self.lock = threading.RLock()
@@ -235,6 +498,47 @@ class Session:
         self._queue: list[int] = []
         self._position = 0
         self._rebuild_queue()
+
+    @property
+    def output(self):
+        """The output labels: an ndarray, or the :class:`ChunkedRegions` of a chunked output.
+
+        On a chunked output read regions (``output[region]`` or
+        :meth:`read`), never the whole volume.
+        """
+        return self._out.array if not self._out.chunked else self._out
+
+    @property
+    def chunked(self) -> bool:
+        """True when the output is a chunked array written chunk by chunk."""
+        return self._out.chunked
+
+    def read(self, layer: str, region: tuple[slice, ...]) -> np.ndarray:
+        """The values of one region of ``"A"``, ``"B"`` or ``"output"`` (e.g. a crop to show).
+
+        Parameters
+        ----------
+        layer : {"A", "B", "output"}
+        region : tuple of slice
+            Slices with step 1, one per axis.
+
+        Returns
+        -------
+        ndarray, shape of the region
+            Read only (on numpy arrays a view); the output as it is now,
+            written to disk or not.
+        """
+        store = self._out if layer == "output" else self._inputs.get(layer)
+        if store is None:
+            raise ValueError(f"layer must be 'A', 'B' or 'output', got {layer!r}")
+        return store.get(region)
+
+    def flush_output(self) -> int:
+        """Write the chunks of a chunked output changed since the last call; return how many.
+
+        Safe from another thread; a no-op (0) on an output in memory.
+        """
+        return self._out.flush()
 
     @classmethod
     def from_masks(cls, a, b, *, iou_threshold: float = 0.1, classes_a=None, classes_b=None):
@@ -421,10 +725,10 @@ class Session:
         pieces, new_ids, next_id = [], {}, len(self.objects) + 1
         for piece in op["pieces"]:
             box = piece["box"]
-            shape = self.output.shape
+            shape = self._out.shape
             if len(box) != len(shape) or any(
                     not 0 <= start < stop <= n for (start, stop), n in zip(box, shape)):
-                raise ValueError(f"edit box {box} is outside the output {self.output.shape}")
+                raise ValueError(f"edit box {box} is outside the output {shape}")
             value = int(piece["value"])
             if value >= next_id:  # a new object: the next id, whatever the brush said
                 value = new_ids.setdefault(value, next_id + len(new_ids))
@@ -490,10 +794,10 @@ class Session:
         edits = ()
         if out_id is not None:
             region = self.groups[group].region
-            out = self.output[region]
+            out = self._out.get(region)
             mask = out == out_id
             edits = ((region, mask, out[mask]),)
-            out[mask] = 0
+            self._out.put(region, 0, where=mask)
         if not picks:
             del self._choice_of[group]
         return Step(op, (), edits, first_id, first_id, (group, key, out_id, False))
@@ -502,11 +806,7 @@ class Session:
         with self.lock:
             step = self.steps.pop()
             for region, mask, before in reversed(step.edits):
-                out = self.output[region]
-                if mask is None:
-                    out[...] = before
-                else:
-                    out[mask] = before
+                self._out.put_masked(region, mask, before)
             for decision in reversed(step.decisions):
                 self._revert(decision)
             if step.pick:
@@ -522,8 +822,8 @@ class Session:
         picks = self._picks.setdefault(group, {})
         if added:
             if out_id is not None:
-                out = self.output[self.groups[group].region]
-                out[out == out_id] = 0
+                region = self.groups[group].region
+                self._out.put(region, 0, where=self._out.get(region) == out_id)
             del picks[key]
         else:
             picks[key] = out_id
@@ -618,25 +918,27 @@ class Session:
         return []  # N: skip
 
     def _new_id(self) -> int:
-        """The next output id; the output widens to uint32 when it needs to."""
+        """The next output id; an output in memory widens to uint32 when it needs to."""
         new_id = len(self.objects) + 1
-        if np.iinfo(self.output.dtype).max < new_id:
-            self.output = self.output.astype(labels_dtype(new_id))
+        if np.iinfo(self._out.dtype).max < new_id:
+            if self._out.chunked:  # not reachable with uint32; never wrap
+                raise ValueError(f"{new_id} objects do not fit the output's {self._out.dtype}")
+            self._out.array = self._out.array.astype(labels_dtype(new_id))
         return new_id
 
     def _write_object(self, group: Group, source: str, parts) -> int:
         """Write one output object into background voxels; return its contested voxels."""
         region = group.region
-        out = self.output[region]
+        out = self._out.get(region)
         mask = np.zeros(out.shape, dtype=bool)
         for side, label in parts:
-            mask |= (self.a if side == "A" else self.b)[region] == label
+            mask |= self._inputs[side].get(region) == label
         free = mask & (out == 0)
         n_free = int(np.count_nonzero(free))
         contested = int(np.count_nonzero(mask)) - n_free
         if n_free:
             new_id = self._new_id()
-            np.copyto(self.output[region], new_id, where=free)
+            self._out.put(region, new_id, where=free)
             self.objects.append(OutputObject(
                 new_id, source, group.index, group.iou, tuple(parts), contested,
                 self._class_of(parts, region),
@@ -650,33 +952,33 @@ class Session:
         if value > len(self.objects):
             value = self._new_id()
             self.objects.append(OutputObject(value, EDIT, -1, 0.0, (), 0))
-        out = self.output[region]
+        out = self._out.get(region)
         if piece["mask"] is None:
             before = out.copy()
-            out[...] = value
+            self._out.put(region, value)
             return region, None, before
         mask = decode_mask(piece["mask"], out.shape)
         before = out[mask]
-        out[mask] = value
+        self._out.put(region, value, where=mask)
         return region, mask, before
 
     def _class_of(self, parts, region) -> int | None:
         """Class of the largest input object among ``parts`` (its most frequent class)."""
         best = None
         for side, label in parts:
-            classes = self.classes[side]
+            classes = self._classes[side]
             if classes is None:
                 continue
-            source = self.a if side == "A" else self.b
-            values = classes[region][source[region] == label]
+            values = classes.get(region)[self._inputs[side].get(region) == label]
             if values.size and (best is None or values.size > best[0]):
                 best = (values.size, int(np.bincount(values.astype(np.int64)).argmax()))
         return None if best is None else best[1]
 
     def _revert(self, decision: Decision) -> None:
         if decision.stop_id > decision.first_id:
-            out = self.output[self.groups[decision.group].region]
-            out[(out >= decision.first_id) & (out < decision.stop_id)] = 0
+            region = self.groups[decision.group].region
+            out = self._out.get(region)
+            self._out.put(region, 0, where=(out >= decision.first_id) & (out < decision.stop_id))
         del self._choice_of[decision.group]
 
     # ------------------------------------------------------------------ results
@@ -734,13 +1036,30 @@ class Session:
         ids.discard(0)
         return ids
 
-    def class_map(self) -> np.ndarray | None:
-        """Per-voxel class of the output (0 on background), None without classes."""
+    def class_lut(self) -> np.ndarray | None:
+        """Class per output id, shape (n_objects + 1,), 0 on background; None without classes."""
         if all(c is None for c in self.classes.values()):
             return None
         lut = np.zeros(len(self.objects) + 1, dtype=np.uint16)
         lut[1:] = [max(o.cls or 0, 0) for o in self.objects]
-        return lut[self.output]
+        return lut
+
+    def class_map(self, region: tuple[slice, ...] | None = None) -> np.ndarray | None:
+        """Per-voxel class of the output (0 on background), None without classes.
+
+        Parameters
+        ----------
+        region : tuple of slice, optional
+            Only this region; required on a chunked output (never whole).
+        """
+        lut = self.class_lut()
+        if lut is None:
+            return None
+        if region is None:
+            if self._out.chunked:
+                raise ValueError("a chunked output's classes are mapped region by region")
+            return lut[self._out.array]
+        return lut[self._out.get(region)]
 
 
 def merge(session: Session, *, policy: str = "a") -> Session:
