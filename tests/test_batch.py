@@ -57,8 +57,10 @@ def test_a_folder_output_changes_when_a_chunk_is_added(tmp_path):
 
 
 def test_a_foreign_file_of_that_name_is_refused_and_kept(tmp_path):
-    path = records_path(tmp_path, command="merge")
-    path.write_text(json.dumps({"mine": True}))
+    records = Records(tmp_path, command="merge", settings={})
+    records.path("x").parent.mkdir()
+    records.path("x").write_text(json.dumps({"mine": True}))
     with pytest.raises(InputError, match="not written by mask-compare"):
-        Records(tmp_path, command="merge", settings={})
-    assert json.loads(path.read_text()) == {"mine": True}
+        records.check(["w", "x"])
+    assert json.loads(records.path("x").read_text()) == {"mine": True}
+    assert records.folder == records_path(tmp_path, command="merge")

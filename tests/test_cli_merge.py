@@ -46,7 +46,7 @@ def test_merge_folders_reports_files_without_partner(every_kind_2d, tmp_path, ca
     assert main(["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out",
                  str(tmp_path / "out"), "--policy", "union"]) == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "mask-compare-merge.records.json", "x.tif", "y.tif"]
+        "mask-compare-merge.records", "x.tif", "y.tif"]
     err = capsys.readouterr().err
     assert "no partner" in err and "lonely" in err
     assert f"error: {tmp_path / 'B' / 'z.tif'}: mask B has shape (12, 39)" in err

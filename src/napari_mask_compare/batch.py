@@ -4,9 +4,10 @@ A record says which inputs (path, size, modification time) gave which output
 (the same), with which settings, and the pair's summary. A pair is done when
 its record matches: same settings, inputs unchanged, output still there and
 unchanged. Anything else (an input edited, the output deleted or touched, a
-new policy) runs the pair again. The records file is rewritten whole after
-every pair (:func:`._files.atomic_write_bytes`): a killed run keeps every
-record it finished.
+new policy) runs the pair again. Each pair's record is its own small file in
+``<out>/mask-compare-<command>.records/``, written atomically by the task that
+made the output (:func:`._files.atomic_write_bytes`): tasks on several workers
+never share a file, and a killed run keeps every record it finished.
 
 No Qt, no napari.
 """
@@ -26,8 +27,8 @@ GENERATOR = "napari-mask-compare"
 
 
 def records_path(folder: str | os.PathLike, *, command: str) -> Path:
-    """The records file of ``command``'s batch runs into ``folder``."""
-    return Path(folder) / f"mask-compare-{command}.records.json"
+    """The folder of the records of ``command``'s batch runs into ``folder``."""
+    return Path(folder) / f"mask-compare-{command}.records"
 
 
 def path_state(path: str | os.PathLike) -> list[int] | None:
@@ -57,68 +58,76 @@ class Records:
     Parameters
     ----------
     folder : path
-        The batch's output folder (created by the first record).
+        The batch's output folder.
     command : str
         e.g. ``"merge"``.
     settings : dict
         JSON values that decide the outputs (policy, IoU threshold...): a
         record made with other settings does not count as done.
 
-    Raises
-    ------
-    InputError
-        A file of that name exists and is not a records file of ours.
+    Notes
+    -----
+    Picklable: a task on a dask worker records its own pair.
     """
 
     def __init__(self, folder, *, command: str, settings: dict):
-        self.path = records_path(folder, command=command)
+        self.folder = records_path(folder, command=command)
         self.command = command
         self.settings = json.loads(json.dumps(settings))  # as they read back
-        check_output(self.path, ours=_is_records_file, overwrite=True, option="output folder")
-        self._records = _read_records(self.path) if self.path.exists() else {}
+
+    def path(self, name: str) -> Path:
+        """The record file of pair ``name``."""
+        return self.folder / f"{name}.json"
+
+    def check(self, names) -> None:
+        """Refuse, before anything runs, record names held by files that are not ours.
+
+        Raises
+        ------
+        InputError
+            One line naming the file.
+        """
+        for name in names:
+            check_output(self.path(name), ours=_is_record, overwrite=True,
+                         option="output folder")
 
     def done(self, name: str, *, inputs, output) -> dict | None:
         """The summary of pair ``name`` when its record matches; else None."""
-        record = self._records.get(name)
-        if record is None or record["settings"] != self.settings:
+        record = self._read(name)
+        if record is None or record.get("settings") != self.settings:
             return None
-        if record["inputs"] != _states(inputs) or record["output"] != _states([output]):
+        if record.get("inputs") != _states(inputs) or record.get("output") != _states([output]):
             return None
-        return record["summary"]
+        return record.get("summary")
 
     def wrote(self, name: str, *, output) -> bool:
         """True when ``output`` is, unchanged, what a recorded run wrote for pair ``name``
         (a rerun may replace it when the pair is not done)."""
-        record = self._records.get(name)
-        return record is not None and record["output"] == _states([output]) \
-            and path_state(output) is not None
+        record = self._read(name)
+        return (record is not None and path_state(output) is not None
+                and record.get("output") == _states([output]))
 
     def add(self, name: str, *, inputs, output, summary: dict) -> None:
-        """Record pair ``name`` as done (the file is rewritten whole, atomically)."""
-        self._records[name] = {"settings": self.settings, "inputs": _states(inputs),
-                               "output": _states([output]), "summary": summary}
-        text = json.dumps({"generator": GENERATOR, "command": self.command,
-                           "records": self._records}, indent=1)
-        atomic_write_bytes(self.path, text.encode())
+        """Record pair ``name`` as done (its record file written atomically)."""
+        record = {"generator": GENERATOR, "command": self.command, "settings": self.settings,
+                  "inputs": _states(inputs), "output": _states([output]), "summary": summary}
+        atomic_write_bytes(self.path(name), json.dumps(record, indent=1).encode())
+
+    def _read(self, name: str) -> dict | None:
+        try:
+            record = json.loads(self.path(name).read_text())
+        except (OSError, ValueError):  # none yet, or torn by hand: the pair runs again
+            return None
+        return record if isinstance(record, dict) and record.get("generator") == GENERATOR \
+            else None
 
 
 def _states(paths) -> dict[str, list[int] | None]:
     return {str(path): path_state(path) for path in paths}
 
 
-def _is_records_file(path: Path) -> bool:
+def _is_record(path: Path) -> bool:
     try:
         return json.loads(path.read_text()).get("generator") == GENERATOR
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _read_records(path: Path) -> dict:
-    from .io import InputError
-
-    try:
-        records = json.loads(path.read_text())["records"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{path}: is not a readable records file ({err}); move it away to "
-                         "run every pair again") from None
-    return records if isinstance(records, dict) else {}

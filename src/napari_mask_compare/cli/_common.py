@@ -72,13 +72,6 @@ def warn_unpaired(unpaired: dict) -> None:
                   + ", ".join(names), file=sys.stderr)
 
 
-def progress_bar(items, **kwargs):
-    """A progress bar on stderr over ``items``."""
-    from tqdm import tqdm
-
-    return tqdm(items, file=sys.stderr, **kwargs)
-
-
 def parse_thresholds(text: str) -> list[float]:
     """``"0.5,0.75"`` -> [0.5, 0.75]; InputError naming the option otherwise."""
     values = []
@@ -94,3 +87,30 @@ def parse_thresholds(text: str) -> list[float]:
             raise input_error(f"--thresholds {text!r}: {value:g} is not in [0, 1]")
         values.append(value)
     return values
+
+
+def add_engine_options(p) -> None:
+    """``--scheduler`` and ``--workers``: where the blockwise (dask) work of zarr/HDF5 runs."""
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="dask scheduler for masks read lazily (zarr, OME-Zarr, HDF5) and for "
+                        "folders of pairs: tcp://HOST:PORT of a running dask.distributed "
+                        "cluster (e.g. dask-jobqueue on SLURM), or threads / processes "
+                        "(default: threads, nothing to start)")
+    p.add_argument("--workers", type=int, metavar="N", default=None,
+                   help="start a local dask cluster of N worker processes for this run (with "
+                        "--scheduler threads or processes: that many threads or processes)")
+
+
+def engine_of(args):
+    """The :class:`..engine.Engine` that ``--scheduler`` / ``--workers`` ask for (a context
+    manager: a cluster is started on entry and stopped on exit), with progress on stderr."""
+    from ..engine import Engine
+
+    return Engine(scheduler=args.scheduler, workers=args.workers, progress=True)
+
+
+def is_mask_folder(path: Path) -> bool:
+    """A folder of mask files (not a zarr store, which is a folder too)."""
+    from ..store import is_store_path
+
+    return path.is_dir() and not is_store_path(path)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from ._common import (
     EXIT_BAD_INPUT,
+    add_engine_options,
     add_iou_threshold,
     add_overwrite,
+    engine_of,
     input_error,
+    is_mask_folder,
     os_error_line,
-    progress_bar,
     remove_stale_temps,
     warn_unpaired,
 )
@@ -32,37 +34,48 @@ def add_merge(commands) -> None:
     p.add_argument("mask_a", type=Path, metavar="MASK_A", help="mask A file, or a folder of them")
     p.add_argument("mask_b", type=Path, metavar="MASK_B", help="mask B file, or a folder of them")
     p.add_argument("--out", type=Path, required=True,
-                   help="output .tif (a folder when MASK_A and MASK_B are folders)")
+                   help="output .tif, or .zarr for OME-Zarr labels (written block by block: "
+                        "for masks larger than memory); a folder when MASK_A and MASK_B are "
+                        "folders")
     p.add_argument("--policy", choices=("a", "b", "union", "larger"), default="a",
                    help="a: keep A; b: keep B; union: merge each group into one object; "
                         "larger: the side with more voxels (default: a)")
     add_iou_threshold(p)
-    add_overwrite(p, what="output TIFFs (and their _classes.tif)")
+    add_overwrite(p, what="output TIFFs (and their _classes.tif) or OME-Zarr stores")
+    add_engine_options(p)
     p.set_defaults(run=_run_merge)
 
 
 def _run_merge(args) -> int:
     from ..io import pair_files
 
-    if args.mask_a.is_dir() or args.mask_b.is_dir():
+    if is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b):
         pairs, unpaired = pair_files(args.mask_a, args.mask_b)
         warn_unpaired(unpaired)
-        if args.out.suffix.lower() in (".tif", ".tiff") or args.out.is_file():
+        if args.out.suffix.lower() in (".tif", ".tiff", ".zarr") or args.out.is_file():
             raise input_error(f"{args.out}: with folders of masks, --out must be a folder")
         _check_not_an_input_folder(args.out, folders=(args.mask_a, args.mask_b))
-        jobs = [(a, b, args.out / f"{a.stem}.tif") for a, b in pairs]
+        jobs = [(a, b, args.out / _output_name(a)) for a, b in pairs]
         out_folder = args.out
     else:
         jobs = [(args.mask_a, args.mask_b, args.out)]
         out_folder = args.out.parent
     remove_stale_temps(out_folder, command="merge")
-    if len(jobs) == 1:
-        summary = merge_files(*jobs[0][:2], out=jobs[0][2], policy=args.policy,
-                              iou_threshold=args.iou_threshold, overwrite=args.overwrite)
-        print(f"{jobs[0][2]}: {_format_summary(summary)}")
-        return 0
-    return _merge_folder(jobs, policy=args.policy, iou_threshold=args.iou_threshold,
-                         overwrite=args.overwrite)
+    with engine_of(args):
+        if len(jobs) == 1:
+            summary = merge_files(*jobs[0][:2], out=jobs[0][2], policy=args.policy,
+                                  iou_threshold=args.iou_threshold, overwrite=args.overwrite)
+            print(f"{jobs[0][2]}: {_format_summary(summary)}")
+            return 0
+        return _merge_folder(jobs, policy=args.policy, iou_threshold=args.iou_threshold,
+                             overwrite=args.overwrite)
+
+
+def _output_name(mask_a: Path) -> str:
+    """The output's file name in a folder run: A's name, .zarr for a store, else .tif."""
+    from ..store import is_store_path, store_name
+
+    return f"{store_name(mask_a)}.zarr" if is_store_path(mask_a) else f"{mask_a.stem}.tif"
 
 
 def _check_not_an_input_folder(out: Path, *, folders) -> None:
@@ -72,63 +85,75 @@ def _check_not_an_input_folder(out: Path, *, folders) -> None:
     for folder in folders:
         if same_file(out, folder):
             raise input_error(f"{out}: is an input folder ({folder}); choose another --out "
-                               "so that the inputs are not overwritten")
+                              "so that the inputs are not overwritten")
 
 
 def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -> int:
-    """Merge file after file; a bad or refused file is reported and skipped, and the status is 2.
+    """Merge every pair as one task on the engine; a failed pair is reported, the rest go on.
 
-    Each merged pair is recorded (:class:`..batch.Records`): a rerun skips the
-    pairs whose inputs, output and settings are unchanged (all of them are
-    merged again with ``overwrite``); an output that a recorded run wrote and
-    nobody changed since is replaced when its pair is not done. A failed write
-    (a full disk) stops the run: the files merged before stay whole.
+    Each task records its pair when its output is written (:class:`..batch.Records`):
+    a rerun skips the pairs whose inputs, output and settings are unchanged (all
+    of them are merged again with ``overwrite``); an output that a recorded run
+    wrote and nobody changed since is replaced when its pair is not done. A pair
+    that fails (bad input, a full disk) leaves its earlier output whole; the
+    status is then 2.
     """
-    from .._files import WriteError
+    from dask import delayed
+
     from ..batch import Records
-    from ..io import InputError
+    from ..engine import compute
 
     records = Records(jobs[0][2].parent, command="merge",
                       settings={"policy": policy, "iou_threshold": iou_threshold})
-    failed = skipped = 0
-    progress = progress_bar(jobs, desc="merge", unit="file")
-    for mask_a, mask_b, out in progress:
-        summary = None if overwrite else records.done(out.stem, inputs=(mask_a, mask_b),
-                                                      output=out)
-        if summary is not None:
-            skipped += 1
-            continue
-        try:
-            summary = merge_files(mask_a, mask_b, out=out, policy=policy,
-                                  iou_threshold=iou_threshold,
-                                  overwrite=overwrite or records.wrote(out.stem, output=out))
-        except WriteError:
-            raise
-        except (InputError, OSError) as err:
-            failed += 1
-            message = err if isinstance(err, InputError) else os_error_line(err)
-            progress.write(f"mask-compare merge: error: {message}", file=sys.stderr)
-            continue
-        records.add(out.stem, inputs=(mask_a, mask_b), output=out, summary=summary)
-        progress.write(f"{out}: {_format_summary(summary)}")
-    if skipped:
-        print(f"mask-compare merge: {skipped} of {len(jobs)} pairs were done by an earlier run "
-              "with the same inputs and settings, skipped (--overwrite merges them again)",
-              file=sys.stderr)
+    records.check(out.stem for _, _, out in jobs)
+    todo = [job for job in jobs if overwrite
+            or records.done(job[2].stem, inputs=job[:2], output=job[2]) is None]
+    tasks = [delayed(_merge_pair, pure=False)(*job, records=records, policy=policy,
+                                              iou_threshold=iou_threshold, overwrite=overwrite)
+             for job in todo]
+    results = compute(*tasks, desc=f"merge {len(todo)} pairs") if tasks else ()
+    failed = 0
+    for (_, _, out), (ok, text) in zip(todo, results):
+        failed += not ok
+        print(f"{out}: {text}" if ok else f"mask-compare merge: error: {text}",
+              file=sys.stdout if ok else sys.stderr)
+    if len(todo) < len(jobs):
+        print(f"mask-compare merge: {len(jobs) - len(todo)} of {len(jobs)} pairs were done by "
+              "an earlier run with the same inputs and settings, skipped (--overwrite merges "
+              "them again)", file=sys.stderr)
     if failed:
         print(f"mask-compare merge: {failed} of {len(jobs)} pairs failed", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
 
 
+def _merge_pair(mask_a, mask_b, out, *, records, policy, iou_threshold, overwrite):
+    """One pair of a folder run (a dask task): ``(True, summary line)`` or ``(False, error)``."""
+    from ..io import InputError
+
+    try:
+        summary = merge_files(mask_a, mask_b, out=out, policy=policy,
+                              iou_threshold=iou_threshold,
+                              overwrite=overwrite or records.wrote(out.stem, output=out))
+        records.add(out.stem, inputs=(mask_a, mask_b), output=out, summary=summary)
+    except InputError as err:
+        return False, str(err)
+    except OSError as err:
+        return False, os_error_line(err)
+    return True, _format_summary(summary)
+
+
 def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float = 0.1,
                 overwrite: bool = False) -> dict:
-    """Read two masks, merge them by ``policy`` and write the output TIFF.
+    """Read two masks, merge them by ``policy`` and write the output.
 
-    ``out`` (and its ``_classes.tif`` side-car, with class channels) is
-    checked first by :func:`._files.check_output`: never an input, a review's
-    output or a file mask-compare did not write; an earlier output of ours
-    only with ``overwrite``. Both files are replaced together, or neither.
+    A ``.zarr`` output is OME-Zarr labels (``out.zarr/labels/curated``), computed
+    and written block by block on the current engine: masks read lazily (zarr,
+    HDF5) are never loaded whole. Otherwise a TIFF. ``out`` (and a TIFF's
+    ``_classes.tif`` side-car, with class channels) is checked first: never an
+    input, a review's output or a file mask-compare did not write; an earlier
+    output of ours only with ``overwrite``. The files are replaced together, or
+    not at all.
 
     Returns
     -------
@@ -141,19 +166,28 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     InputError
         Bad input, or an output that may not be written.
     OSError
-        :class:`._files.WriteError`: the write failed; the old files are intact.
+        :class:`.._files.WriteError`: the write failed; the old files are intact.
     """
     from .._files import sidecar
     from ..io import load_pair, write_label_files
     from ..merging import merge_masks
+    from ..store import check_store_output, is_store_path, write_ome_zarr_labels
 
     inputs = (mask_a, mask_b)
-    out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
+    zarr_out = is_store_path(out)
+    if zarr_out:
+        out = check_store_output(out, inputs=inputs, overwrite=overwrite)
+    else:
+        out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
     pair = load_pair(mask_a, mask_b)
     merged, classes, tables = merge_masks(
         pair.a, pair.b, policy=policy, iou_threshold=iou_threshold,
         classes_a=pair.classes_a, classes_b=pair.classes_b,
     )
+    if zarr_out:
+        write_ome_zarr_labels(out, merged, voxel_size=pair.voxel_size, unit=pair.unit,
+                              inputs=inputs, overwrite=overwrite)
+        return tables.summary
     tiffs = {out: merged}
     if classes is not None:
         classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,

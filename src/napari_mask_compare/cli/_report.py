@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._common import (
+    add_engine_options,
     add_iou_threshold,
     add_overwrite,
+    engine_of,
     input_error,
+    is_mask_folder,
     parse_thresholds,
     remove_stale_temps,
 )
@@ -44,6 +47,7 @@ def add_report(commands) -> None:
                         "(each object Removed or Correct, the conditions it met) and "
                         "curated_filtered.tif")
     add_overwrite(p, what="the files of a report")
+    add_engine_options(p)
     p.set_defaults(run=_run_report)
 
 
@@ -57,7 +61,7 @@ def _run_report(args) -> int:
     if not 0 <= args.threshold <= 1:
         raise input_error(f"--threshold {args.threshold:g} is not in [0, 1]")
     for path in (args.mask_a, args.mask_b):
-        if path.is_dir():
+        if is_mask_folder(path):
             raise input_error(f"{path}: is a folder; report compares two mask files")
     if args.out.exists() and not args.out.is_dir():
         raise input_error(f"{args.out}: is a file, --out must be a folder")
@@ -68,9 +72,10 @@ def _run_report(args) -> int:
                         names=report_files(curated=args.curated is not None,
                                            filtered=rules is not None))
     remove_stale_temps(args.out, command="report")
-    pair = load_pair(args.mask_a, args.mask_b, image=args.image)
-    roi = _report_mask(args.roi, pair, what="ROI")
-    curated = _report_mask(args.curated, pair, what="curated output")
+    with engine_of(args):
+        pair = _in_memory(load_pair(args.mask_a, args.mask_b, image=args.image))
+        roi = _report_mask(args.roi, pair, what="ROI")
+        curated = _report_mask(args.curated, pair, what="curated output")
     _check_filter_properties(rules, ndim=pair.a.ndim, text=args.filter)
     files = write_report(
         args.out, pair.a, pair.b, voxel_size=pair.voxel_size, unit=pair.unit,
@@ -83,6 +88,20 @@ def _run_report(args) -> int:
     )
     print(f"{args.out}: wrote " + ", ".join(files))
     return 0
+
+
+def _in_memory(pair):
+    """The pair with its lazily read arrays (zarr, HDF5) read whole: the report's maps and
+    morphology need every voxel (use ``stats`` for masks larger than memory)."""
+    import dataclasses
+
+    from ..engine import compute
+
+    lazy = {name: value for name, value in vars(pair).items() if hasattr(value, "compute")}
+    if not lazy:
+        return pair
+    values = compute(*lazy.values(), desc="read the masks")
+    return dataclasses.replace(pair, **dict(zip(lazy, values)))
 
 
 def _parse_filter(text, *, curated):
@@ -120,6 +139,10 @@ def _report_mask(path, pair, *, what: str):
     from ..io import load_mask
 
     labels, _, _ = load_mask(path)
+    if hasattr(labels, "compute"):  # read lazily (zarr, HDF5)
+        from ..engine import compute
+
+        (labels,) = compute(labels, desc=f"read {path}")
     if labels.shape != pair.a.shape:
         raise input_error(
             f"{path}: {what} has shape {labels.shape} but mask A ({pair.paths['mask_a']}) "

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from ._common import (
     EXIT_BAD_INPUT,
+    add_engine_options,
     add_iou_threshold,
+    engine_of,
     input_error,
+    is_mask_folder,
+    os_error_line,
     parse_thresholds,
-    progress_bar,
     warn_unpaired,
 )
 
@@ -42,6 +45,7 @@ def add_stats(commands) -> None:
                         "Dice) of every pair matched at IoU 0.5, in the voxel size's unit: "
                         "reads each pair's crop, the slowest part")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_engine_options(p)
     p.set_defaults(run=_run_stats)
 
 
@@ -50,12 +54,13 @@ def _run_stats(args) -> int:
 
     thresholds = (parse_thresholds(args.thresholds) if args.thresholds is not None
                   else list(DEFAULT_THRESHOLDS))
-    if not (args.mask_a.is_dir() or args.mask_b.is_dir()):
-        summary = _stats_of_files(args.mask_a, args.mask_b, thresholds=thresholds,
-                                  iou_threshold=args.iou_threshold, boundary=args.boundary)
-        _print_stats(summary, as_json=args.json, iou_threshold=args.iou_threshold)
-        return 0
-    return _stats_of_folders(args, thresholds)
+    with engine_of(args):
+        if not (is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b)):
+            summary = _stats_of_files(args.mask_a, args.mask_b, thresholds=thresholds,
+                                      iou_threshold=args.iou_threshold, boundary=args.boundary)
+            _print_stats(summary, as_json=args.json, iou_threshold=args.iou_threshold)
+            return 0
+        return _stats_of_folders(args, thresholds)
 
 
 
@@ -70,29 +75,34 @@ def _stats_of_files(mask_a, mask_b, *, thresholds, iou_threshold, boundary: bool
 
 
 def _stats_of_folders(args, thresholds) -> int:
-    """Per-file statistics and the dataset total; a bad pair is reported, skipped, status 2."""
-    from ..io import InputError, pair_files
+    """Per-file statistics (one task per pair on the engine) and the dataset total; a bad
+    pair is reported and left out of the total, and the status is 2."""
+    from dask import delayed
+
+    from ..engine import compute
+    from ..io import pair_files
     from ..stats import combine
 
     for path in (args.mask_a, args.mask_b):
-        if not path.is_dir():
+        if not is_mask_folder(path):
             raise input_error(f"{path}: is a file but the other mask is a folder; "
-                               "give two files or two folders")
+                              "give two files or two folders")
     pairs, unpaired = pair_files(args.mask_a, args.mask_b)
     warn_unpaired(unpaired)
+    tasks = [delayed(_stats_of_pair, pure=False)(mask_a, mask_b, thresholds=thresholds,
+                                                 iou_threshold=args.iou_threshold,
+                                                 boundary=args.boundary)
+             for mask_a, mask_b in pairs]
+    results = compute(*tasks, desc=f"stats of {len(pairs)} pairs") if tasks else ()
     per_file, failed = [], []
-    progress = progress_bar(pairs, desc="stats", unit="file")
-    for mask_a, mask_b in progress:
-        try:
-            summary = _stats_of_files(mask_a, mask_b, thresholds=thresholds,
-                                      iou_threshold=args.iou_threshold,
-                                      boundary=args.boundary)
-        except InputError as err:
-            failed.append({"name": mask_a.stem, "error": str(err)})
-            progress.write(f"mask-compare stats: error: {err}", file=sys.stderr)
-            continue
-        per_file.append({"name": mask_a.stem, "mask_a": str(mask_a), "mask_b": str(mask_b),
-                         **summary})
+    for (mask_a, mask_b), (summary, error) in zip(pairs, results):
+        name = _pair_name(mask_a)
+        if error is not None:
+            failed.append({"name": name, "error": error})
+            print(f"mask-compare stats: error: {error}", file=sys.stderr)
+        else:
+            per_file.append({"name": name, "mask_a": str(mask_a), "mask_b": str(mask_b),
+                             **summary})
     total = combine(per_file) if per_file else None
     if args.json:
         import json
@@ -106,6 +116,24 @@ def _stats_of_folders(args, thresholds) -> int:
               + (", the total leaves them out" if per_file else ""), file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+def _stats_of_pair(mask_a, mask_b, **options) -> tuple[dict | None, str | None]:
+    """One pair of a folder run (a dask task): ``(summary, None)`` or ``(None, error line)``."""
+    from ..io import InputError
+
+    try:
+        return _stats_of_files(mask_a, mask_b, **options), None
+    except InputError as err:
+        return None, str(err)
+    except OSError as err:
+        return None, os_error_line(err)
+
+
+def _pair_name(mask_a: Path) -> str:
+    from ..store import is_store_path, store_name
+
+    return store_name(mask_a) if is_store_path(mask_a) else mask_a.stem
 
 
 def _aligned(header: list[str], rows: list[list[str]]) -> str:
