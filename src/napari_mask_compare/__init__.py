@@ -17,7 +17,8 @@ from importlib.metadata import PackageNotFoundError, version
 #: Public name -> the module that defines it.
 _API = {
     "InputError": "io", "load_mask": "io", "load_pair": "io", "write_labels": "io",
-    "overlap_table": "matching", "review_groups": "matching",
+    "overlap_table": "matching", "review_groups": "matching", "blockwise_table": "matching",
+    "Engine": "engine",
     "Review": "review", "Session": "session", "merge": "session",
     "merge_masks": "merging", "merge_tables": "merging", "apply_tables": "merging",
     "compare": "stats", "summarize": "stats", "write_report": "report",

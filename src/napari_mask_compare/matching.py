@@ -14,7 +14,9 @@ No Qt, no napari.
 from __future__ import annotations
 
 import gc
+import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ __all__ = [
     "KINDS",
     "Group",
     "OverlapTable",
+    "blockwise_table",
     "overlap_table",
     "review_groups",
 ]
@@ -41,6 +44,18 @@ _CHUNK_VOXELS = 1 << 18
 
 #: Most threads that scan (each holds scratch buffers of ~60 bytes per chunk voxel).
 _MAX_THREADS = 8
+
+#: Blockwise: storage chunks smaller than this many voxels are scanned several at once, and
+#: chunks larger than _MAX_BLOCK_VOXELS in parts; blocks are then of about _BLOCK_VOXELS
+#: (16 MiB of uint32 per side: per-task overhead is small, and so is memory per task in flight).
+_MIN_BLOCK_VOXELS = 1 << 20
+_MAX_BLOCK_VOXELS = 1 << 24
+_BLOCK_VOXELS = 1 << 22
+
+#: Blockwise: partial tables joined by one task of the reduction tree.
+_SPLIT_EVERY = 8
+
+_thread = threading.local()  # per thread: scratch buffers reused from block to block
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,9 +183,16 @@ class Group:
 def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     """Sizes, bounding boxes and pairwise intersections of two label images.
 
+    Arrays in memory are scanned here by a few threads. Chunked arrays (dask
+    arrays, or anything else with ``.chunks`` such as zarr arrays) are scanned
+    block by block on the current :mod:`~napari_mask_compare.engine` (local
+    threads, or a dask.distributed cluster), blocks aligned with the chunks
+    of ``a``; the result is the same table, and memory is bounded by the
+    blocks in flight, not by the volume. See :func:`blockwise_table`.
+
     Parameters
     ----------
-    a, b : ndarray of non-negative int, same shape (y, x) or (z, y, x)
+    a, b : ndarray or chunked array of non-negative int, same shape (y, x) or (z, y, x)
         0 is background; ids below 2**32; every axis shorter than 2**31.
 
     Returns
@@ -185,17 +207,13 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     >>> t.ids_a.tolist(), t.sizes_a.tolist(), t.intersection.tolist()
     ([1, 2], [2, 2], [2, 1])
     """
+    if _is_chunked(a) or _is_chunked(b):
+        from . import engine
+
+        return engine.compute(blockwise_table(a, b), desc="overlap table")[0]
     a = np.asarray(a)
     b = np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"label images differ in shape: {a.shape} vs {b.shape}")
-    if a.ndim not in (2, 3) or a.size == 0:
-        raise ValueError(f"label images must be non-empty 2D or 3D arrays, got shape {a.shape}")
-    if max(a.shape) >= 1 << 31:  # entries hold coordinates and per-chunk counts as int32
-        raise ValueError(f"label images must be shorter than 2**31 on every axis, got {a.shape}")
-    for name, arr in (("a", a), ("b", b)):
-        if arr.dtype.kind not in "biu":
-            raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
+    _check_pair(a, b)
     flat_a = np.ascontiguousarray(a).reshape(-1)
     flat_b = np.ascontiguousarray(b).reshape(-1)
     chunks = _chunks(a.shape)
@@ -205,13 +223,30 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
             lambda share: _scan(flat_a, flat_b, share, shape=a.shape),
             [chunks[worker::n_workers] for worker in range(n_workers)],
         ))
-    entries = _reduce_entries(*_concat(partials))
+    return _table_from_entries(_reduce_entries(*_concat(partials)), shape=tuple(a.shape))
+
+
+def _check_pair(a, b) -> None:
+    """ValueError unless ``a`` and ``b`` (arrays or chunked arrays) can be tabled together."""
+    if a.shape != b.shape:
+        raise ValueError(f"label images differ in shape: {a.shape} vs {b.shape}")
+    if a.ndim not in (2, 3) or a.size == 0:
+        raise ValueError(f"label images must be non-empty 2D or 3D arrays, got shape {a.shape}")
+    if max(a.shape) >= 1 << 31:  # entries hold coordinates and per-chunk counts as int32
+        raise ValueError(f"label images must be shorter than 2**31 on every axis, got {a.shape}")
+    for name, arr in (("a", a), ("b", b)):
+        if arr.dtype.kind not in "biu":
+            raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
+
+
+def _table_from_entries(entries, *, shape: tuple[int, ...]) -> OverlapTable:
+    """The table of reduced entries (see :func:`_reduce_entries`) of a whole image."""
     ids_a, sizes_a, bbox_a = _objects(entries, side=0)
     ids_b, sizes_b, bbox_b = _objects(entries, side=1)
     entry_a, entry_b = (ids.astype(np.uint64) for ids in entries[:2])
     pairs = (entry_a != 0) & (entry_b != 0)
     return OverlapTable(
-        shape=tuple(a.shape),
+        shape=shape,
         ids_a=ids_a, ids_b=ids_b,
         sizes_a=sizes_a, sizes_b=sizes_b,
         bbox_a=bbox_a, bbox_b=bbox_b,
@@ -258,9 +293,11 @@ class _Scratch:
         self.index = np.arange(n, dtype=np.uint64)
 
 
-def _scan(flat_a, flat_b, chunks, *, shape):
+def _scan(flat_a, flat_b, chunks, *, shape, scratch=None):
     """Entries of some chunks (one thread's share), reduced."""
-    scratch = _Scratch(max(stop - start for start, stop in chunks), flat_a.dtype, flat_b.dtype)
+    if scratch is None:
+        scratch = _Scratch(max(stop - start for start, stop in chunks), flat_a.dtype,
+                           flat_b.dtype)
     return _reduce_entries(*_concat(
         _chunk_entries(flat_a[start:stop], flat_b[start:stop], offset=start, shape=shape,
                        scratch=scratch)
@@ -431,6 +468,165 @@ def _group_order(high, low, *, key=None, index=None, order=None):
     new[0] = True
     np.not_equal(key[1:], key[:-1], out=new[1:])
     return order, np.flatnonzero(new)
+
+
+# --------------------------------------------------------------------------- blockwise
+
+
+def blockwise_table(a, b, *, split_every: int = _SPLIT_EVERY):
+    """The overlap table of chunked label images, as a lazy dask computation.
+
+    A reduction over a partition of the volume, with no halo: each block
+    (aligned with the chunks of ``a``) gives its reduced entries with the
+    in-memory kernel, its boxes moved by the block's origin; a tree of
+    sort-and-reduce tasks (``split_every`` partial tables at a time) joins
+    them, and the last task builds the :class:`OverlapTable`, equal in every
+    field to ``overlap_table(numpy a, numpy b)``. Each block task reads its
+    own chunks (lazily opened stores are read on the workers); memory is a
+    few blocks per worker, not the volume.
+
+    Parameters
+    ----------
+    a, b : dask array, chunked array (``.chunks``, e.g. zarr) or ndarray, same shape
+        (y, x) or (z, y, x); at least one chunked. Non-negative integer labels
+        below 2**32. ``b`` is rechunked to the blocks of ``a`` when their chunks
+        differ. Chunks of fewer than 2**20 voxels are scanned several at a
+        time and chunks of more than 2**24 in parts (blocks of about 2**22
+        voxels, by multiples or divisors of the storage chunks).
+    split_every : int >= 2
+        Partial tables joined per task of the reduction tree.
+
+    Returns
+    -------
+    dask.delayed.Delayed
+        Computes to the :class:`OverlapTable`; run it with
+        :func:`napari_mask_compare.engine.compute`.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> a = da.from_array(np.array([[1, 1, 0], [0, 2, 2]]), chunks=1)
+    >>> b = da.from_array(np.array([[5, 5, 5], [0, 0, 5]]), chunks=2)
+    >>> t = blockwise_table(a, b).compute(scheduler="synchronous")
+    >>> t.ids_a.tolist(), t.sizes_a.tolist(), t.intersection.tolist(), t.bbox_b.tolist()
+    ([1, 2], [2, 2], [2, 1], [[0, 0, 2, 3]])
+    """
+    import dask
+
+    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    a, b = _aligned_blocks(a, b)
+    level = _block_parts(a, b)
+    join = dask.delayed(_join_entries, pure=True)
+    while True:  # at least one join: it unwraps the blocks' object arrays
+        level = [join(*level[i:i + split_every]) for i in range(0, len(level), split_every)]
+        if len(level) == 1:
+            break
+    return dask.delayed(_table_from_entries, pure=True)(level[0], shape=tuple(a.shape))
+
+
+def _is_chunked(x) -> bool:
+    """True for dask arrays and other arrays stored in chunks (zarr, chunked HDF5)."""
+    return not isinstance(x, np.ndarray) and getattr(x, "chunks", None) is not None
+
+
+def _aligned_blocks(a, b):
+    """``a`` and ``b`` as checked dask arrays with the same blocks (storage-aligned to ``a``).
+
+    Returns
+    -------
+    a, b : dask array, same shape and chunks
+    """
+    import dask.array as da
+
+    if not _is_chunked(a):  # an array in memory beside a chunked one: cut like the other
+        b = _as_dask(b)
+        a = da.from_array(np.asarray(a), chunks=b.chunks if np.shape(a) == b.shape else "auto")
+    a = _as_dask(a)
+    b = _as_dask(b) if _is_chunked(b) else da.from_array(
+        np.asarray(b), chunks=a.chunks if np.shape(b) == a.shape else "auto")
+    _check_pair(a, b)
+    blocks = _block_chunks(a)
+    return a.rechunk(blocks), b.rechunk(blocks)  # no-ops when the chunks are already these
+
+
+def _as_dask(x):
+    """A dask array of a chunked array, cut along its own chunks."""
+    import dask.array as da
+
+    if not isinstance(x, da.Array):
+        x = da.from_array(x, chunks=x.chunks)
+    if any(math.isnan(n) for n in x.shape):
+        raise ValueError("label images must have known chunk sizes: call compute_chunk_sizes()")
+    return x
+
+
+def _block_chunks(x) -> tuple[tuple[int, ...], ...]:
+    """Chunks of the blocks: those of ``x``, unless its blocks are far too small or too large."""
+    from dask.array.core import normalize_chunks
+
+    if _MIN_BLOCK_VOXELS <= math.prod(x.chunksize) <= _MAX_BLOCK_VOXELS:
+        return x.chunks
+    return normalize_chunks("auto", x.shape, limit=_BLOCK_VOXELS * x.dtype.itemsize,
+                            dtype=x.dtype, previous_chunks=x.chunksize)
+
+
+def _block_parts(a, b) -> list:
+    """One Delayed per block, of a 1-voxel object array holding the block's reduced entries."""
+    import dask.array as da
+
+    parts = da.map_blocks(
+        _block_entries, a, b, dtype=object, chunks=tuple((1,) * len(c) for c in a.chunks),
+        meta=np.empty((0,) * a.ndim, dtype=object),
+    )
+    return parts.to_delayed().ravel().tolist()  # reading a block is fused into its task
+
+
+def _block_entries(a, b, block_info=None):
+    """Reduced entries of one block, boxes in whole-image coordinates.
+
+    Parameters
+    ----------
+    a, b : ndarray, same shape (block)
+    block_info : dict
+        From :func:`dask.array.map_blocks`: where the block lies in the image.
+
+    Returns
+    -------
+    ndarray of object, shape (1,) * ndim
+        Holding ``(ids_a, ids_b, counts, box)`` as :func:`_reduce_entries` gives them.
+    """
+    origin = np.array([start for start, _ in block_info[0]["array-location"]], dtype=np.int32)
+    ids_a, ids_b, counts, box = _image_entries(a, b)
+    ndim = a.ndim
+    box[:ndim] += origin[:, None]
+    box[ndim:] += origin[:, None]
+    part = np.empty((1,) * ndim, dtype=object)
+    part[(0,) * ndim] = (ids_a, ids_b, counts, box)
+    return part
+
+
+def _image_entries(a, b):
+    """Reduced entries of a whole (small) image, scanned by this thread alone.
+
+    The scratch buffers are kept per thread, so that a worker touches them
+    once, not once per block.
+    """
+    flat_a = np.ascontiguousarray(a).reshape(-1)
+    flat_b = np.ascontiguousarray(b).reshape(-1)
+    chunks = _chunks(a.shape)
+    size = max(stop - start for start, stop in chunks)
+    scratch = getattr(_thread, "scratch", None)
+    if (scratch is None or len(scratch.key) < size or scratch.ids_a.dtype != flat_a.dtype
+            or scratch.ids_b.dtype != flat_b.dtype):
+        scratch = _thread.scratch = _Scratch(size, flat_a.dtype, flat_b.dtype)
+    return _scan(flat_a, flat_b, chunks, shape=a.shape, scratch=scratch)
+
+
+def _join_entries(*parts):
+    """Reduced entries of several parts (blocks' object arrays, or joined entries) as one."""
+    return _reduce_entries(*_concat(
+        part.item() if isinstance(part, np.ndarray) else part for part in parts))
 
 
 # --------------------------------------------------------------------------- review groups

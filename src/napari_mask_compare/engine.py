@@ -1,0 +1,430 @@
+"""Where dask computations run and how their progress shows: the one place that knows schedulers.
+
+Three engines, chosen like the command line's ``--scheduler`` / ``--workers``:
+
+- nothing given: dask's embedded local scheduler (threads; the work here is numpy and
+  zarr decompression, which release the GIL), nothing to start;
+- ``scheduler="processes"`` (or ``"threads"``, ``"synchronous"``): that local dask scheduler,
+  ``workers`` of them;
+- ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded worker processes, started
+  on entry and stopped on exit;
+- ``scheduler="tcp://HOST:PORT"``: an existing dask.distributed cluster. An address that does
+  not answer within ``timeout`` seconds is a :class:`SchedulerError` (one line, no traceback).
+
+Every computation goes through :func:`compute`, which runs the collections on the current
+engine (the innermost ``with Engine(...)`` of this thread, else the local threads) and reports
+progress: dask's progress bar on stderr when ``progress`` is on, and ``callback(desc, done,
+total)`` (task counts) for a GUI, e.g. the napari widget driving napari's progress bar::
+
+    with Engine(workers=2, progress=True):
+        table = overlap_table(a, b)          # computes through engine.compute
+
+No Qt, no napari; dask and distributed are imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .io import InputError
+
+__all__ = ["LOCAL_SCHEDULERS", "Engine", "SchedulerError", "check_scheduler", "compute", "current"]
+
+#: Names of dask's local schedulers that ``scheduler=`` accepts instead of an address.
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+
+#: Seconds a computation runs before its text progress bar appears (short steps stay quiet).
+PROGRESS_AFTER = 1.0
+
+#: ``callback(desc, done, total)``: ``done`` of ``total`` tasks of the step ``desc`` are finished.
+ProgressCallback = Callable[[str, int, int], None]
+
+_CURRENT: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
+    "napari_mask_compare_engine", default=None)
+
+
+class SchedulerError(InputError):
+    """A scheduler that cannot be used (does not answer, has no workers): one line for the user."""
+
+
+class Engine:
+    """Where :func:`compute` runs dask collections; a context manager.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        ``None`` for dask's local threads; one of :data:`LOCAL_SCHEDULERS`; or the address of
+        a dask.distributed scheduler (``tcp://HOST:PORT``, ``HOST:PORT``, ``tls://...``).
+    workers : int, optional
+        With no ``scheduler``: start a ``LocalCluster`` of this many single-threaded worker
+        processes. With a local scheduler name: its number of threads or processes. Not with
+        an address (the cluster has its own workers).
+    progress : bool
+        Show a progress bar on stderr for every step that lasts more than
+        :data:`PROGRESS_AFTER` seconds (the default of :func:`compute`'s ``progress``).
+    callback : callable, optional
+        ``callback(desc, done, total)`` as tasks finish (the default of :func:`compute`'s).
+    timeout : float
+        Seconds to wait for a scheduler address to answer, and for its first worker.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> with Engine(scheduler="synchronous") as engine:
+    ...     compute(da.ones(4, chunks=2).sum(), desc="sum")
+    (np.float64(4.0),)
+    """
+
+    def __init__(self, *, scheduler: str | None = None, workers: int | None = None,
+                 progress: bool = False, callback: ProgressCallback | None = None,
+                 timeout: float = 5.0):
+        if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+            raise InputError(f"--scheduler {scheduler!r}: expected a dask scheduler address "
+                             f"such as tcp://HOST:PORT, or one of {', '.join(LOCAL_SCHEDULERS)}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                    or workers < 1):
+            raise InputError(f"--workers {workers!r}: expected a whole number of workers >= 1")
+        if scheduler is not None and _is_address(scheduler) and workers is not None:
+            raise InputError(f"--workers {workers} with --scheduler {scheduler}: a cluster has "
+                             "its own workers; give one of the two")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self.scheduler = scheduler.strip() if scheduler else None
+        self.workers = workers
+        self.progress = bool(progress)
+        self.callback = callback
+        self.timeout = float(timeout)
+        self.client = None
+        self._cluster = None
+        self._tokens: list[contextvars.Token] = []
+
+    # ------------------------------------------------------------------ lifetime
+
+    @property
+    def distributed(self) -> bool:
+        """True when computations run on a dask.distributed cluster (address or LocalCluster)."""
+        return self.scheduler is None and self.workers is not None or _is_address(self.scheduler)
+
+    def __enter__(self) -> Engine:
+        if self.client is None:
+            if _is_address(self.scheduler):
+                self.client = _connect(self.scheduler, timeout=self.timeout)
+            elif self.distributed:
+                self.client, self._cluster = _local_cluster(self.workers)
+        self._tokens.append(_CURRENT.set(self))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _CURRENT.reset(self._tokens.pop())
+        if not self._tokens:
+            self.close()
+
+    def close(self) -> None:
+        """Disconnect from the cluster, and stop the LocalCluster this engine started."""
+        client, cluster, self.client, self._cluster = self.client, self._cluster, None, None
+        with _quiet_distributed():
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def describe(self) -> str:
+        """One line saying where computations run, e.g. ``"local threads (2)"``."""
+        if self.client is not None:
+            info = self.client.scheduler_info(n_workers=-1)
+            workers = info.get("workers", {})
+            threads = sum(w.get("nthreads", 0) for w in workers.values())
+            where = "LocalCluster" if self._cluster is not None else f"cluster at {self.scheduler}"
+            return f"dask {where}: {len(workers)} workers, {threads} threads"
+        name = self.scheduler or "threads"
+        count = self.workers or (1 if name == "synchronous" else os.cpu_count() or 1)
+        return f"dask local {name} ({count})"
+
+    # ------------------------------------------------------------------ computing
+
+    def compute(self, *collections, desc: str = "", progress: bool | None = None,
+                callback: ProgressCallback | None = None) -> tuple:
+        """Compute dask collections here; see :func:`compute`."""
+        progress = self.progress if progress is None else progress
+        callback = self.callback if callback is None else callback
+        if self.client is not None:
+            return _compute_distributed(self.client, collections, desc=desc,
+                                        progress=progress, callback=callback)
+        if self.distributed:
+            raise RuntimeError("Engine with a cluster is not open: use it in a with statement")
+        return _compute_local(collections, scheduler=self.scheduler or "threads",
+                              workers=self.workers, desc=desc, progress=progress,
+                              callback=callback)
+
+
+def current() -> Engine:
+    """The engine of the innermost open ``with Engine(...)`` here, else local threads."""
+    return _CURRENT.get() or Engine()
+
+
+def compute(*collections, desc: str = "", progress: bool | None = None,
+            callback: ProgressCallback | None = None) -> tuple:
+    """Compute dask collections on the current engine, showing progress.
+
+    Parameters
+    ----------
+    *collections : dask collections (arrays, delayed, bags)
+    desc : str
+        What the step does, shown before the bar and passed to ``callback``.
+    progress : bool, optional
+        Text progress bar on stderr (after :data:`PROGRESS_AFTER` seconds); default: the
+        engine's.
+    callback : callable, optional
+        ``callback(desc, done, total)`` with task counts, called as tasks finish (at most once
+        per percent) and once at the end; default: the engine's. It runs in the thread that
+        called :func:`compute` (local) or in distributed's event-loop thread.
+
+    Returns
+    -------
+    tuple
+        One computed result per collection, like :func:`dask.compute`.
+    """
+    return current().compute(*collections, desc=desc, progress=progress, callback=callback)
+
+
+def check_scheduler(address: str, *, timeout: float = 5.0) -> str:
+    """Connect to a dask.distributed scheduler and describe it; :class:`SchedulerError` otherwise.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://HOST:PORT`` (or another distributed address).
+    timeout : float
+        Seconds to wait for the scheduler to answer, then as long for a worker.
+
+    Returns
+    -------
+    str
+        One line, e.g. ``"dask cluster at tcp://10.0.0.5:8786: 4 workers, 16 threads"``.
+    """
+    with Engine(scheduler=address, timeout=timeout) as engine:
+        return engine.describe()
+
+
+# --------------------------------------------------------------------------- schedulers
+
+
+def _is_address(scheduler: str | None) -> bool:
+    return scheduler is not None and scheduler not in LOCAL_SCHEDULERS + ("sync",)
+
+
+@contextlib.contextmanager
+def _quiet_distributed():
+    """Distributed's own log lines (connection retries, shutdown) would break the one-line rule."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _connect(address: str, *, timeout: float):
+    """A Client of the scheduler at ``address`` with at least one worker, or SchedulerError."""
+    from distributed import Client
+
+    start = time.monotonic()
+    _handshake(address, timeout=timeout)  # before a Client: a failed one complains at exit
+    try:
+        with _quiet_distributed():
+            client = Client(address, timeout=timeout, set_as_default=False)
+    except OSError:
+        raise SchedulerError(f"--scheduler {address}: the scheduler stopped answering; "
+                             "check that it runs, or leave --scheduler out") from None
+    try:
+        client.wait_for_workers(1, timeout=max(timeout - (time.monotonic() - start), 1.0))
+    except (OSError, TimeoutError):
+        with _quiet_distributed():
+            client.close()
+        raise SchedulerError(
+            f"--scheduler {address}: the scheduler answers but has no worker after {timeout:g} s; "
+            f"start workers (dask worker {address}) or leave --scheduler out"
+        ) from None
+    return client
+
+
+def _handshake(address: str, *, timeout: float) -> None:
+    """Open and close one connection to ``address`` (distributed's handshake); SchedulerError."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def handshake():
+        comm = await connect(address, timeout=timeout)
+        await comm.close()
+
+    try:
+        with _quiet_distributed(), ThreadPoolExecutor(1) as pool:  # works inside a running loop
+            pool.submit(asyncio.run, handshake()).result()
+    except OSError:  # refused, unreachable, timed out, unknown host
+        raise SchedulerError(
+            f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; start one "
+            "there (dask scheduler) or leave --scheduler out to compute locally"
+        ) from None
+    except (ValueError, TypeError) as err:  # not an address distributed can parse
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SchedulerError(
+            f"--scheduler {address}: not a dask scheduler address ({reason}); expected "
+            f"tcp://HOST:PORT, or one of {', '.join(LOCAL_SCHEDULERS)}"
+        ) from None
+    except Exception as err:  # something answers, but not as a dask scheduler does
+        raise SchedulerError(
+            f"--scheduler {address}: what answers there is not a dask scheduler "
+            f"({type(err).__name__}); check the address and port"
+        ) from None
+
+
+def _local_cluster(workers: int):
+    """A LocalCluster of ``workers`` single-threaded processes and its Client."""
+    from distributed import Client, LocalCluster
+
+    with _quiet_distributed():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")  # any free port, no warning
+        try:
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+    return client, cluster
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def _compute_local(collections, *, scheduler: str, workers: int | None, desc: str,
+                   progress: bool, callback: ProgressCallback | None) -> tuple:
+    import dask
+
+    callbacks = []
+    if progress:
+        callbacks.append(_local_bar(desc))
+    if callback is not None:
+        callbacks.append(_local_report(desc, callback))
+    options = {"num_workers": workers} if workers and scheduler != "synchronous" else {}
+    # passed to this computation only (``with callback:`` would register them process-wide)
+    callbacks = [callback_._callback for callback_ in callbacks]
+    return dask.compute(*collections, scheduler=scheduler, callbacks=callbacks, **options)
+
+
+def _compute_distributed(client, collections, *, desc: str, progress: bool,
+                         callback: ProgressCallback | None) -> tuple:
+    futures = client.compute(list(collections))
+    try:
+        if progress or callback is not None:
+            _follow_distributed(futures, client=client, desc=desc, text=progress,
+                                callback=callback)
+        return tuple(client.gather(futures))
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+class _Report:
+    """Calls ``callback(desc, done, total)`` at most once per percent, and at the end."""
+
+    def __init__(self, desc: str, callback: ProgressCallback):
+        self.desc, self.callback, self._last = desc, callback, None
+
+    def __call__(self, done: int, total: int, *, final: bool = False) -> None:
+        percent = 100 * done // max(total, 1)
+        if final or percent != self._last:
+            self._last = percent
+            self.callback(self.desc, done, total)
+
+
+def _draw_text(out, desc: str, frac: float, elapsed: float, *, width: int = 40) -> None:
+    from dask.utils import format_time
+
+    bar = "#" * int(width * frac)
+    label = f"{desc}: " if desc else ""
+    with contextlib.suppress(ValueError, OSError):  # closed or broken stderr: no bar
+        out.write(f"\r{label}[{bar:<{width}}] | {int(100 * frac)}% | {format_time(elapsed)}")
+        out.flush()
+
+
+def _local_bar_class():
+    from dask.diagnostics import ProgressBar
+
+    class LocalBar(ProgressBar):
+        """dask's local progress bar, on stderr, with the step's name in front."""
+
+        def __init__(self, desc: str):
+            super().__init__(minimum=PROGRESS_AFTER, out=sys.stderr)
+            self.desc = desc
+
+        def _draw_bar(self, frac, elapsed):
+            _draw_text(self._file, self.desc, frac, elapsed, width=self._width)
+
+    return LocalBar
+
+
+def _local_bar(desc: str):
+    """dask's ProgressBar for one step (the class needs dask, imported late)."""
+    return _local_bar_class()(desc)
+
+
+def _local_report(desc: str, callback: ProgressCallback):
+    """A dask local-scheduler Callback that reports task counts to ``callback``."""
+    from dask.callbacks import Callback
+
+    report = _Report(desc, callback)
+
+    def counts(state):
+        done = len(state["finished"])
+        return done, done + sum(len(state[k]) for k in ("ready", "waiting", "running"))
+
+    def start_state(dsk, state):
+        report(*counts(state))
+
+    def posttask(key, result, dsk, state, worker_id):
+        report(*counts(state))
+
+    def finish(dsk, state, errored):
+        if not errored:
+            done, total = counts(state)
+            report(total, total, final=True)
+
+    return Callback(start_state=start_state, posttask=posttask, finish=finish)
+
+
+def _follow_distributed(futures, *, client, desc: str, text: bool,
+                        callback: ProgressCallback | None) -> None:
+    """Follow ``futures`` with distributed's progress feed until they finish (blocks)."""
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    report = _Report(desc, callback) if callback is not None else None
+
+    class Bar(TextProgressBar):
+        drawn = False
+
+        def _draw_bar(self, remaining, all, **kwargs):  # noqa: A002 - distributed's name
+            if report is not None:
+                report(all - remaining, all)
+            if text and self.elapsed >= PROGRESS_AFTER:
+                self.drawn = True
+                _draw_text(sys.stderr, desc, (1 - remaining / all) if all else 1.0, self.elapsed)
+
+        def _draw_stop(self, remaining=0, status="finished", **kwargs):
+            if report is not None and status == "finished":
+                total = getattr(self, "_last_response", {}).get("all", len(self.keys))
+                report(total, total, final=True)
+            if self.drawn:
+                with contextlib.suppress(ValueError, OSError):
+                    sys.stderr.write("\n")
+                    sys.stderr.flush()
+
+    Bar(futures, scheduler=client.scheduler.address, loop=client.loop, start=True)
