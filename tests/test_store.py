@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napari_mask_compare import _files, io, store
+from napari_mask_compare.engine import Engine
 from napari_mask_compare.io import InputError
 from napari_mask_compare.labels import as_labels
 
@@ -389,11 +390,12 @@ def test_write_ome_zarr_labels_uses_uint32_beyond_uint16(tmp_path):
     np.testing.assert_array_equal(loaded.data.compute(), data)
 
 
-def test_write_reports_progress_per_block(tmp_path):
+def test_write_reports_progress_to_the_engine(tmp_path):
     seen = []
-    store.write_ome_zarr_labels(tmp_path / "out.zarr", blobs(), chunks=(5, 20, 18),
-                                progress=lambda done, total: seen.append((done, total)))
-    assert seen[0] == (0, 8) and seen[-1] == (8, 8)
+    with Engine(callback=lambda desc, done, total: seen.append((desc, done, total))):
+        store.write_ome_zarr_labels(tmp_path / "out.zarr", blobs(), chunks=(5, 20, 18))
+    writes = [(done, total) for desc, done, total in seen if desc == "write out.zarr"]
+    assert writes and writes[-1][0] == writes[-1][1] > 0
 
 
 def test_output_never_overwrites_an_input_or_a_foreign_store(tmp_path):

@@ -317,7 +317,16 @@ def _compute_local(collections, *, scheduler: str, workers: int | None, desc: st
     options = {"num_workers": workers} if workers and scheduler != "synchronous" else {}
     # passed to this computation only (``with callback:`` would register them process-wide)
     callbacks = [callback_._callback for callback_ in callbacks]
-    return dask.compute(*collections, scheduler=scheduler, callbacks=callbacks, **options)
+    if scheduler != "threads":
+        return dask.compute(*collections, scheduler=scheduler, callbacks=callbacks, **options)
+    # A pool of this computation's own, shut down before returning: when a task fails, dask
+    # raises at once while other tasks still run; waiting for them means that nothing a
+    # failed computation started (a block being written) happens after it has returned.
+    pool = ThreadPoolExecutor(workers or os.cpu_count() or 1)
+    try:
+        return dask.compute(*collections, scheduler=scheduler, callbacks=callbacks, pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _compute_distributed(client, collections, *, desc: str, progress: bool,

@@ -31,7 +31,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -675,7 +675,7 @@ def write_ome_zarr_labels(
     chunks: Sequence[int] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
     overwrite: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    max_id: int | None = None,
     ngff: str = "0.4",
 ) -> Path:
     """Write labels as an OME-Zarr container with a multiscale pyramid, atomically.
@@ -709,15 +709,20 @@ def write_ome_zarr_labels(
         Files and stores read to make ``data``: never written over or into.
     overwrite : bool
         Replace an earlier output of ours at ``path``.
-    progress : callable, optional
-        ``progress(done, total)`` after each block of level 0 is written
-        (local dask schedulers only).
+    max_id : int, optional
+        The largest id in ``data`` when the caller knows it (a merge does):
+        the storage dtype then needs no pass over ``data``.
     ngff : {"0.4", "0.5"}
         NGFF 0.4 (zarr v2, read by most tools) or 0.5 (zarr v3).
 
     Returns
     -------
     Path
+
+    Notes
+    -----
+    Blocks are computed and written on the current :mod:`.engine` (its
+    scheduler, its progress bar or callback).
 
     Raises
     ------
@@ -730,21 +735,24 @@ def write_ome_zarr_labels(
     """
     import dask.array as da
 
+    from .engine import compute
+
     path = check_store_output(path, inputs=inputs, overwrite=overwrite)
     data = data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=-1)
-    dtype = _output_dtype(data)
+    dtype = _output_dtype(data) if max_id is None else labels_dtype(max_id, warn=True)
     chunks = _chunks_for(data.shape, chunks if chunks is not None else _dask_chunksize(data))
     with _files.staged_folder(path) as tmp:
         target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
                                 voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
-        _store(data.astype(dtype).rechunk(chunks), target, progress=progress)
+        compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False, compute=False),
+                desc=f"write {path.name}")
         write_pyramid(tmp, name=name)
     return path
 
 
 def _output_dtype(data) -> np.dtype:
     """uint16 or uint32 for ``data`` (one pass over it unless its dtype settles it)."""
-    import dask
+    from .engine import compute
 
     if data.ndim not in (2, 3):
         raise ValueError(f"labels must be 2D or 3D, got shape {data.shape}")
@@ -753,7 +761,7 @@ def _output_dtype(data) -> np.dtype:
         return labels_dtype(0)
     if kind not in "iu":
         raise ValueError(f"labels must be integers, got dtype {data.dtype}")
-    lo, hi = dask.compute(data.min(), data.max()) if data.size else (0, 0)
+    lo, hi = compute(data.min(), data.max(), desc="label range") if data.size else (0, 0)
     if lo < 0:
         raise ValueError(f"labels must be >= 0, got ids down to {lo}")
     return labels_dtype(int(hi), warn=True)
@@ -776,29 +784,6 @@ def _chunks_for(shape: Sequence[int], chunks: Sequence[int] | None) -> tuple[int
     if len(chunks) != len(shape) or any(int(c) < 1 for c in chunks):
         raise ValueError(f"chunks {tuple(chunks)} do not fit shape {tuple(shape)}")
     return tuple(max(1, min(int(c), int(n))) for c, n in zip(chunks, shape))
-
-
-def _store(source, target, *, progress: Callable[[int, int], None] | None) -> None:
-    """Write the dask array ``source`` into the zarr array ``target``, block by block."""
-    import dask.array as da
-
-    stored = da.store(source, target, lock=False, compute=False)
-    if progress is None:
-        stored.compute()
-        return
-    from dask.callbacks import Callback
-
-    total = source.npartitions
-    done = [0]
-    progress(0, total)
-
-    def _posttask(key, result, dsk, state, worker_id):
-        if isinstance(key, tuple) and str(key[0]).startswith("store-map"):
-            done[0] += 1
-            progress(done[0], total)
-
-    with Callback(posttask=_posttask):
-        stored.compute()
 
 
 def create_ome_zarr_labels(
@@ -1017,6 +1002,8 @@ def write_pyramid(
     """
     import dask.array as da
 
+    from .engine import compute
+
     levels = _levels(_labels_group(path, name=name, mode="r+"))
     if region is not None:
         region = tuple(s.indices(n)[:2] for s, n in zip(region, levels[0].shape))
@@ -1024,7 +1011,8 @@ def write_pyramid(
         steps = tuple(1 if a == n else 2 for a, n in zip(above.shape, level.shape))
         if region is None:
             source = _dask_from_zarr(above)[tuple(slice(None, None, s) for s in steps)]
-            da.store(source.rechunk(level.chunks), level, lock=False)
+            compute(da.store(source.rechunk(level.chunks), level, lock=False, compute=False),
+                    desc=f"pyramid level {levels.index(level)}")
             continue
         region = tuple((-(-a // s), -(-b // s)) for (a, b), s in zip(region, steps))
         if any(a >= b for a, b in region):

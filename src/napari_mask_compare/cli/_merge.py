@@ -186,7 +186,7 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     )
     if zarr_out:
         write_ome_zarr_labels(out, merged, voxel_size=pair.voxel_size, unit=pair.unit,
-                              inputs=inputs, overwrite=overwrite)
+                              inputs=inputs, overwrite=overwrite, max_id=tables.n_objects)
         return tables.summary
     tiffs = {out: merged}
     if classes is not None:
