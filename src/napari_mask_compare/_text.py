@@ -14,7 +14,8 @@ from __future__ import annotations
 
 __all__ = [
     "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "describe_counts", "describe_group",
-    "display_features", "group_caption", "group_number", "summary_text", "unpaired_fate",
+    "display_features", "group_caption", "group_number", "picked_text", "summary_text",
+    "unpaired_fate",
 ]
 
 #: Kind of a review group, as a person reads it.
@@ -39,8 +40,25 @@ def group_number(group) -> int:
     return int(group.index) + 1
 
 
+def picked_text(session, group, *, budget: int | None = None) -> str:
+    """The objects picked in a group, "A5, B16" (cut to ``budget`` characters).
+
+    >>> import numpy as np
+    >>> from napari_mask_compare.session import Session
+    >>> s = Session.from_masks(np.array([[1, 2, 0]]), np.array([[3, 3, 0]]))
+    >>> s.apply(s.prepare({"op": "pick", "side": "B", "id": 3})).op["op"]
+    'pick'
+    >>> picked_text(s, s.groups[0])
+    'B3'
+    """
+    return _cut([f"{side}{label}" for side, label in sorted(session.picks(group.index))],
+                budget=budget)
+
+
 def _choice_text(session, group) -> str:
     choice = session.choice_of(group.index)
+    if choice == "P":
+        return f"<b>picked</b> {picked_text(session, group, budget=_BUDGET - 7)}"
     return f"decided <b>{choice}</b>" if choice else "<i>undecided</i>"
 
 
@@ -134,7 +152,8 @@ def group_caption(group, *, session) -> str:
     queue = session.queue
     place = f"{queue.index(group.index) + 1}/{len(queue)}" if group.index in queue else "—"
     choice = session.choice_of(group.index)
-    decided = f" · decided {choice}" if choice else ""
+    decided = (f" · picked {picked_text(session, group)}" if choice == "P"
+               else f" · decided {choice}" if choice else "")
     flag = " UNPAIRED" if not group.paired else ""
     return (f"group {group_number(group)} · {place} · {KIND_LABELS[group.kind]}{flag}"
             f"{decided} · A {' '.join(map(str, group.ids_a)) or '—'} "
@@ -151,9 +170,16 @@ def describe_counts(summary: dict) -> str:
     Auto 0 · 4 objects
     decided 6 of 9 groups
     left: 2 paired, 1 unpaired
+    >>> print(describe_counts({"A": 0, "B": 0, "M": 0, "N": 0, "Auto": 0, "P": 1, "picks": 2,
+    ...                        "decided": 1, "groups": 2, "objects": 2}).splitlines()[:2])
+    ['A 0 · B 0 · M 0 · N 0 · P 1', 'Auto 0 · 2 objects · 2 picks']
     """
     counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N"))
+    if summary.get("P"):
+        counts += f" · P {summary['P']}"
     made = f"Auto {summary['Auto']} · {summary['objects']} objects"
+    if summary.get("picks"):
+        made += f" · {summary['picks']} picks"
     if summary.get("edits"):
         made += f" · {summary['edits']} edit(s)"
     if summary.get("contested"):
@@ -204,6 +230,8 @@ def summary_text(summary: dict, *, output=None) -> str:
     saved = f"saved {output}: " if output is not None else ""
     lines = [f"{saved}{summary['objects']} objects"]
     counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N", "Auto"))
+    if summary.get("P"):
+        counts += f" · P {summary['P']} ({summary.get('picks', 0)} object(s) picked)"
     if summary.get("edits"):
         counts += f" · {summary['edits']} hand edit(s)"
     if summary.get("contested"):

@@ -20,7 +20,7 @@ QT_KEYS = {
     "A": Qt.Key.Key_A, "B": Qt.Key.Key_B, "M": Qt.Key.Key_M, "N": Qt.Key.Key_N,
     "U": Qt.Key.Key_U, "Q": Qt.Key.Key_Q, "Left": Qt.Key.Key_Left, "Right": Qt.Key.Key_Right,
     "P": Qt.Key.Key_P, "E": Qt.Key.Key_E, "F": Qt.Key.Key_F, "Z": Qt.Key.Key_Z,
-    "Up": Qt.Key.Key_Up, "Down": Qt.Key.Key_Down,
+    "Up": Qt.Key.Key_Up, "Down": Qt.Key.Key_Down, "D": Qt.Key.Key_D,
 }
 
 
@@ -72,6 +72,37 @@ def drag(viewer, qtbot, layer, voxels) -> None:
     qtbot.wait(20)
     QTest.mouseRelease(native, button, none, points[-1])
     qtbot.wait(20)
+
+
+def click(viewer, qtbot, layer, voxel) -> None:
+    """Move to the canvas pixel of ``voxel`` of ``layer``, press and release the left button there.
+
+    Moves and presses are 20 ms apart (vispy drops moves less than 10 ms apart).
+    """
+    native = viewer.window._qt_viewer.canvas.native
+    point = canvas_point(viewer, layer, voxel)
+    button, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    QTest.mouseMove(native, point)
+    qtbot.wait(20)
+    QTest.mousePress(native, button, none, point)
+    qtbot.wait(20)
+    QTest.mouseRelease(native, button, none, point)
+    qtbot.wait(20)
+
+
+def inner_voxel(labels, label, *, z=None) -> tuple[int, ...]:
+    """The voxel of object ``label`` farthest from its edge (in slice ``z`` of a stack).
+
+    A click there lands on the object whatever the rounding of the canvas pixel.
+    """
+    from scipy import ndimage
+
+    plane = labels if z is None else labels[z]
+    inside = np.pad(plane == label, 1)
+    assert inside.any(), f"object {label} is not in the plane"
+    distance = ndimage.distance_transform_edt(inside)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return (int(y), int(x)) if z is None else (int(z), int(y), int(x))
 
 
 def add_layers(viewer, layer_tuples):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ACTIONS", "Action", "cli_help", "key_table", "markdown_table", "status_hint"]
+__all__ = ["ACTIONS", "CLICK_HELP", "Action", "cli_help", "key_table", "markdown_table",
+           "status_hint"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("B", "2 B", ("2", "B"), "keep B", "keep B's objects of the group"),
     Action("M", "3 M", ("3", "M"), "merge", "merge the group's objects into one object"),
     Action("N", "4 N", ("4", "N"), "none", "skip the group (nothing from it in the output)"),
-    Action("undo", "U undo", ("U",), "undo", "undo the last decision, Finish or hand edit"),
+    Action("undo", "U undo", ("U",), "undo", "undo the last decision, pick, Finish or hand edit"),
     Action("previous", "← prev", ("Left",), "previous group",
            "previous group of the queue, without deciding"),
     Action("next", "→ next", ("Right",), "next group",
@@ -56,6 +57,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("slice_down", None, ("Down", ","), "slice down",
            "3D: previous slice (the z-slider spans the group's slices; it shows the real z)"),
     Action("slice_up", None, ("Up", "."), "slice up", "3D: next slice"),
+    Action("disagreement", None, ("D",), "colour by IoU",
+           "colour by disagreement (toggle): every object of A and B coloured by its best IoU "
+           "over the whole image (legend on the canvas); click an object to go to its group"),
     Action("quit", "Q quit", ("Q",), "save & quit",
            "save and end the review (start it again to resume); in the window that "
            "`mask-compare review` opens, also print the summary and close the window; "
@@ -64,6 +68,12 @@ ACTIONS: tuple[Action, ...] = (
            "add the undecided only-A/only-B objects (Auto), as the original tool did at the "
            "end, save and end the review; asks first when paired groups are undecided"),
 )
+
+#: What a click on an object does (the mouse's one review action; dragging still pans).
+CLICK_HELP = ("pick the object into the curated output, or take it out again (journaled, U "
+              "undoes it; the group counts as decided, P); an object of another group: go to "
+              "that group. Side by side, the panel clicked; in the overlay view the selected "
+              "layer, else A. Not while a painting tool is active")
 
 _KEY_TEXT = {"Left": "←", "Right": "→", "Up": "↑", "Down": "↓"}
 
@@ -107,6 +117,7 @@ def cli_help() -> str:
     for action in ACTIONS:
         keys = " or ".join(key_text(k) for k in action.keys) or f"the {action.button} button"
         lines.append(f"  {keys}: {action.help}")
+    lines.append(f"  a click on an object of A or B: {CLICK_HELP}")
     return "\n".join(lines)
 
 
@@ -120,4 +131,5 @@ def markdown_table() -> str:
     for action in ACTIONS:
         keys = " or ".join(f"`{key_text(k)}`" for k in action.keys) or "—"
         rows.append(f"| {keys} | {action.button or '—'} | {action.help} |")
+    rows.append(f"| click an object of A or B | — | {CLICK_HELP} |")
     return "\n".join(rows)

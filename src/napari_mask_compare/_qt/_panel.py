@@ -60,6 +60,8 @@ class ReviewPanel(QWidget):
     kind_boxes : dict of str to QCheckBox
     order_combo : QComboBox
     overlay_box : QCheckBox
+    disagreement_box : QCheckBox
+        Colour by disagreement (its key and words from :data:`._actions.ACTIONS`).
     previous_file_button, next_file_button : QPushButton
     """
 
@@ -153,6 +155,12 @@ class ReviewPanel(QWidget):
         self.overlay_box.setToolTip("one image with A and B as red and green contours, "
                                     "instead of three panels side by side")
         options.addRow(self.overlay_box)
+        action = next(action for action in ACTIONS if action.name == "disagreement")
+        keys = " or ".join(key_text(key) for key in action.keys)
+        self.disagreement_box = QCheckBox(f"colour by IoU ({keys})")
+        self.disagreement_box.setToolTip(f"{action.help} (key {keys})")
+        _elastic(self.disagreement_box)  # the dock stays narrow
+        options.addRow(self.disagreement_box)
         return options
 
     # ------------------------------------------------------------------ showing
@@ -163,7 +171,9 @@ class ReviewPanel(QWidget):
         self.group_label.setText(describe_group(group, session=session))
         self.group_label.setToolTip(describe_group(group, session=session, full=True)
                                     if group is not None else "")
-        self.counts_label.setText(describe_counts(session.summary()))
+        counts = describe_counts(session.summary())
+        self.counts_label.setText(counts)
+        self.counts_label.setToolTip(counts)  # whole, should a line be cut
 
     def show_idle(self) -> None:
         """No review runs."""
@@ -193,14 +203,16 @@ class ReviewPanel(QWidget):
         return [kind for kind, box in self.kind_boxes.items() if box.isChecked()]
 
     def view_settings(self) -> dict:
-        """Order, kinds and overlay, as saved beside a review's output."""
+        """Order, kinds, overlay and colour by disagreement, as saved beside a review's output."""
         return {"order": self.order(), "kinds": self.kinds(),
-                "overlay": self.overlay_box.isChecked()}
+                "overlay": self.overlay_box.isChecked(),
+                "disagreement": self.disagreement_box.isChecked()}
 
     def set_view_settings(self, settings: dict) -> None:
         """Restore :meth:`view_settings` (unknown values are ignored), without signals."""
         orders = [name for name, _ in ORDERS]
-        controls = [self.order_combo, self.overlay_box, *self.kind_boxes.values()]
+        controls = [self.order_combo, self.overlay_box, self.disagreement_box,
+                    *self.kind_boxes.values()]
         blocked = [control.blockSignals(True) for control in controls]
         try:
             if settings.get("order") in orders:
@@ -209,8 +221,10 @@ class ReviewPanel(QWidget):
             if isinstance(kinds, list):
                 for kind, box in self.kind_boxes.items():
                     box.setChecked(kind in kinds)
-            if isinstance(settings.get("overlay"), bool):
-                self.overlay_box.setChecked(settings["overlay"])
+            for key, box in (("overlay", self.overlay_box),
+                             ("disagreement", self.disagreement_box)):
+                if isinstance(settings.get(key), bool):
+                    box.setChecked(settings[key])
         finally:
             for control, was in zip(controls, blocked):
                 control.blockSignals(was)

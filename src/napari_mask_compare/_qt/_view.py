@@ -30,12 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from napari.components.overlays import TextOverlay
 from napari.layers import Image, Labels
-from napari.utils.colormaps import CyclicLabelColormap
+from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
 from napari.utils.colormaps.standardize_color import transform_color
 
-__all__ = ["Focus", "ReviewView", "group_focus", "highlight_colors", "is_review_layer",
-           "layer_features", "make_review_layers"]
+from ..disagreement import legend
+
+__all__ = ["Focus", "ReviewView", "disagreement_colormap", "group_focus", "highlight_colors",
+           "is_review_layer", "layer_features", "make_review_layers"]
 
 #: Key set in the ``metadata`` of the layers this view adds (and removes).
 _MARK = "napari_mask_compare_review"
@@ -57,6 +60,12 @@ _DIM = {"a": (0.75, 0.2, 0.2, 0.4), "b": (0.2, 0.7, 0.2, 0.4)}
 #: Colours in the cyclic label colormaps (a prime: ids that share a colour are rare).
 _N_COLORS = 4093
 _SIDE_OPACITY = 0.6
+#: Objects picked into the output (a click on them in the A or B panel): white.
+_PICKED = (1.0, 1.0, 1.0, 1.0)
+#: Direct colormaps kept for reuse (a few MB each with 30,000 objects).
+_KEPT_COLORMAPS = 8
+#: Key prefix of the canvas overlays of the colour-by-disagreement legend.
+_LEGEND = "mask_compare_legend_"
 _OUTPUT_OVERLAY_OPACITY = 0.35
 
 
@@ -137,26 +146,60 @@ def is_review_layer(layer) -> bool:
     return bool(layer.metadata.get(_MARK, False))
 
 
-def highlight_colors(ids, *, role: str) -> np.ndarray:
+def highlight_colors(ids, *, role: str, picked=()) -> np.ndarray:
     """Colours of a cyclic label colormap that pick out ``ids`` on one side.
 
     Label ``i`` takes colour ``(i - 1) % N + 1`` (napari's cyclic colormap,
     colour 0 being the background); the group's ids get bright shades in turn,
-    every other id the dim colour of its side.
+    every other id the dim colour of its side, and the ``picked`` ids white.
 
     Returns
     -------
     ndarray of float32, shape (N + 1, 4)
 
-    >>> colors = highlight_colors([5, 6], role="a")
+    >>> colors = highlight_colors([5, 6], role="a", picked=[6])
     >>> colors.shape, [round(float(alpha), 2) for alpha in colors[[0, 5, 7], 3]]
     ((4094, 4), [0.0, 1.0, 0.4])
+    >>> colors[6].tolist()
+    [1.0, 1.0, 1.0, 1.0]
     """
     colors = _BASE_COLORS[role].copy()
     shades = _SHADES[role]
     for k, label in enumerate(ids):
-        colors[(int(label) - 1) % _N_COLORS + 1] = shades[k % len(shades)]
+        colors[_slot(label)] = shades[k % len(shades)]
+    for label in picked:
+        colors[_slot(label)] = _PICKED
     return colors
+
+
+def _slot(label) -> int:
+    """The colour of ``label`` in a cyclic colormap of :data:`_N_COLORS` colours."""
+    return (int(label) - 1) % _N_COLORS + 1
+
+
+def disagreement_colormap(ids, rgba, *, picked=()) -> DirectLabelColormap:
+    """One colour per object (its IoU bin, see :mod:`..disagreement`), ``picked`` ids white.
+
+    Parameters
+    ----------
+    ids : ndarray of int, shape (n,)
+    rgba : ndarray of float, shape (n, 4)
+    picked : iterable of int
+
+    Returns
+    -------
+    DirectLabelColormap
+        Background and ids not listed are transparent.
+
+    >>> cmap = disagreement_colormap(np.array([3, 9]), np.array([[1, 0, 0, 1], [0, 0, 1, 1]]),
+    ...                              picked=[9])
+    >>> cmap.map(np.array([0, 3, 9, 4]))[:, :3].tolist()
+    [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+    colors = {None: _TRANSPARENT, 0: _TRANSPARENT}
+    colors.update(zip(np.asarray(ids).tolist(), np.asarray(rgba, dtype=np.float32)))
+    colors.update(dict.fromkeys((int(label) for label in picked), _PICKED))
+    return DirectLabelColormap(color_dict=colors)
 
 
 def _base_colors(role: str) -> np.ndarray:
@@ -168,6 +211,12 @@ def _base_colors(role: str) -> np.ndarray:
 
 _BASE_COLORS = {role: _base_colors(role) for role in ("a", "b")}
 _SHADES = {"a": transform_color(_REDS), "b": transform_color(_GREENS)}
+
+
+def _picked_ids(picked, role: str) -> tuple[int, ...]:
+    """The ids of ``role``'s side ("a" -> "A") among ``picked`` (side, id), sorted."""
+    side = role.upper()
+    return tuple(sorted(int(label) for s, label in picked if s == side))
 
 
 def _cyclic(colors: np.ndarray) -> CyclicLabelColormap:
@@ -279,6 +328,13 @@ class ReviewView:
         self._saved = None
         self._focus: Focus | None = None
         self._z_range: tuple[int, int] | None = None
+        self.group = None  # the group shown
+        self._picked: frozenset[tuple[str, int]] = frozenset()
+        #: Colour by disagreement: role -> (ids, rgba) of every object; None when off.
+        self._disagreement: dict | None = None
+        self._colormap_of: dict[str, tuple] = {}  # role -> (what it shows, colormap)
+        self._prebuilt: dict[tuple, DirectLabelColormap] = {}  # (role, picked ids) -> made
+        self._prebuilt_of = None  # the colours they were made of
         if insert:
             for _ in self.open_steps():
                 pass
@@ -361,6 +417,7 @@ class ReviewView:
         text = _text_overlay(self.viewer)
         if text is not None and self._saved["text"] is not None:
             text.visible, text.text, text.position = self._saved["text"]
+        self._show_legend(())
 
     # ------------------------------------------------------------------ modes
 
@@ -394,8 +451,15 @@ class ReviewView:
 
     # ------------------------------------------------------------------ focus
 
-    def show(self, group) -> bool:
+    def show(self, group, *, picked=()) -> bool:
         """Centre and zoom on ``group``; in 3D limit the z-slider to it.
+
+        Parameters
+        ----------
+        group : matching.Group
+        picked : iterable of (side, id)
+            The group's objects picked into the output (``"A"``/``"B"``, id):
+            drawn white in their panel.
 
         Returns
         -------
@@ -403,6 +467,7 @@ class ReviewView:
             True when the slice changed, i.e. every layer was read again.
         """
         focus = group_focus(group, a=self.a, b=self.b, margin=self.margin)
+        self.group, self._picked = group, frozenset(picked)
         self._highlight(group, redraw=focus.z_range is None)
         resliced = False
         if focus.z_range is not None:
@@ -479,18 +544,138 @@ class ReviewView:
         if self._saved is not None and self._z_range is not None:
             self._label_slider()
 
-    def _highlight(self, group, *, redraw: bool) -> None:
-        """Bright shades for the group's objects, dim for the rest.
+    def mark_picked(self, picked) -> None:
+        """The objects of the group shown that are picked (white), the camera left alone.
 
-        The number of colours never changes, so the sliced data stays valid
-        and only the colour table is replaced: the layers are not re-sliced
-        (``redraw`` False skips even that when a slice change follows).
+        Parameters
+        ----------
+        picked : iterable of (side, id)
         """
-        for role, ids in (("a", group.ids_a), ("b", group.ids_b)):
+        self._picked = frozenset(picked)
+        if self.group is not None:
+            self._highlight(self.group, redraw=True)
+
+    def set_disagreement(self, colors: dict | None, *, colormaps: dict | None = None,
+                         picked=frozenset()) -> None:
+        """Colour by disagreement: every object of A and B in its own colour, or back.
+
+        Parameters
+        ----------
+        colors : dict or None
+            ``{"a": (ids, rgba), "b": (ids, rgba)}`` (see
+            :meth:`..disagreement.ObjectIoU.colors`): each object in its
+            colour over the whole image, the legend on the canvas; None gives
+            the group highlight back (the group bright, the rest dim).
+        colormaps : dict, optional
+            Role -> :func:`disagreement_colormap` of ``colors`` already made
+            (in a worker) with the ``picked`` objects white; used while those
+            are the picks shown.
+        picked : frozenset of (side, id)
+        """
+        if colors is not None and colors is not self._prebuilt_of:
+            self._prebuilt.clear()  # made of other colours
+            self._prebuilt_of = colors
+        self._disagreement = colors
+        self._prebuilt.update({
+            (role, _picked_ids(picked, role)): colormap
+            for role, colormap in (colormaps or {}).items()})
+        self._show_legend(legend() if colors is not None else ())
+        if self.group is not None:
+            self._highlight(self.group, redraw=True)
+
+    @property
+    def disagreement(self) -> bool:
+        """True while the objects are coloured by disagreement."""
+        return self._disagreement is not None
+
+    def _show_legend(self, entries) -> None:
+        """The legend of the colours, one line per colour, at the canvas' bottom right."""
+        overlays = getattr(getattr(self.viewer, "canvas", None), "overlays", None)
+        if overlays is None:
+            return
+        for key in [key for key in overlays if str(key).startswith(_LEGEND)]:
+            overlays.pop(key)
+        # napari stacks the overlays of a corner from the bottom up: best last, on top
+        for k, (text, color) in enumerate(reversed(list(entries))):
+            overlays[f"{_LEGEND}{k}"] = TextOverlay(
+                text=text, color=color, position="bottom_right", visible=True, font_size=10)
+
+    def _colormap(self, role: str, group):
+        """The colormap of ``role`` ("a" or "b") for ``group``: the last one when unchanged."""
+        picked = _picked_ids(self._picked, role)
+        if self._disagreement is None:
+            ids = group.ids_a if role == "a" else group.ids_b
+            key = ("group", tuple(ids), picked)
+        else:
+            key = ("disagreement", id(self._disagreement), picked)
+        last = self._colormap_of.get(role)
+        if last is not None and last[0] == key:
+            return None
+        if key[0] == "group":
+            colormap = _cyclic(highlight_colors(ids, role=role, picked=picked))
+        else:
+            colormap = self._prebuilt.get((role, picked))
+            if colormap is None:  # kept: the next toggle, or an undo, finds it made
+                if len(self._prebuilt) >= _KEPT_COLORMAPS:
+                    self._prebuilt.clear()
+                colormap = self._prebuilt[role, picked] = disagreement_colormap(
+                    *self._disagreement[role], picked=picked)
+        self._colormap_of[role] = (key, colormap)
+        return colormap
+
+    def object_at(self, position, *, viewbox=None) -> tuple[str, int] | None:
+        """The object of A or B under a point of the canvas.
+
+        Parameters
+        ----------
+        position : sequence of float
+            World coordinates (napari's mouse event ``position``).
+        viewbox : tuple of int, optional
+            Grid cell of the point (the event's ``viewbox``).
+
+        Returns
+        -------
+        (role, id) or None
+            ``role`` "a" or "b". Side by side, the panel under the point
+            (None on the curated one); in the overlay view the selected layer
+            when it is A or B, otherwise A first, then B.
+        """
+        for role in self._roles_at(viewbox):
+            value = self.layers[role].get_value(position, world=True)
+            if value is not None and int(value) > 0:
+                return role, int(value)
+        return None
+
+    def _roles_at(self, viewbox) -> list[str]:
+        grid = _grid(self.viewer)
+        if grid.enabled:
+            if viewbox is None:
+                return []
+            layers = list(self.viewer.layers)
+            here = {id(layers[i]) for i in grid.contents_at(tuple(viewbox), layers)}
+            return [role for role in ("a", "b") if id(self.layers[role]) in here]
+        active = self.viewer.layers.selection.active
+        return ["b", "a"] if active is self.layers["b"] else ["a", "b"]
+
+    def _highlight(self, group, *, redraw: bool) -> None:
+        """Bright shades for the group's objects, dim for the rest, picked ones white.
+
+        With colour by disagreement, every object its colour instead. The
+        number of colours never changes, so the sliced data stays valid
+        and only the colour table is replaced: the layers are not re-sliced
+        (``redraw`` False skips even that when a slice change follows). A
+        colormap that would not change is not set again; a direct colormap
+        (colour by disagreement) is set with a re-slice, as napari needs.
+        """
+        for role in ("a", "b"):
             layer = self.layers[role]
-            colormap = _cyclic(highlight_colors(ids, role=role))
+            colormap = self._colormap(role, group)
+            if colormap is None:
+                continue
             block = getattr(layer, "_block_refresh", None)
-            if block is None:
+            if block is None or not isinstance(colormap, CyclicLabelColormap) \
+                    or not isinstance(layer.colormap, CyclicLabelColormap):
+                # napari slices data for a direct colormap otherwise: sliced again
                 layer.colormap = colormap
                 continue
             # the selected label does not change: its event would only redo the

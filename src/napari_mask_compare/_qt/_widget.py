@@ -11,7 +11,10 @@ The widget composes its pieces and wires them in :meth:`_add_callbacks`
 :class:`._setup.SetupPage` (inputs and parameters), :class:`._loader.ReviewLoader`
 (the worker that opens a review), :class:`._panel.ReviewPanel` (group text,
 counts, buttons from :mod:`._actions`), :class:`._view.ReviewView` (layers,
-camera, slider) and :class:`._metrics.MetricsWidget` (the Metrics tab). Keys
+camera, slider), :class:`._clicks.ObjectClicks` (a click on an object of A or B
+picks it, or shows its group), :class:`._colouring.ColouringWorker` (colour by
+disagreement, computed once per review in a worker) and
+:class:`._metrics.MetricsWidget` (the Metrics tab). Keys
 are taken over while a review runs, on the canvas (:class:`._keys.ReviewKeys`)
 and on the rest of the window (:class:`._keys.WindowKeys`), and given back after.
 
@@ -57,6 +60,8 @@ from ..labels import relabel_sequential
 from ..review import Review
 from . import _panel
 from ._actions import status_hint
+from ._clicks import ObjectClicks
+from ._colouring import ColouringWorker, objects_of
 from ._edits import new_labels, paint_pieces, put_back
 from ._inputs import load_from_layers
 from ._keys import ReviewKeys, WindowKeys
@@ -95,8 +100,13 @@ class _Review:
     window_keys: WindowKeys
     pair: io.MaskPair
     output: Path
+    clicks: ObjectClicks
     #: Ask before Finish or another file leaves paired groups undecided.
     ask_undecided: bool = True
+    #: Every object's best IoU and group (:mod:`..disagreement`), once computed.
+    objects: object = None
+    #: Colours of colour by disagreement, once computed (kept for the next toggle).
+    colouring: object = None
 
     @property
     def session(self):
@@ -139,6 +149,7 @@ class MaskCompareWidget(QWidget):
         self._tab_widths = {0: DOCK_WIDTH, 1: METRICS_WIDTH}
         self._tab = 0
         self.loader = ReviewLoader(self.viewer, parent=self)
+        self.colouring = ColouringWorker(parent=self)
         self._build()
         self._add_callbacks()
         self._update_enabled()
@@ -289,6 +300,7 @@ class MaskCompareWidget(QWidget):
             "undo": self._on_undo, "previous": self._on_previous, "next": self._on_next,
             "slice_up": partial(self._on_slice, +1), "slice_down": partial(self._on_slice, -1),
             "quit": self._on_quit, "finish": self._on_finish,
+            "disagreement": self.panel.disagreement_box.toggle,
         }
 
     # ------------------------------------------------------------------ wiring
@@ -310,6 +322,9 @@ class MaskCompareWidget(QWidget):
         for box in panel.kind_boxes.values():
             box.toggled.connect(self._on_kinds_changed)
         panel.overlay_box.toggled.connect(self._on_overlay_toggled)
+        panel.disagreement_box.toggled.connect(self._on_disagreement_toggled)
+        self.colouring.ready.connect(self._on_colouring_ready)
+        self.colouring.failed.connect(self._on_refused)
         loader.step.connect(self._on_worker_step)
         loader.refused.connect(self._on_refused)
         loader.failed.connect(self._on_refused)
@@ -346,10 +361,12 @@ class MaskCompareWidget(QWidget):
         running.view.layers["output"].events.paint.connect(self._on_output_painted)
         running.keys.bind()
         running.window_keys.bind()
+        running.clicks.bind()
 
     def _remove_review_callbacks(self, running: _Review) -> None:
         running.review.remove_listener(self._on_review_change)
         running.view.layers["output"].events.paint.disconnect(self._on_output_painted)
+        running.clicks.unbind()
 
     # ------------------------------------------------------------------ inputs
 
@@ -411,7 +428,8 @@ class MaskCompareWidget(QWidget):
         window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
         window_keys = WindowKeys(window, view.canvas_widget(), actions, parent=self)
         self._review = _Review(opened.review, view, keys, window_keys, opened.pair,
-                               opened.output)
+                               opened.output, ObjectClicks(self.viewer, view,
+                                                           self._on_object_clicked))
         session.set_order(self.panel.order())
         session.set_kinds(self.panel.kinds())
         self._add_review_callbacks(self._review)
@@ -429,6 +447,8 @@ class MaskCompareWidget(QWidget):
             if layer is not None and not self.setup.folders)
         self._update_enabled()
         self._focus_canvas()
+        if self.panel.disagreement_box.isChecked():
+            self._on_disagreement_toggled(True)
         self.review_started.emit(session)
 
     # ------------------------------------------------------------------ review actions
@@ -470,6 +490,8 @@ class MaskCompareWidget(QWidget):
             return
         if change.undone.get("op") == "edit":
             self._after_edit()  # the camera stays where the user painted
+        elif change.undone.get("op") == "pick":
+            self._after_pick()
         else:
             self._after_action()
 
@@ -501,6 +523,89 @@ class MaskCompareWidget(QWidget):
         if layer.selected_label in created:
             layer.selected_label = created[layer.selected_label]
         self._after_edit()
+
+    def _on_object_clicked(self, role: str, label: int) -> None:
+        """A click on object ``label`` of A or B (``role``): pick it, or go to its group.
+
+        An object of the group shown is toggled into the curated output (or
+        out of it) like any action: journaled, undone by U, saved. An object
+        of another group shows that group (nothing is picked: a second click
+        picks); a group the kinds shown leave out is named, not shown.
+        """
+        running = self._review
+        if running is None:
+            return
+        side, session = role.upper(), running.session
+        group = session.current
+        if group is not None and label in (group.ids_a if side == "A" else group.ids_b):
+            if self._act(partial(running.review.pick, side, label)) is not None:
+                self._after_pick()
+            return
+        if running.objects is None:
+            running.objects = objects_of(session)
+        index = running.objects.group_of(side, label)
+        if index is None:
+            return
+        if index not in session.queue:
+            self._message(f"{side} {label} is in group {index + 1}, a group of a kind not "
+                          "shown (see the kinds shown)", error=True)
+            return
+        self.go_to(index)
+        self._message(f"group {index + 1} shown: it holds {side} {label}; click it again "
+                      "to pick it")
+
+    def _after_pick(self) -> None:
+        """After a pick (or its undo): the picks drawn, the camera left where it is."""
+        running = self._review
+        group = running.session.current
+        if group is None or running.view.group is None \
+                or running.view.group.index != group.index:
+            self._after_action()  # the undo went back to another group
+            return
+        running.view.mark_picked(running.session.picks(group.index))
+        self._redraw_output()
+        running.view.set_caption(group_caption(group, session=running.session))
+        self._update_panel()
+        if not self._save_failed():
+            self._message("")
+
+    def _on_disagreement_toggled(self, on: bool) -> None:
+        """Colour every object by its best IoU (computed once, in a worker), or back."""
+        running = self._review
+        if running is None:
+            return
+        self._save_view_settings()
+        if not on:
+            running.view.set_disagreement(None)
+        elif running.colouring is not None:
+            self._show_colouring(running.colouring)
+        elif not self.colouring.busy:
+            self._message("colouring the objects by their best IoU…")
+            self.colouring.start(running.session, picked=self._picked_shown(),
+                                 objects=running.objects)
+        self._focus_canvas()
+
+    def _on_colouring_ready(self, colouring) -> None:
+        running = self._review
+        if running is None or colouring.session is not running.session:
+            # computed for a review that ended since: the one running may want its own
+            if running is not None and self.panel.disagreement_box.isChecked():
+                QTimer.singleShot(0, partial(self._on_disagreement_toggled, True))
+            return
+        running.colouring = colouring
+        running.objects = colouring.objects
+        self._message("")
+        if self.panel.disagreement_box.isChecked():
+            self._show_colouring(colouring)
+
+    def _show_colouring(self, colouring) -> None:
+        self._review.view.set_disagreement(colouring.colors, colormaps=colouring.colormaps,
+                                           picked=colouring.picked)
+
+    def _picked_shown(self) -> frozenset:
+        """The picks of the group shown (drawn white)."""
+        group = self._review.session.current
+        return frozenset(self._review.session.picks(group.index) if group is not None else ())
 
     def _on_next(self) -> None:
         if self._review is not None:
@@ -626,7 +731,8 @@ class MaskCompareWidget(QWidget):
         if review is None:
             return
         group = review.session.current
-        resliced = review.view.show(group) if group is not None else False
+        resliced = (review.view.show(group, picked=review.session.picks(group.index))
+                    if group is not None else False)
         self._redraw_output(resliced=resliced)
         review.view.set_caption(group_caption(group, session=review.session)
                                 if group is not None else "no group in the queue")
