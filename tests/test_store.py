@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from napari_mask_compare import _files, io, store
 from napari_mask_compare.engine import Engine
 from napari_mask_compare.io import InputError
-from napari_mask_compare.labels import as_labels
+from napari_mask_compare.labels import as_labels, as_lazy_labels
 
 VOXEL = (2.0, 0.5, 0.25)
 CHUNKS = (4, 16, 8)
@@ -220,7 +220,7 @@ def test_hdf5_dataset_survives_pickling_and_keeps_its_file_open(tmp_path):
 def test_lazy_labels_equal_the_in_memory_rule(values, dtype, chunk):
     top = 1 if dtype == np.bool_ else np.iinfo(dtype).max
     data = np.minimum(np.array(values, dtype=np.uint64), top).astype(dtype)
-    lazy = store.lazy_labels(da.from_array(data, chunks=chunk), "x")
+    lazy = as_lazy_labels(da.from_array(data, chunks=chunk), "x")
     eager = as_labels(data, "x")
     assert lazy.dtype.kind == "u" and lazy.dtype.itemsize >= eager.dtype.itemsize
     np.testing.assert_array_equal(lazy.compute(), eager)
@@ -229,7 +229,7 @@ def test_lazy_labels_equal_the_in_memory_rule(values, dtype, chunk):
 @pytest.mark.parametrize(("values", "match"), [([0, -3], "negative"),
                                                ([0, 2**33], "ids up to")])
 def test_lazy_labels_refuse_bad_ids_when_computed(values, match):
-    lazy = store.lazy_labels(da.from_array(np.array(values, dtype=np.int64), chunks=1), "m.zarr")
+    lazy = as_lazy_labels(da.from_array(np.array(values, dtype=np.int64), chunks=1), "m.zarr")
     with pytest.raises(InputError, match=f"m.zarr: mask holds {match}"):
         lazy.compute()
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _files, store
 from ._files import check_writable
-from .labels import as_labels, check_labels, labels_dtype, relabel_sequential
+from .labels import as_labels, as_lazy_labels, check_labels, labels_dtype, relabel_sequential
 
 __all__ = [
     "STORE_SUFFIXES",
@@ -414,7 +414,7 @@ def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, L
 
     A zarr or HDF5 store (:func:`.store.is_store_path`) is opened lazily:
     ``labels`` is then a dask array checked block by block as it is
-    computed (:func:`.store.lazy_labels`); its dtype must be an integer one,
+    computed (:func:`.labels.as_lazy_labels`); its dtype must be an integer one,
     and it has no class channel.
 
     Returns
@@ -440,7 +440,7 @@ def _load_store_mask(path) -> tuple:
     """:func:`load_mask` of a zarr or HDF5 store: lazy labels, no class channel."""
     loaded = store.open_array(path, what="mask")
     _check_mask_ndim(loaded.data, loaded.path)
-    return store.lazy_labels(loaded.data, loaded.path, what="mask"), None, loaded
+    return as_lazy_labels(loaded.data, loaded.path, what="mask"), None, loaded
 
 
 def _check_mask_ndim(data, path) -> None:

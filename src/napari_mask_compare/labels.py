@@ -140,14 +140,67 @@ def as_labels(data: np.ndarray, path, *, what: str = "mask") -> np.ndarray:
     elif data.dtype.kind not in "iu":
         raise InputError(f"{path}: {what} has dtype {data.dtype}, expected integer labels")
     lo, hi = (data.min(), data.max())
-    if lo < 0:
-        raise InputError(f"{path}: {what} holds negative labels (min {lo:g}), expected ids >= 0")
-    if hi > UINT32_MAX:
-        raise InputError(f"{path}: {what} holds ids up to {hi:g}, expected ids <= {UINT32_MAX}")
+    check_id_range(lo, hi, path, what=what)
     dtype = labels_dtype(int(hi))
     if data.dtype.kind == "u" and data.dtype.itemsize <= dtype.itemsize:
         return data
     return data.astype(dtype)
+
+
+def check_id_range(lo, hi, path, *, what: str = "mask") -> None:
+    """Ids between ``lo`` and ``hi`` are labels: none negative, none beyond 2**32 - 1.
+
+    Raises
+    ------
+    InputError
+        One line naming ``path`` and ``what``.
+    """
+    from .io import InputError
+
+    if lo < 0:
+        raise InputError(f"{path}: {what} holds negative labels (min {lo:g}), expected ids >= 0")
+    if hi > UINT32_MAX:
+        raise InputError(f"{path}: {what} holds ids up to {hi:g}, expected ids <= {UINT32_MAX}")
+
+
+def as_lazy_labels(data, path, *, what: str = "mask"):
+    """:func:`as_labels` for a dask array: checked and cast block by block.
+
+    Nothing is read now: unsigned data of at most 32 bits pass through as
+    they are; signed or 64-bit data are checked (:func:`check_id_range`) as
+    each block is computed, raising :class:`.io.InputError` then, and cast
+    to the unsigned dtype of their size (uint32 for 64 bits). Floats are
+    refused at once (checking them would read everything).
+
+    Parameters
+    ----------
+    data : dask.array.Array of bool or int, any shape
+    path : path or str
+        Named in the error message.
+    what : str
+        What ``data`` is, for the error message.
+
+    Returns
+    -------
+    dask.array.Array of uint8, uint16 or uint32, shape ``data.shape``, same chunks
+    """
+    from .io import InputError
+
+    kind, size = data.dtype.kind, data.dtype.itemsize
+    if kind == "b":
+        return data.astype(np.uint8)
+    if kind not in "iu":
+        raise InputError(f"{path}: {what} has dtype {data.dtype}, expected integer labels")
+    if kind == "u" and size <= 4:
+        return data
+    dtype = np.dtype(f"u{min(size, 4)}")
+    return data.map_blocks(_checked_block, dtype=dtype, path=str(path), what=what, target=dtype)
+
+
+def _checked_block(block: np.ndarray, *, path: str, what: str, target: np.dtype) -> np.ndarray:
+    if block.size:
+        check_id_range(block.min(), block.max(), path, what=what)
+    return block.astype(target)
 
 
 def _first_fraction(data: np.ndarray) -> str:

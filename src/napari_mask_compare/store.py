@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _files
-from .labels import UINT32_MAX, labels_dtype
+from .labels import labels_dtype
 
 __all__ = [
     "GENERATOR",
@@ -47,7 +47,6 @@ __all__ = [
     "is_our_store",
     "is_store_path",
     "labels_array",
-    "lazy_labels",
     "open_array",
     "store_name",
     "write_ome_zarr_labels",
@@ -576,51 +575,6 @@ def _moveaxis(data, source: int, destination: int):
     import dask.array as da
 
     return da.moveaxis(data, source, destination)
-
-
-def lazy_labels(data, path, *, what: str = "mask"):
-    """Integer labels checked and cast block by block, as :func:`.labels.as_labels` does in memory.
-
-    Nothing is read now: unsigned data of at most 32 bits pass through as
-    they are; signed or 64-bit data are checked for negative ids and ids
-    beyond 2**32 - 1 as each block is computed (raising
-    :class:`.io.InputError` then) and cast to the unsigned dtype of their
-    size (uint32 for 64 bits).
-
-    Parameters
-    ----------
-    data : dask.array.Array of bool or int, any shape
-    path : path or str
-        Named in the error message.
-    what : str
-        What ``data`` is, for the error message.
-
-    Returns
-    -------
-    dask.array.Array of uint8, uint16 or uint32, shape ``data.shape``, same chunks
-    """
-    kind, size = data.dtype.kind, data.dtype.itemsize
-    if kind == "b":
-        return data.astype(np.uint8)
-    if kind not in "iu":
-        raise _input_error(f"{path}: {what} has dtype {data.dtype}, expected integer labels")
-    if kind == "u" and size <= 4:
-        return data
-    dtype = np.dtype(f"u{min(size, 4)}")
-    return data.map_blocks(_checked_block, dtype=dtype, path=str(path), what=what,
-                           target=dtype)
-
-
-def _checked_block(block: np.ndarray, *, path: str, what: str, target: np.dtype) -> np.ndarray:
-    if block.size:
-        lo, hi = block.min(), block.max()
-        if lo < 0:
-            raise _input_error(f"{path}: {what} holds negative labels (min {lo}), "
-                               "expected ids >= 0")
-        if hi > UINT32_MAX:
-            raise _input_error(f"{path}: {what} holds ids up to {hi}, expected ids <= "
-                               f"{UINT32_MAX}")
-    return block.astype(target)
 
 
 # --------------------------------------------------------------------------- writing
