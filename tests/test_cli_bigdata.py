@@ -147,3 +147,17 @@ def test_bad_lazy_inputs_are_one_line_and_write_nothing(pair_3d, tmp_path):
         assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "m.zarr").exists()
+
+
+def test_review_checks_a_store_pair_before_napari_opens(pair_3d, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setitem(sys.modules, "napari", None)  # reaching napari would fail the test
+    a, _ = pair_as("zarr2", tmp_path, pair_3d)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f.create_dataset("seg", data=pair_3d[0])
+    for other, words in ((tmp_path / "nothing.zarr", "no such zarr store"),
+                         (f"{tmp_path / 'f.h5'}:/missing", "missing")):
+        assert main(["review", a, str(other), "--out_dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "out").exists()

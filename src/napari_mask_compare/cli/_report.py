@@ -129,7 +129,7 @@ def _check_filter_properties(rules, *, ndim: int, text: str) -> None:
         for prop, _, _ in rule:
             if prop not in known:
                 raise input_error(f"--filter {text!r}: no property {prop!r} in {ndim}D; "
-                                   "known: " + ", ".join(known))
+                                  "known: " + ", ".join(known))
 
 
 def _report_mask(path, pair, *, what: str):

@@ -124,25 +124,31 @@ def _review_sample_args(args) -> tuple[str, Path, str]:
 def _review_file_args(args) -> tuple[str, Path, str]:
     """Two mask files (and an image): checked before napari opens."""
     from .._files import same_file
+    from ..store import is_store_path, open_array
 
     if len(args.masks) != 2:
         raise input_error(f"review takes two mask files, A then B; got {len(args.masks)}: "
-                           + " ".join(map(str, args.masks)))
+                          + " ".join(map(str, args.masks)))
     folders = [flag for flag, folder in _review_folders(args).items() if folder is not None]
     if folders:
         raise input_error(f"give two mask files or folders, not both: drop {', '.join(folders)}")
     if args.out_dir is None:
         raise input_error("missing --out_dir (the folder for the curated mask)")
     mask_a, mask_b = args.masks
-    for path in (mask_a, mask_b, args.image):
-        if path is not None and path.is_dir():
+    for path, what in ((mask_a, "mask"), (mask_b, "mask"), (args.image, "image")):
+        if path is None:
+            continue
+        if is_store_path(path):  # zarr, HDF5: opened lazily now, so a bad one fails here
+            open_array(path, what=what)
+            continue
+        if path.is_dir():
             raise input_error(f"{path}: is a folder; give two mask files, or the folders with "
-                               "--mask_a_dir and --mask_b_dir")
-        if path is not None and not path.exists():
+                              "--mask_a_dir and --mask_b_dir")
+        if not path.exists():
             raise input_error(f"no such file: {path}")
     if same_file(mask_a, mask_b):
         raise input_error(f"{mask_a}: is given as both mask A and mask B; give the two masks "
-                           "to compare")
+                          "to compare")
     _check_out_dir(args.out_dir, folders=(mask_a.parent, mask_b.parent))
     return "files", args.out_dir, f"{mask_a.name} vs {mask_b.name}"
 
@@ -159,14 +165,14 @@ def _review_folder_args(args) -> tuple[str, Path, str]:
     missing += ["--out_dir"] * (args.out_dir is None)
     if missing:
         raise input_error(f"missing {', '.join(missing)} (or two mask files, or --sample to "
-                           "try the sample)")
+                          "try the sample)")
     absent = [f"{flag} {folder}" for flag, folder in folders.items()
               if folder is not None and not folder.is_dir()]
     if absent:
         raise input_error(f"no such folder: {'; '.join(absent)}")
     if same_file(args.mask_a_dir, args.mask_b_dir):
         raise input_error(f"--mask_a_dir and --mask_b_dir are the same folder "
-                           f"({args.mask_a_dir}); give the folders of the two masks to compare")
+                          f"({args.mask_a_dir}); give the folders of the two masks to compare")
     _check_out_dir(args.out_dir, folders=(args.mask_a_dir, args.mask_b_dir))
     paired = [args.mask_a_dir, args.mask_b_dir] + [args.images_dir] * bool(args.images_dir)
     pairs, unpaired = pair_files(*paired)
@@ -181,7 +187,7 @@ def _check_out_dir(out_dir: Path, *, folders) -> None:
     for folder in folders:
         if same_file(out_dir, folder):
             raise input_error(f"--out_dir {out_dir}: is an input folder ({folder}); choose "
-                               "another, so that no input is overwritten")
+                              "another, so that no input is overwritten")
 
 
 def _review_window(args, out_dir: Path):
