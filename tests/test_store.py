@@ -566,3 +566,19 @@ def test_create_refuses_a_foreign_folder_and_replaces_ours_only_with_overwrite(t
     again = store.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16, overwrite=True)
     assert not again[:].any()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.zarr", "ours.zarr"]
+
+
+def test_napari_ome_zarr_opens_our_labels_output(tmp_path):
+    """Our output is read by the napari-ome-zarr plugin too (at out.zarr/labels/<name>)."""
+    reader = pytest.importorskip("napari_ome_zarr").napari_get_reader
+    data = blobs()
+    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", data, voxel_size=VOXEL,
+                                      unit="µm", chunks=(5, 20, 18))
+    (layer,) = reader(str(out / "labels" / "curated"))(str(out / "labels" / "curated"))
+    levels, meta, kind = layer
+    assert kind == "labels"
+    np.testing.assert_array_equal(np.asarray(levels[0]), data)
+    assert tuple(meta["scale"]) == VOXEL
+    assert [tuple(level.shape) for level in levels][1:] == [
+        tuple(level.shape) for level in store._levels(
+            store._labels_group(out, name="curated", mode="r"))][1:]
