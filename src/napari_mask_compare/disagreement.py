@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .matching import Group, OverlapTable
-from .stats import _object_groups
+from .stats import object_groups
 
 __all__ = ["BIN_COLORS", "IOU_BINS", "ObjectIoU", "best_ious", "iou_bins", "legend",
            "object_ious"]
@@ -166,5 +166,5 @@ def object_ious(table: OverlapTable, groups: Sequence[Group]) -> ObjectIoU:
     (1, None, [1.0, 0.30000001192092896])
     """
     iou_a, iou_b = best_ious(table)
-    group_a, _, group_b, _ = _object_groups(table, groups)
+    group_a, _, group_b, _ = object_groups(table, groups)
     return ObjectIoU(table.ids_a, table.ids_b, iou_a, iou_b, group_a, group_b)

@@ -39,7 +39,7 @@ import numpy as np
 
 from .labels import labels_dtype
 from .matching import Group, OverlapTable, overlap_table, review_groups
-from .session import CHOICES, POLICIES, _policy_choice
+from .session import CHOICES, POLICIES, policy_choice
 
 __all__ = [
     "MergeTables", "apply_tables", "class_map", "merge_masks", "merge_tables", "object_classes",
@@ -258,7 +258,7 @@ def _group_of_objects(table: OverlapTable, groups: Sequence[Group]):
 def _choices(groups: Sequence[Group], *, policy: str) -> np.ndarray:
     """The decision code of every group: the policy's for paired groups, Auto for the others."""
     return np.fromiter(
-        (_CODE[_policy_choice(g, policy)] if g.paired else _AUTO for g in groups),
+        (_CODE[policy_choice(g, policy)] if g.paired else _AUTO for g in groups),
         dtype=np.int8, count=len(groups),
     )
 

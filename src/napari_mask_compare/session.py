@@ -1090,12 +1090,13 @@ def merge(session: Session, *, policy: str = "a") -> Session:
     for index in session.queue:
         group = session.groups[index]
         if group.paired and session.choice_of(index) is None:
-            session.decide(_policy_choice(group, policy), group=index)
+            session.decide(policy_choice(group, policy), group=index)
     session.finish()
     return session
 
 
-def _policy_choice(group: Group, policy: str) -> str:
+def policy_choice(group: Group, policy: str) -> str:
+    """The decision ("A", "B" or "M") that merge ``policy`` takes for a paired ``group``."""
     if policy == "larger":
         return "A" if sum(group.sizes_a) >= sum(group.sizes_b) else "B"
     return {"a": "A", "b": "B", "union": "M"}[policy]

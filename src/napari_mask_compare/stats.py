@@ -1301,7 +1301,7 @@ def _boundary_summary(columns: dict) -> dict:
 # --------------------------------------------------------------------------- errors and objects
 
 
-def _object_groups(table: OverlapTable, groups: Sequence[Group]):
+def object_groups(table: OverlapTable, groups: Sequence[Group]):
     """Group index and kind (index into KINDS) of every object of A and of B.
 
     Returns
@@ -1411,7 +1411,7 @@ def error_taxonomy(
     """
     if groups is None:
         groups = review_groups(table, iou_threshold=iou_threshold)
-    _, kind_a, _, kind_b = _object_groups(table, groups)
+    _, kind_a, _, kind_b = object_groups(table, groups)
     edges = _size_edges(table, size_bins)
     labels = _size_labels(len(edges) + 1, size_labels)
     class_a = np.searchsorted(edges, table.sizes_a, side="right")
@@ -1477,7 +1477,7 @@ def object_table(
     """
     if groups is None:
         groups = review_groups(table, iou_threshold=iou_threshold)
-    group_a, kind_a, group_b, kind_b = _object_groups(table, groups)
+    group_a, kind_a, group_b, kind_b = object_groups(table, groups)
     columns = {name: [] for name in ("side", "id", "size", "partner", "iou", "group", "kind",
                                      "error")}
     sides = (
