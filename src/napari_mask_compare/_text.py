@@ -13,7 +13,8 @@ order and the kind filter) is given as "3/25".
 from __future__ import annotations
 
 __all__ = [
-    "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "describe_counts", "describe_group",
+    "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "LARGER_THAN_MEMORY", "describe_counts",
+    "describe_group",
     "display_features", "group_caption", "group_number", "picked_text", "summary_text",
     "unpaired_fate",
 ]
@@ -21,6 +22,9 @@ __all__ = [
 #: Kind of a review group, as a person reads it.
 KIND_LABELS = {"match": "match", "split": "split", "merge": "merge", "complex": "complex",
                "only_a": "only A", "only_b": "only B"}
+#: The Metrics tab on a review larger than memory (chunked): what it leaves out, and why.
+LARGER_THAN_MEMORY = ("curated vs A and vs B: not computed for reviews larger than memory "
+                      "(A vs B comes from the review's overlap table)")
 #: Lines of :func:`describe_group` (always this many: the panel below it does not move).
 GROUP_LINES = 6
 #: Lines of :func:`describe_counts` (always this many).

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["new_labels", "paint_pieces", "put_back"]
+__all__ = ["new_labels", "paint_pieces", "put_back", "shift_pieces"]
 
 #: An edit piece: (box as slices with start and stop, mask of the box or None, value).
 Piece = tuple[tuple[slice, ...], np.ndarray | None, int]
@@ -69,6 +69,25 @@ def paint_pieces(atoms: Iterable) -> list[Piece]:
         else:
             pieces.extend(_index_pieces(*atom))
     return pieces
+
+
+def shift_pieces(pieces: Sequence[Piece], origin: Sequence[int]) -> list[Piece]:
+    """Pieces painted on a crop, in the coordinates of the whole volume.
+
+    Parameters
+    ----------
+    pieces : sequence of (region, mask, value)
+        From :func:`paint_pieces` on a layer that holds a crop.
+    origin : sequence of int
+        Where the crop starts in the volume (one per axis).
+
+    >>> shift_pieces([((slice(1, 3), slice(0, 2)), None, 5)], (10, 20))
+    [((slice(11, 13, None), slice(20, 22, None)), None, 5)]
+    """
+    if not any(origin):
+        return list(pieces)
+    return [(tuple(slice(s.start + o, s.stop + o) for s, o in zip(region, origin)), mask, value)
+            for region, mask, value in pieces]
 
 
 def _index_pieces(indices, old_values, new_values) -> list[Piece]:

@@ -18,12 +18,14 @@ from napari.layers import Image
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QComboBox
 
-from .. import io
+from .. import io, store
 from .._reader import is_label_array
+from ..labels import as_lazy_labels
+from ._crops import is_lazy
 from ._view import is_review_layer
 
-__all__ = ["LayerCombo", "load_from_files", "load_from_layers", "output_name",
-           "preselect_layers"]
+__all__ = ["LayerCombo", "is_lazy_layer", "load_from_files", "load_from_layers",
+           "output_name", "preselect_layers"]
 
 NONE = "(none)"
 
@@ -252,10 +254,30 @@ def _is_open(combo: LayerCombo) -> bool:
 
 
 def _layer_array(layer) -> np.ndarray:
+    """The layer's data (level 0 of a multiscale): lazy data (dask) stay lazy."""
     data = layer.data
     if getattr(layer, "multiscale", False):
         data = data[0]
-    return np.asarray(data)
+    return data if is_lazy(data) else np.asarray(data)
+
+
+def is_lazy_layer(layer) -> bool:
+    """A layer over lazy data (a dask array, e.g. a zarr or HDF5 store opened by our reader):
+    its review is chunked (read by crops, an OME-Zarr output)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return is_lazy(data)
+
+
+def _source(layer):
+    """The file a lazy layer was read from (our reader's ``metadata["path"]``, or napari's
+    ``source.path``): its fingerprint is its files' (nothing is read); else the layer's name
+    (a lazy array from elsewhere is fingerprinted by its values)."""
+    if not is_lazy_layer(layer):
+        return layer.name
+    path = layer.metadata.get("path") or getattr(getattr(layer, "source", None), "path", None)
+    if path and store.is_store_path(path):
+        return Path(path)
+    return layer.name
 
 
 def load_from_layers(image, mask_a, mask_b) -> io.MaskPair:
@@ -287,12 +309,17 @@ def load_from_layers(image, mask_a, mask_b) -> io.MaskPair:
             f"layer {mask_b.name!r}: mask B has shape {b.shape} but mask A ({mask_a.name!r}) "
             f"has {a.shape}; both masks must label the same image"
         )
+    if is_lazy(a) != is_lazy(b):  # one lazy: both read by crops, in the lazy one's chunks
+        import dask.array as da
+
+        a, b = (da.from_array(x, chunks=(b if x is a else a).chunks) if not is_lazy(x) else x
+                for x in (a, b))
     img = _layer_image(image, shape=a.shape) if image is not None else None
     scale = tuple(float(s) for s in mask_a.scale[-a.ndim:])
     units = getattr(mask_a, "units", None)
     unit = str(units[-1]) if units else "pixel"
     return io.MaskPair(a, b, None, None, img, scale, "pixel" if unit == "pixel" else unit,
-                       {"mask_a": mask_a.name, "mask_b": mask_b.name,
+                       {"mask_a": _source(mask_a), "mask_b": _source(mask_b),
                         "image": image.name if image is not None else None})
 
 
@@ -304,6 +331,8 @@ def _layer_labels(layer) -> np.ndarray:
             f"{where}: mask has {data.ndim} dimensions {data.shape}, expected 2D (y, x) "
             "or 3D (z, y, x)"
         )
+    if is_lazy(data):  # checked block by block as it is read
+        return as_lazy_labels(data, where, what="mask")
     return io.as_labels(data, where, what="mask")
 
 
@@ -322,16 +351,24 @@ def load_from_files(mask_a: Path, mask_b: Path, *, image: Path | None = None) ->
     return io.load_pair(mask_a, mask_b, image=image)
 
 
-def output_name(source: Path | str) -> str:
+def output_name(source: Path | str, *, lazy: bool = False) -> str:
     """File name of the curated mask: mask A's file stem, or its layer name, + ``.tif``.
+
+    With ``lazy`` inputs (zarr, HDF5, dask: larger than memory) an OME-Zarr,
+    ``.zarr``, written chunk by chunk.
 
     >>> output_name(Path("d/cells_01.tif"))
     'cells_01.tif'
     >>> output_name("model A: v2")
     'model_A_v2.tif'
+    >>> output_name(Path("d/big.zarr"), lazy=True), output_name(Path("f.h5:/seg"), lazy=True)
+    ('big.zarr', 'seg.zarr')
     """
-    stem = source.stem if isinstance(source, Path) else str(source)
+    if isinstance(source, Path) and store.is_store_path(source):
+        stem = store.store_name(source)
+    else:
+        stem = source.stem if isinstance(source, Path) else str(source)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._")
     while "__" in safe:
         safe = safe.replace("__", "_")
-    return f"{safe or 'curated'}.tif"
+    return f"{safe or 'curated'}{'.zarr' if lazy else '.tif'}"

@@ -6,19 +6,28 @@ review layers into the viewer one per turn of the event loop
 (:meth:`._view.ReviewView.open_steps`), and hands the open review over with
 :attr:`ReviewLoader.ready`. Bad input comes back as one line
 (:attr:`ReviewLoader.refused`), never as a traceback.
+
+A review into a ``.zarr`` output (lazy inputs, larger than memory) pairs
+block by block under an :class:`..engine.Engine` opened in the worker, whose
+reports drive a napari progress bar ("overlap table: 37/512 blocks"); its
+layers hold each group's crop (:mod:`._crops`), never a whole volume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from napari.qt.threading import create_worker
+from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .. import io
+from ..engine import Engine
 from ..review import Review
+from ._crops import Crops
 from ._view import ReviewView, make_review_layers
 
 __all__ = ["Opened", "ReviewLoader", "close_quietly", "open_review"]
@@ -42,10 +51,12 @@ class _Refused:
     message: str
 
 
-def open_review(load, *, output: Path, iou_threshold: float):
+def open_review(load, *, output: Path, iou_threshold: float, report=None):
     """Worker body: read and validate, pair and open (or resume) the review, make layers.
 
-    Yields a step name before each long step; returns :class:`Opened`, or
+    ``report(desc, done, total)`` is told the blocks of the overlap table of
+    lazy inputs as they are paired (in this thread: the engine is opened
+    here). Yields a step name before each long step; returns :class:`Opened`, or
     :class:`_Refused` with the message of the :class:`io.InputError` (a
     review refused, e.g. open in another window, holds nothing to release).
     The review is closed again if anything fails after it opened.
@@ -54,25 +65,47 @@ def open_review(load, *, output: Path, iou_threshold: float):
     try:
         pair = load()
         yield "pairing"
-        review = Review.open(
-            pair.a, pair.b, output=output, iou_threshold=iou_threshold,
-            inputs={"mask_a": str(pair.paths.get("mask_a")),
-                    "mask_b": str(pair.paths.get("mask_b"))},
-            classes_a=pair.classes_a, classes_b=pair.classes_b,
-            voxel_size=pair.voxel_size or None, unit=pair.unit,
-        )
+        with Engine(callback=_in_blocks(report, pair.a)):
+            review = Review.open(
+                pair.a, pair.b, output=output, iou_threshold=iou_threshold,
+                inputs={"mask_a": str(pair.paths.get("mask_a")),
+                        "mask_b": str(pair.paths.get("mask_b"))},
+                classes_a=pair.classes_a, classes_b=pair.classes_b,
+                voxel_size=pair.voxel_size or None, unit=pair.unit,
+            )
     except io.InputError as err:
         return _Refused(str(err))
     try:
         yield "preparing the view"
         names = tuple(_short_name(pair.paths.get(key)) for key in ("mask_a", "mask_b"))
-        layers = make_review_layers(a=pair.a, b=pair.b, output=review.session.output.copy(),
+        chunked = review.session.chunked
+        curated = review.session.output  # chunked: only its dtype is read
+        layers = make_review_layers(a=pair.a, b=pair.b,
+                                    output=curated if chunked else curated.copy(),
                                     image=pair.image, scale=pair.voxel_size or None,
-                                    names=names)
+                                    names=names, crops=chunked)
     except BaseException:
         close_quietly(review)
         raise
     return Opened(pair, review, output, layers)
+
+
+def _in_blocks(report, a):
+    """An engine callback that tells ``report`` the blocks of ``a`` done (from task counts).
+
+    The blockwise table runs a fixed number of tasks per block of the
+    partition: done blocks are the tasks done scaled to the number of blocks.
+    """
+    if report is None:
+        return None
+    blocks = math.prod(a.numblocks) if hasattr(a, "numblocks") else 0
+
+    def callback(desc: str, done: int, total: int) -> None:
+        if blocks and total:
+            report(desc, min(blocks, done * blocks // total), blocks)
+        else:
+            report(desc, done, total)
+    return callback
 
 
 def close_quietly(review: Review) -> None:
@@ -95,7 +128,10 @@ class ReviewLoader(QObject):
     Signals
     -------
     step(str)
-        A long step begins ("reading", "pairing"...).
+        A long step begins ("reading", "pairing"...), or advances
+        ("overlap table: 37/512 blocks").
+    progressed(int, int)
+        Done and total of the step that reports them (the blocks paired).
     refused(str)
         Bad input, a review open elsewhere...: one line to show.
     failed(str)
@@ -107,6 +143,8 @@ class ReviewLoader(QObject):
     """
 
     step = Signal(str)
+    _reported = Signal(str, int, int)
+    progressed = Signal(int, int)
     refused = Signal(str)
     failed = Signal(str)
     ready = Signal(object, object)
@@ -118,6 +156,10 @@ class ReviewLoader(QObject):
         self._worker = None
         self._opening = None  # (opened, view, steps) while the layers go in
         self._margin = 15
+        self._bar = None  # napari's progress bar of the blocks paired
+        self._reporting = False
+        self._latest = None
+        self._reported.connect(self._on_reported)  # queued: emitted in the worker
 
     @property
     def busy(self) -> bool:
@@ -129,6 +171,7 @@ class ReviewLoader(QObject):
         self._margin = int(margin)
         worker = create_worker(
             open_review, load, output=output, iou_threshold=float(iou_threshold),
+            report=self._reported.emit,
             _progress={"total": 3, "desc": "mask-compare: pairing"},
         )
         worker.yielded.connect(self.step.emit)
@@ -147,13 +190,43 @@ class ReviewLoader(QObject):
             close_quietly(opened.review)
             view.close()
 
+    def _on_reported(self, desc: str, done: int, total: int) -> None:
+        """The worker paired ``done`` of ``total`` blocks: napari's bar and the widget's.
+
+        napari's bar serves the event loop as it is made: a report that comes
+        in meanwhile is only noted (the latest one is shown once it is made).
+        """
+        self._latest = (desc, done, total)
+        if self._reporting:
+            return
+        self._reporting = True
+        try:
+            if self._bar is None:
+                self._bar = progress(total=total, desc=desc)
+            desc, done, total = self._latest
+            self._bar.update(done - self._bar.n)
+            text = f"{desc}: {done}/{total} blocks"
+            self._bar.set_description(text)
+            self.step.emit(text)
+            self.progressed.emit(done, total)
+        finally:
+            self._reporting = False
+
+    def _close_bar(self) -> None:
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.close()
+
     def _on_returned(self, opened) -> None:
+        self._close_bar()
         if isinstance(opened, _Refused):
             self.refused.emit(opened.message)
             return
+        session = opened.review.session
+        crops = Crops(session, image=opened.pair.image) if session.chunked else None
         view = ReviewView(self.viewer, a=opened.pair.a, b=opened.pair.b,
                           scale=opened.pair.voxel_size or None, margin=self._margin,
-                          layers=opened.layers, insert=False)
+                          layers=opened.layers, insert=False, crops=crops)
         self._opening = (opened, view, view.open_steps())
         self.step.emit("adding the review layers")
         QTimer.singleShot(0, self._on_open_step)
@@ -175,5 +248,6 @@ class ReviewLoader(QObject):
         self.failed.emit(f"could not start: {type(err).__name__}: {err}")
 
     def _on_finished(self) -> None:
+        self._close_bar()
         self._worker = None
         self.finished.emit()

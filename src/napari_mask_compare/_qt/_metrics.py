@@ -47,6 +47,7 @@ from qtpy.QtWidgets import (
 
 from .. import measure, report, stats
 from ..matching import OverlapTable
+from ._crops import is_lazy
 from ._view import is_review_layer
 
 __all__ = ["MetricsWidget", "ObjectModel", "default_rules"]
@@ -320,6 +321,9 @@ class MetricsWidget(QWidget):
         self.save_filter_button.setEnabled(False)
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.note = QLabel("")  # what is left out (e.g. for a review larger than memory)
+        self.note.setWordWrap(True)
+        self.note.setVisible(False)
 
         top = QFormLayout()
         top.addRow("Comparison", self.comparison_combo)
@@ -336,6 +340,7 @@ class MetricsWidget(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table)
         layout.addWidget(self.summary_label)
+        layout.addWidget(self.note)
         layout.addWidget(self.suite_label)
         layout.addWidget(self.canvas)
         layout.addWidget(self.taxonomy_canvas)
@@ -428,7 +433,8 @@ class MetricsWidget(QWidget):
         -------
         The thread worker (already started).
         """
-        a, b = np.asarray(a), np.asarray(b)
+        if not (is_lazy(a) and is_lazy(b)):  # lazy (larger than memory): never read whole
+            a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape:
             raise ValueError(f"{label}: masks differ in shape, {a.shape} vs {b.shape}")
         for name, arr in (("a", a), ("b", b)):
@@ -441,7 +447,7 @@ class MetricsWidget(QWidget):
             table, groups = review.table, review.groups  # the review paired them already
         else:
             review = None
-        if copy:
+        if copy and not is_lazy(a):
             a, b = a.copy(), b.copy()
         thresholds = self._thresholds_or_default()
         self.message.setText(f"Computing {label}…")
@@ -449,6 +455,11 @@ class MetricsWidget(QWidget):
                          iou_threshold=iou_threshold, voxel_size=voxel_size, unit=unit,
                          table=table, groups=groups, boundary=boundary, review=review,
                          on_returned=self._on_comparison_ready)
+
+    def set_note(self, text: str) -> None:
+        """One line under the summary about what the tab does not show (hidden when empty)."""
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
 
     def set_review(self, session) -> None:
         """A review started (or resumed) on ``session``: its A vs B reuses its pairing,

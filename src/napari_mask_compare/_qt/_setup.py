@@ -26,9 +26,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import io
+from .. import io, store
 from ._inputs import (
     LayerCombo,
+    is_lazy_layer,
     load_from_files,
     load_from_layers,
     output_name,
@@ -198,6 +199,12 @@ class SetupPage(QWidget):
         dirs = self.folder_paths()
         if dirs["mask_a"] is None or dirs["mask_b"] is None:
             return ""
+        if any(store.is_store_path(path) for path in (dirs["mask_a"], dirs["mask_b"])):
+            # a pair of stores named directly (a .zarr folder, "file.h5:/dataset")
+            self.pairs = [(dirs["images"], dirs["mask_a"], dirs["mask_b"])]
+            self.file_list.addItem(store.store_name(dirs["mask_a"]))
+            self.file_list.setCurrentRow(0)
+            return "1 pair of stores to review (read lazily, by crops)"
         self.pairs, unpaired = pair_folders(**dirs)
         self.file_list.addItems([mask_a.name for _, mask_a, _ in self.pairs])
         self.file_list.setCurrentRow(0)
@@ -229,7 +236,9 @@ class SetupPage(QWidget):
             a, b, image = self.a_combo.layer(), self.b_combo.layer(), self.image_combo.layer()
             if a is None or b is None:
                 raise io.InputError("choose a layer for mask A and one for mask B")
-            return partial(load_from_layers, image, a, b), out_dir / output_name(a.name)
+            lazy = is_lazy_layer(a) or is_lazy_layer(b)
+            return partial(load_from_layers, image, a, b), \
+                out_dir / output_name(a.name, lazy=lazy)
         if not self.pairs:
             self.list_files()
         if not self.pairs:
@@ -238,8 +247,9 @@ class SetupPage(QWidget):
         for folder in (mask_a.parent, mask_b.parent):
             if out_dir.resolve() == folder.resolve():
                 raise io.InputError(f"{out_dir}: is an input folder; choose another out dir")
+        lazy = store.is_store_path(mask_a) or store.is_store_path(mask_b)
         return partial(load_from_files, mask_a, mask_b, image=image), \
-            out_dir / output_name(mask_a)
+            out_dir / output_name(mask_a, lazy=lazy)
 
     def file_step(self, delta: int) -> bool:
         """Choose the previous (-1) or next (+1) file; False when there is none."""

@@ -26,7 +26,9 @@ The pure part (:func:`group_focus`) has no viewer and is tested alone.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,7 @@ from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
 from napari.utils.colormaps.standardize_color import transform_color
 
 from ..disagreement import legend
+from ._crops import intersect, is_lazy
 
 __all__ = ["Focus", "ReviewView", "disagreement_colormap", "group_focus", "highlight_colors",
            "is_review_layer", "layer_features", "make_review_layers"]
@@ -242,12 +245,17 @@ def _text_overlay(viewer):
 
 
 def make_review_layers(*, a, b, output, image=None, scale=None,
-                       names: tuple[str, str] = ("A", "B")) -> dict:
+                       names: tuple[str, str] = ("A", "B"), crops: bool = False) -> dict:
     """The review's layers, not yet in a viewer (safe to call off the GUI thread).
 
     Names are short and distinct (they title the panels): "A: <name of A>",
     "B: <name of B>", "curated", and "image · A" (· B, · curated) for the
     image under each.
+
+    With ``crops`` (a review larger than memory) the layers hold a one-voxel
+    placeholder each: :class:`ReviewView` puts each group's crops in them
+    (``a``, ``b``, ``output`` and ``image`` are then only read for their
+    shape and dtype, and a few blocks of the image for its contrast).
 
     Returns
     -------
@@ -260,6 +268,10 @@ def make_review_layers(*, a, b, output, image=None, scale=None,
     if image is not None:
         image = _display_image(image, ndim=a.ndim)
         image_kwargs = _image_kwargs(image, ndim=a.ndim)
+        if crops:
+            image = np.zeros((1,) * a.ndim + image.shape[a.ndim:], dtype=image.dtype)
+    if crops:
+        a, b, output = (np.zeros((1,) * a.ndim, dtype=x.dtype) for x in (a, b, output))
     cells = (("a", a, f"A: {names[0]}", True), ("b", b, f"B: {names[1]}", True),
              ("output", output, "curated", False))
     for role, data, name, side in cells:
@@ -306,6 +318,10 @@ class ReviewView:
     insert : bool
         Put the layers in the viewer now; otherwise step through
         :meth:`open_steps` (one layer per step, so that the GUI can breathe).
+    crops : ._crops.Crops, optional
+        A review larger than memory: the layers (made with ``crops=True``)
+        hold each group's crop, read on :meth:`show` (``a`` and ``b`` are
+        then not used: ``crops.a`` and ``crops.b`` are read region by region).
 
     Notes
     -----
@@ -317,9 +333,12 @@ class ReviewView:
 
     def __init__(self, viewer, *, a, b, output=None, image=None, scale=None, margin: int = 15,
                  names: tuple[str, str] = ("A", "B"), layers: dict | None = None,
-                 insert: bool = True):
+                 insert: bool = True, crops=None):
         self.viewer = viewer
-        self.a, self.b = a, b
+        self.crops = crops
+        self.a, self.b = (a, b) if crops is None else (crops.a, crops.b)
+        #: The region the layers hold (the whole volume without ``crops``).
+        self.crop_region = tuple(slice(0, n) for n in self.a.shape)
         self.margin = int(margin)
         self.scale = np.asarray(scale if scale is not None else (1.0,) * a.ndim, dtype=float)
         self.overlay = False
@@ -468,16 +487,61 @@ class ReviewView:
         """
         focus = group_focus(group, a=self.a, b=self.b, margin=self.margin)
         self.group, self._picked = group, frozenset(picked)
-        self._highlight(group, redraw=focus.z_range is None)
         resliced = False
+        cropped = self.crops is not None
+        if cropped:  # the layers hold the new crops, not yet sliced
+            self._show_crop(self.crops.region(focus, visible=self._visible(focus)))
+        self._highlight(group, redraw=focus.z_range is None and not cropped)
         if focus.z_range is not None:
             before = self.viewer.dims.point[0]
             self._set_z(focus.z_range, focus.z)
             resliced = self.viewer.dims.point[0] != before
             self._label_slider()
+        if cropped and not resliced:
+            for layer in self.layers.values():
+                layer.refresh()
+            resliced = True
         self._focus = focus
         self._set_camera(focus)
         return resliced
+
+    @property
+    def crop_origin(self) -> tuple[int, ...]:
+        """Where the layers' data start in the volume (zeros without crops)."""
+        return tuple(s.start for s in self.crop_region)
+
+    def _visible(self, focus: Focus) -> tuple[float, float]:
+        """What the camera will show around ``focus``, in voxels (height, width)."""
+        viewbox = np.asarray(self._viewbox_size(), dtype=float)
+        zoom = self._fit_zoom(focus)
+        return tuple(viewbox / zoom / self.scale[-2:])
+
+    def _show_crop(self, region: tuple[slice, ...]) -> None:
+        """Read ``region`` of A, B, the output (and the image) into the layers, unsliced.
+
+        Each layer's ``translate`` and data are set without a refresh (the
+        transform event still moves the canvas node); the viewer's dims follow
+        the layers' new extents once, after all of them changed, and
+        :meth:`show` re-slices every layer once (the slice change, or a refresh).
+        """
+        crop = self.crops.read(region, display_image=partial(
+            _display_image, ndim=len(self.crop_region)))
+        self.crop_region = region
+        translate = np.multiply(crop.origin, self.scale)
+        follow = getattr(self.viewer, "_on_layers_change", None)
+        for role, layer in self.layers.items():
+            data = crop.data["image" if role.startswith("image_") else role]
+            with contextlib.ExitStack() as stack:
+                if follow is not None:  # once, below
+                    for emitter in (layer.events.translate, layer.events.data):
+                        stack.enter_context(emitter.blocker(follow))
+                block = getattr(layer, "_block_refresh", None)
+                if block is not None:
+                    stack.enter_context(block())
+                layer.translate = translate
+                layer.data = data
+        if follow is not None:
+            follow()
 
     def refit(self) -> None:
         """Centre and zoom on the group shown again (e.g. the canvas was resized)."""
@@ -735,13 +799,17 @@ class ReviewView:
         """Centre on the box; zoom to fit it, in steps of 2**(1/4) (a zoom that does
         not change is not sent to the canvas: neighbours of a size keep it)."""
         camera = _camera(self.viewer)
+        camera.center = tuple(np.multiply(focus.center, self.scale[-2:]))
+        zoom = self._fit_zoom(focus)
+        if not np.isclose(camera.zoom, zoom, rtol=1e-6):
+            camera.zoom = zoom
+
+    def _fit_zoom(self, focus: Focus) -> float:
+        """The zoom that fits ``focus`` in a canvas cell, in steps of 2**(1/4)."""
         world_size = np.multiply(focus.size, self.scale[-2:])
         viewbox = np.asarray(self._viewbox_size(), dtype=float)
         fit = 0.95 * np.min(viewbox / np.maximum(world_size, 1e-9))
-        camera.center = tuple(np.multiply(focus.center, self.scale[-2:]))
-        zoom = float(2.0 ** (np.floor(4 * np.log2(max(fit, 1e-6))) / 4))
-        if not np.isclose(camera.zoom, zoom, rtol=1e-6):
-            camera.zoom = zoom
+        return float(2.0 ** (np.floor(4 * np.log2(max(fit, 1e-6))) / 4))
 
     def _viewbox_size(self) -> tuple[float, float]:
         canvas = getattr(self.viewer, "canvas", None)
@@ -777,7 +845,9 @@ class ReviewView:
         """
         layer = self.layers["output"]
         shown = layer.data
-        if shown.shape != output.shape or shown.dtype != output.dtype:
+        if self.crops is not None:
+            self._refresh_crop(regions, redraw=redraw)
+        elif shown.shape != output.shape or shown.dtype != output.dtype:
             layer.data = output.copy()
         else:
             for region in regions:
@@ -786,6 +856,20 @@ class ReviewView:
                 layer.refresh()
         if features is not None:
             layer.features = layer_features(features)
+
+    def _refresh_crop(self, regions, *, redraw: bool) -> None:
+        """The parts of ``regions`` (of the volume) inside the crop, read again."""
+        layer = self.layers["output"]
+        shape = self.a.shape
+        changed = False
+        for region in regions:
+            region = tuple(slice(*s.indices(n)[:2]) for s, n in zip(region, shape))
+            meet = intersect(region, self.crop_region)
+            if meet is not None:
+                layer.data[meet[1]] = self.crops.read_output(meet[0])
+                changed = True
+        if changed and redraw:
+            layer.refresh()
 
     def forget_paint_history(self) -> None:
         """Clear napari's undo and redo history of the output layer.
@@ -840,9 +924,23 @@ def _image_kwargs(image: np.ndarray, *, ndim: int) -> dict:
     rgb = image.ndim == ndim + 1 and image.shape[-1] in (3, 4)
     kwargs = {"rgb": rgb}
     if not rgb:
-        step = max(1, int(np.ceil((image.size / 2_000_000) ** (1 / max(image.ndim, 1)))))
-        sample = np.asarray(image[(slice(None, None, step),) * image.ndim], dtype=np.float64)
+        if is_lazy(image):  # a few whole blocks, not a stride through all of them
+            sample = _lazy_sample(image)
+        else:
+            step = max(1, int(np.ceil((image.size / 2_000_000) ** (1 / max(image.ndim, 1)))))
+            sample = np.asarray(image[(slice(None, None, step),) * image.ndim],
+                                dtype=np.float64)
         lo, hi = np.percentile(sample, (0.5, 99.5)) if sample.size else (0.0, 1.0)
         kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
         kwargs["colormap"] = "gray"
     return kwargs
+
+
+def _lazy_sample(image) -> np.ndarray:
+    """Values of a chunked image for its contrast: its middle block (at most ~2 M values)."""
+    middle = tuple(slice(n // 2, n // 2 + 1) for n in image.shape[:-2])
+    rows, cols = image.shape[-2:]
+    side = int(min(max(rows, cols), 1024))
+    window = (slice(max(0, rows // 2 - side // 2), rows // 2 + side // 2 + 1),
+              slice(max(0, cols // 2 - side // 2), cols // 2 + side // 2 + 1))
+    return np.asarray(image[middle + window], dtype=np.float64)

@@ -47,8 +47,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import io
+from .. import io, store
 from .._text import (
+    LARGER_THAN_MEMORY,
     describe_counts,
     describe_group,
     display_features,
@@ -62,7 +63,7 @@ from . import _panel
 from ._actions import status_hint
 from ._clicks import ObjectClicks
 from ._colouring import ColouringWorker, objects_of
-from ._edits import new_labels, paint_pieces, put_back
+from ._edits import new_labels, paint_pieces, put_back, shift_pieces
 from ._inputs import load_from_layers
 from ._keys import ReviewKeys, WindowKeys
 from ._loader import Opened, ReviewLoader
@@ -326,6 +327,7 @@ class MaskCompareWidget(QWidget):
         self.colouring.ready.connect(self._on_colouring_ready)
         self.colouring.failed.connect(self._on_refused)
         loader.step.connect(self._on_worker_step)
+        loader.progressed.connect(self._on_worker_progress)
         loader.refused.connect(self._on_refused)
         loader.failed.connect(self._on_refused)
         loader.ready.connect(self._on_opened)
@@ -414,6 +416,11 @@ class MaskCompareWidget(QWidget):
 
     def _on_worker_step(self, step: str) -> None:
         self._message(f"{step}…")
+
+    def _on_worker_progress(self, done: int, total: int) -> None:
+        """The blocks paired so far (the bar is busy, without a count, otherwise)."""
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
 
     def _on_refused(self, message: str) -> None:
         self._message(message, error=True)
@@ -508,7 +515,8 @@ class MaskCompareWidget(QWidget):
             return
         layer = running.view.layers["output"]
         atoms = list(event.value)
-        pieces = paint_pieces(atoms)
+        # a crop of a review larger than memory: its origin in the volume
+        pieces = shift_pieces(paint_pieces(atoms), running.view.crop_origin)
         put_back(layer.data, atoms)
         running.view.forget_paint_history()
         if not pieces:
@@ -793,6 +801,7 @@ class MaskCompareWidget(QWidget):
         self._compared = self._review
         self._stale_metrics = {"inputs", "curated"}
         self.metrics.clear()
+        self.metrics.set_note("")
         self._update_metrics()
 
     def _on_review_changed(self, change) -> None:
@@ -845,8 +854,14 @@ class MaskCompareWidget(QWidget):
         session, pair = review.session, review.pair
         options = dict(voxel_size=pair.voxel_size or None, unit=pair.unit,
                        iou_threshold=self.setup.iou_threshold.value(), copy=False)
+        if session.chunked:  # from the review's table; no voxel is read
+            options["boundary"] = False
         if "inputs" in self._stale_metrics:
             self.metrics.show_comparison(session.a, session.b, label="A vs B", **options)
+        if session.chunked:
+            self.metrics.set_note(LARGER_THAN_MEMORY)
+            self._stale_metrics.clear()
+            return
         shown_before = "curated vs A" in self.metrics.comparisons
         if "curated" in self._stale_metrics and (session.objects or shown_before):
             with session.lock:
@@ -868,6 +883,8 @@ class MaskCompareWidget(QWidget):
         self.panel.set_running(running)
         self.setup.start_button.setEnabled(not self.busy)
         self.progress.setVisible(self.busy)
+        if not self.busy:
+            self.progress.setRange(0, 0)  # busy, without a count, next time
         self.pages.setCurrentWidget(self.panel if running else self.setup)
         folders = running and self.setup.folders
         self.panel.file_row.setVisible(folders)
@@ -897,7 +914,7 @@ class MaskCompareWidget(QWidget):
         (it keeps its place in the layer list and its settings); otherwise one
         is added.
         """
-        labels, features = _saved_labels(running.session)
+        labels, features = _saved_labels(running.session, output=running.output)
         features = layer_features(display_features(features))
         key = str(running.output)
         layer = next((layer for layer in self.viewer.layers
@@ -975,7 +992,7 @@ def _scrolling(widget: QWidget, *, horizontal: bool = False) -> QScrollArea:
     return area
 
 
-def _saved_labels(session) -> tuple[np.ndarray, dict]:
+def _saved_labels(session, *, output: Path | None = None) -> tuple[np.ndarray, dict]:
     """The output as the review saves it, and its features.
 
     With edits in force the saved ids are compacted to 1..n (an erased
@@ -984,14 +1001,27 @@ def _saved_labels(session) -> tuple[np.ndarray, dict]:
     Parameters
     ----------
     session : session.Session
+    output : Path, optional
+        The review's output; a chunked review's saved store is opened lazily
+        from it (the review closed: compacted, pyramided).
 
     Returns
     -------
-    labels : ndarray
-        ``session.output`` itself when nothing was compacted.
+    labels : ndarray or dask.array.Array
+        ``session.output`` itself when nothing was compacted; a dask array
+        over the saved OME-Zarr labels of a chunked review.
     features : dict of str to list
-        As :meth:`..session.Session.features`, one row per saved id.
+        As :meth:`..session.Session.features`, one row per saved id (a
+        chunked review with edits: none, as finding the ids left would read
+        the whole volume).
     """
+    if session.chunked:
+        import dask.array as da
+
+        saved = store.labels_array(output)
+        labels = da.from_zarr(saved)
+        features = session.features() if not session.edited else {"label": []}
+        return labels, features
     output, features = session.output, session.features()
     labels = relabel_sequential(output) if session.edited else output
     if labels is output:
