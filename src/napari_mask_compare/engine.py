@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .io import InputError
+from .io import InputError, quiet_logger
 
 __all__ = ["LOCAL_SCHEDULERS", "Engine", "SchedulerError", "check_scheduler", "compute", "current"]
 
@@ -129,7 +128,7 @@ class Engine:
     def close(self) -> None:
         """Disconnect from the cluster, and stop the LocalCluster this engine started."""
         client, cluster, self.client, self._cluster = self.client, self._cluster, None, None
-        with _quiet_distributed():
+        with quiet_logger("distributed"):
             if client is not None:
                 client.close()
             if cluster is not None:
@@ -220,18 +219,6 @@ def _is_address(scheduler: str | None) -> bool:
     return scheduler is not None and scheduler not in LOCAL_SCHEDULERS + ("sync",)
 
 
-@contextlib.contextmanager
-def _quiet_distributed():
-    """Distributed's own log lines (connection retries, shutdown) would break the one-line rule."""
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _connect(address: str, *, timeout: float):
     """A Client of the scheduler at ``address`` with at least one worker, or SchedulerError."""
     from distributed import Client
@@ -239,7 +226,7 @@ def _connect(address: str, *, timeout: float):
     start = time.monotonic()
     _handshake(address, timeout=timeout)  # before a Client: a failed one complains at exit
     try:
-        with _quiet_distributed():
+        with quiet_logger("distributed"):
             client = Client(address, timeout=timeout, set_as_default=False)
     except OSError:
         raise SchedulerError(f"--scheduler {address}: the scheduler stopped answering; "
@@ -247,7 +234,7 @@ def _connect(address: str, *, timeout: float):
     try:
         client.wait_for_workers(1, timeout=max(timeout - (time.monotonic() - start), 1.0))
     except (OSError, TimeoutError):
-        with _quiet_distributed():
+        with quiet_logger("distributed"):
             client.close()
         raise SchedulerError(
             f"--scheduler {address}: the scheduler answers but has no worker after {timeout:g} s; "
@@ -267,7 +254,8 @@ def _handshake(address: str, *, timeout: float) -> None:
         await comm.close()
 
     try:
-        with _quiet_distributed(), ThreadPoolExecutor(1) as pool:  # works inside a running loop
+        # a thread of its own: works inside a running event loop too
+        with quiet_logger("distributed"), ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, handshake()).result()
     except OSError:  # refused, unreachable, timed out, unknown host
         raise SchedulerError(
@@ -291,7 +279,7 @@ def _local_cluster(workers: int):
     """A LocalCluster of ``workers`` single-threaded processes and its Client."""
     from distributed import Client, LocalCluster
 
-    with _quiet_distributed():
+    with quiet_logger("distributed"):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0")  # any free port, no warning
         try:

@@ -202,7 +202,7 @@ def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
     """
     import tifffile
 
-    with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+    with quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
         chosen = _tiff_series(tif, path, index=series)
         data = _tiff_data(tif, chosen, path=path)
         voxel_size, unit = _tiff_voxel_size(tif, index=series or 0)
@@ -217,9 +217,10 @@ def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
 
 
 @contextlib.contextmanager
-def _quiet_tifffile():
-    """tifffile logs what it finds odd to stderr; the caller says it in one line instead."""
-    logger = logging.getLogger("tifffile")
+def quiet_logger(name: str):
+    """Silence library ``name``'s log lines (tifffile's oddities, distributed's retries) for a
+    while: they would break the one-line rule; the caller says what matters in one line."""
+    logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
