@@ -10,9 +10,7 @@ Side by side, on a synthetic pair (see ``synthetic.py``), each a fresh process:
   ``merging.merge_tables`` + ``merging.apply_tables``: the lookup-table merge;
 - ``lut_dask``: the same, but ``apply_tables`` on dask arrays of the loaded
   pair (blocks of 32 x 256 x 256, computed into memory): the blockwise path;
-- ``cli_old``: the whole ``mask-compare merge A B --out OUT`` of this checkout;
-- ``cli_lut``: the whole command with ``cli.merge_files``' body replaced by the
-  lookup-table path (:func:`merge_files_lut`, the body proposed for cli.py).
+- ``cli``: the whole ``mask-compare merge A B --out OUT`` process (lookup tables).
 
 Rounds are interleaved (the order rotates); medians, min – max, CPU time and
 peak RSS (``ru_maxrss`` of each child, from ``wait4``) are reported. A check
@@ -54,8 +52,7 @@ VARIANTS = {
     "session_merge": "load + Session.from_masks + session.merge (old, in memory)",
     "lut_merge": "load + overlap_table + review_groups + merge_tables + apply_tables (new)",
     "lut_dask": "the same, apply_tables on dask blocks of 32×256×256 (computed into memory)",
-    "cli_old": "`mask-compare merge A B --out OUT` (session.merge, as it is)",
-    "cli_lut": "`mask-compare merge` with merge_files' body on merging (whole process)",
+    "cli": "`mask-compare merge A B --out OUT` (the whole process)",
 }
 IN_MEMORY = ("session_merge", "lut_merge", "lut_dask")
 
@@ -63,40 +60,10 @@ IN_MEMORY = ("session_merge", "lut_merge", "lut_dask")
 # --------------------------------------------------------------------------- child side
 
 
-def merge_files_lut(mask_a, mask_b, *, out, policy="a", iou_threshold=0.1, overwrite=False):
-    """The body proposed for ``cli.merge_files``: the same checks, files and summary."""
-    from napari_mask_compare._files import sidecar
-    from napari_mask_compare.cli._merge import _check_merge_output
-    from napari_mask_compare.io import load_pair, write_label_files
-    from napari_mask_compare.merging import merge_masks
-
-    inputs = (mask_a, mask_b)
-    out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
-    pair = load_pair(mask_a, mask_b)
-    merged, classes, tables = merge_masks(
-        pair.a, pair.b, policy=policy, iou_threshold=iou_threshold,
-        classes_a=pair.classes_a, classes_b=pair.classes_b,
-    )
-    tiffs = {out: merged}
-    if classes is not None:
-        classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,
-                                           overwrite=overwrite)
-        tiffs[classes_path] = classes
-    write_label_files(tiffs, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
-    return tables.summary
-
-
 def child(variant: str, path_a: str, path_b: str, out: str) -> None:
     """Run one variant; print one JSON line of phase times."""
     t_start = time.perf_counter()
     phases = {}
-    if variant == "cli_lut":
-        from napari_mask_compare.cli._merge import _format_summary
-
-        summary = merge_files_lut(Path(path_a), Path(path_b), out=Path(out))
-        print(f"{out}: {_format_summary(summary)}", file=sys.stderr)
-        print(json.dumps({"seconds": time.perf_counter() - t_start}))
-        return
     import tifffile
 
     a = tifffile.imread(path_a)
@@ -176,7 +143,7 @@ def check(path_a: str, path_b: str) -> None:
 
 
 def _argv(variant, path_a, path_b, out):
-    if variant == "cli_old":
+    if variant == "cli":
         return [_mask_compare(), "merge", str(path_a), str(path_b), "--out", str(out)]
     return [sys.executable, str(Path(__file__).resolve()), "--child", variant,
             str(path_a), str(path_b), str(out)]
@@ -208,7 +175,7 @@ def measure(args, log) -> dict:
                 res = run_measured(_argv(variant, path_a, path_b, out),
                                    limit_gib=args.limit_gib, timeout=args.timeout)
                 rec = {"variant": variant, "round": r, **res, "ok": res["returncode"] == 0}
-                if rec["ok"] and variant != "cli_old":
+                if rec["ok"] and variant != "cli":
                     rec.update(child=json.loads(res["stdout"].strip().splitlines()[-1]))
                 runs.append(rec)
                 log(f"  [round {r + 1}/{args.repeats}] {variant:14s} {res['wall_s']:7.2f} s  "
@@ -277,11 +244,10 @@ def report(result) -> str:
                      f"lookup tables (pairing + merge_tables + apply_tables) {merge_new:.2f} s: "
                      f"{merge_old / merge_new:.1f}× faster; peak RSS {old['peak_mib']:,.0f} → "
                      f"{new['peak_mib']:,.0f} MiB.")
-    if stats["cli_lut"]:
-        ratio = stats["cli_lut"]["median"] / base["median"]
-        lines.append(f"Target: whole merge ≤ 0.25 × load + contingency_table: cli_lut "
-                     f"{ratio:.2f} × → **{'met' if ratio <= 0.25 else 'missed'}** "
-                     f"(cli_old {stats['cli_old']['median'] / base['median']:.2f} ×).")
+    if stats["cli"]:
+        ratio = stats["cli"]["median"] / base["median"]
+        lines.append(f"Target: whole merge ≤ 0.25 × load + contingency_table: "
+                     f"{ratio:.2f} × → **{'met' if ratio <= 0.25 else 'missed'}**.")
     if result["check"]:
         lines.append(f"Check at this size (every policy; output and summary of session.merge vs "
                      f"lookup tables): `{json.dumps(result['check'])}`")
