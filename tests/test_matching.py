@@ -50,8 +50,7 @@ DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.int64, np.uint32])
 @settings(max_examples=300, deadline=None)
 @given(pair=label_images, chunk=st.integers(1, 64), dtypes=st.tuples(DTYPES, DTYPES))
 def test_overlap_table_equals_brute_force(pair, chunk, dtypes):
-    # 8 and 16 bit ids take the packed-sort path whatever the values; the others take it
-    # only while every id is below 2**16
+    # ids of every width (wrapped into the dtype) meet in one 64-bit key per pair
     a, b = ((labels.astype(np.uint64) % np.uint64(np.iinfo(dtype).max + 1)).astype(dtype)
             for labels, dtype in zip(pair, dtypes))
     old = matching._CHUNK_VOXELS

@@ -2,11 +2,13 @@
 
 The table is built in one pass over the volume, in chunks of rows that a few
 threads share: along each row (last axis) the pair of labels (a, b) is
-constant over runs, so a chunk reduces to a few runs per object and row. One
-sort groups a chunk's runs by (a, b), 0 included, into entries (voxels and
-box of each pair in the chunk); entries are joined across chunks, and each
-object's size and box are those of its entries. There is no dense n x m
-matrix and no loop over objects; ids may be as large as 2**32 - 1.
+constant over runs, so a chunk reduces to a few runs per object and row. A
+hash table (pandas' factorize of the key ``a << 32 | b``; no sort) groups a
+chunk's runs into entries, one per pair (a, b) with one side 0 included, and
+their voxels and boxes are reduced from the runs in any order (sums, minima,
+maxima); entries are joined across chunks, and each object's size and box are
+those of its entries. There is no dense n x m matrix and no loop over
+objects; ids may be as large as 2**32 - 1.
 
 No Qt, no napari.
 """
@@ -42,7 +44,7 @@ KINDS = ("match", "split", "merge", "complex", "only_a", "only_b")
 #: one value per run) to stay in the CPU's caches.
 _CHUNK_VOXELS = 1 << 18
 
-#: Most threads that scan (each holds scratch buffers of ~60 bytes per chunk voxel).
+#: Most threads that scan (each holds scratch buffers of ~50 bytes per chunk voxel).
 _MAX_THREADS = 8
 
 #: Blockwise: storage chunks smaller than this many voxels are scanned several at once, and
@@ -51,6 +53,11 @@ _MAX_THREADS = 8
 _MIN_BLOCK_VOXELS = 1 << 20
 _MAX_BLOCK_VOXELS = 1 << 24
 _BLOCK_VOXELS = 1 << 22
+
+#: Runs of background on both sides (nothing the table keeps) are dropped before grouping
+#: when they are more than 1 in this many runs: dropping costs about a third of what
+#: grouping a run costs, so it pays from about 30% of the runs up.
+_DROP_BACKGROUND = 3
 
 #: Blockwise: partial tables joined by one task of the reduction tree.
 _SPLIT_EVERY = 8
@@ -243,7 +250,7 @@ def _table_from_entries(entries, *, shape: tuple[int, ...]) -> OverlapTable:
     """The table of reduced entries (see :func:`_reduce_entries`) of a whole image."""
     ids_a, sizes_a, bbox_a = _objects(entries, side=0)
     ids_b, sizes_b, bbox_b = _objects(entries, side=1)
-    entry_a, entry_b = (ids.astype(np.uint64) for ids in entries[:2])
+    entry_a, entry_b = entries[0] >> np.uint64(32), entries[0] & np.uint64(0xFFFFFFFF)
     pairs = (entry_a != 0) & (entry_b != 0)
     return OverlapTable(
         shape=shape,
@@ -252,7 +259,7 @@ def _table_from_entries(entries, *, shape: tuple[int, ...]) -> OverlapTable:
         bbox_a=bbox_a, bbox_b=bbox_b,
         pair_a=np.searchsorted(ids_a, entry_a[pairs]),
         pair_b=np.searchsorted(ids_b, entry_b[pairs]),
-        intersection=entries[2][pairs],
+        intersection=entries[1][pairs],
     )
 
 
@@ -288,9 +295,8 @@ class _Scratch:
         self.changed = np.empty((2, n), dtype=bool)
         self.ids_a = np.empty(n, dtype=dtype_a)
         self.ids_b = np.empty(n, dtype=dtype_b)
-        self.runs = np.empty((5, n), dtype=np.int64)
-        self.key = np.empty(n, dtype=np.uint64)
-        self.index = np.arange(n, dtype=np.uint64)
+        self.keys = np.empty((2, n), dtype=np.uint64)
+        self.runs = np.empty((4, n), dtype=np.int32)
 
 
 def _scan(flat_a, flat_b, chunks, *, shape, scratch=None):
@@ -306,11 +312,13 @@ def _scan(flat_a, flat_b, chunks, *, shape, scratch=None):
 
 
 def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scratch):
-    """Voxels and box of each ``(id_a, id_b)`` in a chunk (0 included: one side only).
+    """Voxels and box of each ``(id_a, id_b)`` in a chunk (one side 0 included, not both).
 
     Along a row the pair of labels is constant over runs; the runs are
-    grouped by ``(id_a, id_b)``, in scan order within a group, so that a
-    group's first and last run hold its first and last row (and plane).
+    grouped by the key ``id_a << 32 | id_b`` in a hash table (no sort), and
+    each group's voxels and box are reduced from its runs in any order
+    (sums, minima and maxima). Runs of background in both (key 0) tell
+    nothing that the table keeps, and are dropped when they are many.
 
     Parameters
     ----------
@@ -322,9 +330,9 @@ def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scrat
 
     Returns
     -------
-    ids_a, ids_b : ndarray, shape (m,)
-        Each ``(id_a, id_b)`` present, in the dtypes of ``a`` and ``b``.
-    counts : ndarray of int32, shape (m,)
+    keys : ndarray of uint64, shape (m,)
+        ``id_a << 32 | id_b`` of each pair present, in order of first appearance.
+    counts : ndarray of int64, shape (m,)
     box : ndarray of int32, shape (2 * ndim, m)
         Starts then stops (exclusive) of each entry's box.
     """
@@ -336,74 +344,110 @@ def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scrat
     changed[::row_len] = True  # every row starts a run
     starts = np.flatnonzero(changed)
     n = len(starts)
-    lengths, order, run_x, run_row, run_len = scratch.runs[:, :n]
-    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
-    lengths[-1] = a.size - starts[-1]
-    _, first = _group_order(np.take(a, starts, out=scratch.ids_a[:n]),
-                            np.take(b, starts, out=scratch.ids_b[:n]),
-                            key=scratch.key[:n], index=scratch.index[:n], order=order)
-    last = np.append(first[1:], n) - 1
-    np.take(starts, order, out=run_x)  # runs grouped from here on
-    head = run_x[first]
-    np.floor_divide(run_x, row_len, out=run_row)
-    np.multiply(run_row, row_len, out=run_len)
-    run_x -= run_len  # x of each run's first voxel
-    np.take(lengths, order, out=run_len)
+    key, low = scratch.keys[:, :n]
+    ids_a = np.take(a, starts, out=scratch.ids_a[:n])
+    ids_b = np.take(b, starts, out=scratch.ids_b[:n])
+    if ids_a.dtype.kind == "u" and ids_b.dtype.kind == "u":  # no copies needed
+        np.left_shift(ids_a, np.uint64(32), out=key, dtype=np.uint64)
+        key |= ids_b
+    else:
+        np.copyto(key, ids_a, casting="unsafe")
+        np.copyto(low, ids_b, casting="unsafe")
+        key <<= np.uint64(32)
+        key |= low
+    # per run, int32 like the outputs (ufunc.at is fast only without casts; so is // by int32)
+    start, length, row, x = scratch.runs[:, :n]
+    np.copyto(start, starts, casting="unsafe")  # chunks are shorter than 2**31
+    np.subtract(start[1:], start[:-1], out=length[:-1])
+    length[-1] = a.size - start[-1]
+    if n - np.count_nonzero(key) > n // _DROP_BACKGROUND:
+        runs = np.flatnonzero(np.not_equal(key, 0, out=changed[:n]))
+        n = len(runs)
+        key = np.take(key, runs, out=low[:n])
+        start, length = (np.take(v, runs, out=v[:n]) for v in (start, length))
+        row, x = row[:n], x[:n]
+        if n == 0:
+            return (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64),
+                    np.zeros((2 * ndim, 0), dtype=np.int32))
+    codes, keys = _factorize(key)
+    m = len(keys)
+    np.floor_divide(start, row_len, out=row)  # row in the chunk
+    np.multiply(row, row_len, out=x)
+    np.subtract(start, x, out=x)  # x of each run's first voxel
+    counts = np.zeros(m, dtype=np.int32)
+    np.add.at(counts, codes, length)
+    box = np.empty((2 * ndim, m), dtype=np.int32)
+    box[:ndim] = np.iinfo(np.int32).max
+    box[ndim:] = 0
+    np.minimum.at(box[ndim - 1], codes, x)
+    x += length  # x after each run's last voxel
+    np.maximum.at(box[2 * ndim - 1], codes, x)
+    top, bottom = np.full(m, np.iinfo(np.int32).max, dtype=np.int32), np.zeros(m, np.int32)
+    np.minimum.at(top, codes, row)
+    np.maximum.at(bottom, codes, row)
     row0, n_rows = offset // row_len, a.size // row_len
-    run_row += row0  # row in the whole image
-    box = np.empty((2 * ndim, len(first)), dtype=np.int32)
-    _rows_of_entries(run_row, first, last, shape=shape, box=box,
-                     one_plane=row0 // shape[-2] == (row0 + n_rows - 1) // shape[-2])
-    box[ndim - 1] = np.minimum.reduceat(run_x, first)
-    run_x += run_len  # x after each run's last voxel
-    box[2 * ndim - 1] = np.maximum.reduceat(run_x, first)
-    return a[head], b[head], np.add.reduceat(run_len, first).astype(np.int32), box
-
-
-def _rows_of_entries(rows, first, last, *, shape, one_plane: bool, box):
-    """Fill the box rows (y; z and y in 3D) of grouped runs.
-
-    ``rows`` (image row of each run) increase within a group, so a group's
-    first and last run hold its first and last row and plane, and its first
-    and last y too when the chunk is rows of one plane.
-    """
-    top, bottom = rows[first], rows[last]
-    if len(shape) == 2:
+    top, bottom = top.astype(np.int64) + row0, bottom.astype(np.int64) + row0  # in the image
+    if ndim == 2:
         box[0], box[2] = top, bottom + 1
-        return
+        return keys, counts.astype(np.int64), box
     ny = shape[1]
     box[0], box[3] = top // ny, bottom // ny + 1
-    if one_plane:
+    if row0 // ny == (row0 + n_rows - 1) // ny:  # one plane: rows are y
         box[1], box[4] = top % ny, bottom % ny + 1
     else:
-        y = rows % ny
-        box[1] = np.minimum.reduceat(y, first)
-        box[4] = np.maximum.reduceat(y, first) + 1
+        y = start[:n]  # reused
+        if row0 % ny:
+            row += row0 % ny
+        np.floor_divide(row, ny, out=y)
+        y *= ny
+        np.subtract(row, y, out=y)  # y of each run
+        np.minimum.at(box[1], codes, y)
+        y += 1
+        np.maximum.at(box[4], codes, y)
+    return keys, counts.astype(np.int64), box
 
 
-def _reduce_entries(ids_a, ids_b, counts, box):
-    """Join the entries of equal ``(id_a, id_b)``: counts summed, boxes joined.
+def _factorize(keys):
+    """Codes (intp, 0.. in order of first appearance) and distinct values of uint64 ``keys``.
+
+    pandas' hash table: several times faster than grouping by a sort.
+    """
+    import pandas as pd
+
+    codes, uniques = pd.factorize(keys)
+    return codes, uniques
+
+
+def _reduce_entries(keys, counts, box):
+    """Join the entries of equal keys: counts summed, boxes joined.
 
     Parameters
     ----------
-    ids_a, ids_b : ndarray of int, shape (n,)
-    counts : ndarray of int, shape (n,)
-    box : ndarray of int, shape (2 * ndim, n)
+    keys : ndarray of uint64, shape (n,)
+        ``id_a << 32 | id_b`` (or one side's ids alone).
+    counts : ndarray of int64, shape (n,)
+    box : ndarray of int32, shape (2 * ndim, n)
 
     Returns
     -------
-    The same four, one entry per ``(id_a, id_b)``, sorted by it; counts int64.
+    The same three, one entry per key, sorted by it.
     """
-    order, first = _group_order(ids_a, ids_b)
-    head = order[first]
+    codes, uniques = _factorize(keys)
+    m = len(uniques)
+    order = np.argsort(uniques, kind="stable")
+    rank = np.empty(m, dtype=codes.dtype)
+    rank[order] = np.arange(m, dtype=codes.dtype)
+    codes = rank[codes]  # codes in key order
     ndim = len(box) // 2
-    box = np.take(box, order, axis=1)
-    return (
-        ids_a[head], ids_b[head],
-        np.add.reduceat(counts[order], first, dtype=np.int64),
-        np.concatenate([np.minimum.reduceat(box[:ndim], first, axis=1),
-                        np.maximum.reduceat(box[ndim:], first, axis=1)]),
-    )
+    summed = np.zeros(m, dtype=np.int64)
+    np.add.at(summed, codes, counts)
+    joined = np.empty((2 * ndim, m), dtype=np.int32)
+    joined[:ndim] = np.iinfo(np.int32).max
+    joined[ndim:] = np.iinfo(np.int32).min
+    for axis in range(ndim):
+        np.minimum.at(joined[axis], codes, box[axis])
+        np.maximum.at(joined[ndim + axis], codes, box[ndim + axis])
+    return uniques[order], summed, joined
 
 
 def _objects(entries, *, side: int):
@@ -415,59 +459,12 @@ def _objects(entries, *, side: int):
     sizes : ndarray of int64, shape (m,)
     bbox : ndarray of int64, shape (m, 2 * ndim)
     """
-    ids = entries[side]
+    keys, counts, box = entries
+    ids = keys >> np.uint64(32) if side == 0 else keys & np.uint64(0xFFFFFFFF)
     keep = ids != 0
-    ids, counts, box = ids[keep], entries[2][keep], entries[3][:, keep]
-    # entries of (id, 0): joined per id
-    ids, _, sizes, box = _reduce_entries(ids, np.zeros_like(ids), counts, box)
-    return ids.astype(np.uint64), sizes, np.ascontiguousarray(box.T, dtype=np.int64)
-
-
-def _group_order(high, low, *, key=None, index=None, order=None):
-    """Order that sorts ``(high, low)`` stably, and where each value starts in it.
-
-    Parameters
-    ----------
-    high, low : ndarray of non-negative int below 2**32, shape (n,)
-    key, index, order : ndarray, shape (n,), optional
-        Buffers (uint64; ``arange(n)`` as uint64; intp); ``order`` receives
-        the order.
-
-    Returns
-    -------
-    order : ndarray of intp, shape (n,)
-    first : ndarray of intp, shape (k,)
-        Position in ``order`` of each distinct ``(high, low)``'s first element.
-    """
-    n = len(high)
-    order = np.empty(n, dtype=np.intp) if order is None else order
-    if n == 0:
-        return order, order
-    key = np.empty(n, dtype=np.uint64) if key is None else key
-    if n < 1 << 32 and (high.itemsize <= 2 and low.itemsize <= 2
-                        or max(high.max(), low.max()) < 1 << 16):
-        # one sort of high << 48 | low << 32 | position (faster than an argsort)
-        index = np.arange(n, dtype=np.uint64) if index is None else index
-        low_bits = order.view(np.uint64)
-        np.copyto(key, high, casting="unsafe")
-        key <<= np.uint64(48)
-        np.copyto(low_bits, low, casting="unsafe")
-        low_bits <<= np.uint64(32)
-        key |= low_bits
-        key |= index
-        key.sort()
-        np.bitwise_and(key, np.uint64(0xFFFFFFFF), out=low_bits)
-        key >>= np.uint64(32)
-    else:
-        np.copyto(key, high, casting="unsafe")
-        key <<= np.uint64(32)
-        key |= low.astype(np.uint64)
-        order[:] = np.argsort(key, kind="stable")
-        key = key[order]
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(key[1:], key[:-1], out=new[1:])
-    return order, np.flatnonzero(new)
+    # entries of (id, any): joined per id
+    ids, sizes, box = _reduce_entries(ids[keep], counts[keep], box[:, keep])
+    return ids, sizes, np.ascontiguousarray(box.T, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- blockwise
@@ -479,9 +476,10 @@ def blockwise_table(a, b, *, split_every: int = _SPLIT_EVERY):
     A reduction over a partition of the volume, with no halo: each block
     (aligned with the chunks of ``a``) gives its reduced entries with the
     in-memory kernel, its boxes moved by the block's origin; a tree of
-    sort-and-reduce tasks (``split_every`` partial tables at a time) joins
-    them, and the last task builds the :class:`OverlapTable`, equal in every
-    field to ``overlap_table(numpy a, numpy b)``. Each block task reads its
+    reduce tasks (``split_every`` partial tables at a time, grouped by hash,
+    then sorted by key) joins them, and the last task builds the
+    :class:`OverlapTable`, equal in every field to
+    ``overlap_table(numpy a, numpy b)``. Each block task reads its
     own chunks (lazily opened stores are read on the workers); memory is a
     few blocks per worker, not the volume.
 
@@ -594,15 +592,15 @@ def _block_entries(a, b, block_info=None):
     Returns
     -------
     ndarray of object, shape (1,) * ndim
-        Holding ``(ids_a, ids_b, counts, box)`` as :func:`_reduce_entries` gives them.
+        Holding ``(keys, counts, box)`` as :func:`_reduce_entries` gives them.
     """
     origin = np.array([start for start, _ in block_info[0]["array-location"]], dtype=np.int32)
-    ids_a, ids_b, counts, box = _image_entries(a, b)
+    keys, counts, box = _image_entries(a, b)
     ndim = a.ndim
     box[:ndim] += origin[:, None]
     box[ndim:] += origin[:, None]
     part = np.empty((1,) * ndim, dtype=object)
-    part[(0,) * ndim] = (ids_a, ids_b, counts, box)
+    part[(0,) * ndim] = (keys, counts, box)
     return part
 
 
@@ -617,7 +615,7 @@ def _image_entries(a, b):
     chunks = _chunks(a.shape)
     size = max(stop - start for start, stop in chunks)
     scratch = getattr(_thread, "scratch", None)
-    if (scratch is None or len(scratch.key) < size or scratch.ids_a.dtype != flat_a.dtype
+    if (scratch is None or scratch.keys.shape[1] < size or scratch.ids_a.dtype != flat_a.dtype
             or scratch.ids_b.dtype != flat_b.dtype):
         scratch = _thread.scratch = _Scratch(size, flat_a.dtype, flat_b.dtype)
     return _scan(flat_a, flat_b, chunks, shape=a.shape, scratch=scratch)
