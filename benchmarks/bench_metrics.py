@@ -6,9 +6,9 @@ fresh process that loads the pair with ``tifffile.imread`` and times one step:
 - ``pairing``: ``overlap_table`` + ``review_groups`` (what every metric starts from);
 - ``suite``: the pairing, then ``stats.summarize`` (matching at 9 thresholds,
   pixel scores, DSB AP, VI, adapted Rand, CTC SEG/DET, AJI, Cellpose AP, the
-  error taxonomy) and ``stats.object_table``, without boundary metrics: both
+  error taxonomy) and ``suite.object_table``, without boundary metrics: both
   times are reported;
-- ``boundary``: the pairing, then ``stats.boundary_metrics`` of every pair
+- ``boundary``: the pairing, then ``suite.boundary_metrics`` of every pair
   matched at IoU 0.5;
 - ``skimage``: ``skimage.metrics.variation_of_information`` +
   ``adapted_rand_error`` on the same arrays (what a user would otherwise run);
@@ -57,7 +57,7 @@ def child(variant: str, path_a: str, path_b: str) -> None:
     import tifffile
     from skimage.metrics import adapted_rand_error, variation_of_information
 
-    from napari_mask_compare import measure, report, stats  # noqa: F401 (imported untimed)
+    from napari_mask_compare import measure, report, stats, suite  # noqa: F401 (imported untimed)
     from napari_mask_compare.matching import overlap_table, review_groups
 
     a, b = tifffile.imread(path_a), tifffile.imread(path_b)
@@ -77,11 +77,11 @@ def child(variant: str, path_a: str, path_b: str) -> None:
         t1 = time.perf_counter()
         if variant == "suite":
             summary = stats.summarize(table, groups=groups)
-            stats.object_table(table, groups=groups)
+            suite.object_table(table, groups=groups)
             out.update(vi=[summary["variation_of_information"][k] for k in ("split", "merge")],
                        are=summary["adapted_rand"]["error"])
         elif variant == "boundary":
-            out["n_pairs"] = stats.boundary_metrics(table, a, b)["n_pairs"]
+            out["n_pairs"] = suite.boundary_metrics(table, a, b)["n_pairs"]
         out["step_s"] = time.perf_counter() - t1
     out["peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(out))
@@ -89,13 +89,13 @@ def child(variant: str, path_a: str, path_b: str) -> None:
 
 def _report_before(a, b) -> None:
     """What write_report computed before the metric suite: its time, not its files."""
-    from napari_mask_compare import measure, report, stats
+    from napari_mask_compare import measure, report, stats, suite
     from napari_mask_compare.matching import overlap_table, review_groups
 
     table = overlap_table(a, b)
     groups = review_groups(table)
     summary = {key: value for key, value in stats.summarize(table, groups=groups).items()
-               if key not in stats.SUITE_KEYS}
+               if key not in suite.SUITE_KEYS}
     report.pairs_rows(groups)
     measure.measure_objects(a, objects=(table.ids_a, table.bbox_a))
     measure.measure_objects(b, objects=(table.ids_b, table.bbox_b))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_mask_compare import stats
+from napari_mask_compare import stats, suite
 from napari_mask_compare.cli import main
 from napari_mask_compare.matching import overlap_table
 from napari_mask_compare.report import report_files
@@ -53,7 +53,7 @@ def test_stats_metric_suite_beside_matching(every_kind_2d, pair_files, capsys):
     assert main(["stats", *map(str, pair_files), "--json", "--boundary"]) == 0
     result = json.loads(capsys.readouterr().out)
     expected = stats.summarize(overlap_table(a, b), a=a, b=b)
-    for key in stats.SUITE_KEYS:
+    for key in suite.SUITE_KEYS:
         assert result[key] == expected[key], key
     at_half = next(r for r in result["matching"] if r["thresh"] == 0.5)
     assert result["boundary"]["n_pairs"] == at_half["tp"] == 3  # the pairs matched at 0.5
@@ -101,9 +101,9 @@ def test_stats_folders_per_file_and_pooled_total(every_kind_2d, tmp_path, capsys
     assert total["n_true"] == 14 and total["n_pred"] == 7
     assert total["recall"] == pytest.approx(total["tp"] / 14)
     assert result["n_images"] == 2
-    combined = stats.combine_suites([{k: f[k] for k in stats.SUITE_KEYS}
+    combined = suite.combine_suites([{k: f[k] for k in suite.SUITE_KEYS}
                                      for f in result["files"]])
-    assert {k: result[k] for k in stats.SUITE_KEYS} == {k: combined[k] for k in stats.SUITE_KEYS}
+    assert {k: result[k] for k in suite.SUITE_KEYS} == {k: combined[k] for k in suite.SUITE_KEYS}
     assert result["ctc_det"]["fn"] == sum(f["ctc_det"]["fn"] for f in result["files"])
     assert result["unpaired"][str(tmp_path / "A")] == ["lonely"]
     assert "lonely" in captured.err and "no partner" in captured.err

@@ -8,7 +8,7 @@ import numpy as np
 
 from napari_mask_compare.disagreement import BIN_COLORS, best_ious, iou_bins, object_ious
 from napari_mask_compare.matching import overlap_table, review_groups
-from napari_mask_compare.stats import object_table
+from napari_mask_compare.suite import object_table
 
 
 def test_best_iou_and_group_agree_with_the_object_table(every_kind_2d):

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from matplotlib.image import imread
 
-from napari_mask_compare import report, stats
+from napari_mask_compare import report, stats, suite
 from napari_mask_compare.matching import overlap_table
 
 FILES = {"summary.json", "matching.csv", "pairs.csv", "objects.csv", "taxonomy.csv",
@@ -76,7 +76,7 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
     # the metric suite: the same numbers as stats.summarize, and its tables as CSVs
     full = stats.summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75], a=a, b=b,
                            voxel_size=(0.5, 0.5))
-    for key in stats.SUITE_KEYS:
+    for key in suite.SUITE_KEYS:
         assert summary[key] == full[key], key
     objects = read_csv(out / "objects.csv")
     assert len(objects) == 14 and {r["side"] for r in objects} == {"a", "b"}

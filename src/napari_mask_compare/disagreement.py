@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .matching import Group, OverlapTable
-from .stats import object_groups
+from .suite import object_groups
 
 __all__ = ["BIN_COLORS", "IOU_BINS", "ObjectIoU", "best_ious", "iou_bins", "legend",
            "object_ious"]

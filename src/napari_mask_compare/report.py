@@ -516,7 +516,7 @@ def taxonomy_rows(taxonomy: dict) -> list[dict]:
     Parameters
     ----------
     taxonomy : dict
-        :func:`.stats.error_taxonomy`.
+        :func:`.suite.error_taxonomy`.
     """
     classes = list(taxonomy["counts"])
     rows = [{"size_class": c["label"], "min_size": c["min"], "max_size": c["max"],
@@ -533,7 +533,7 @@ def plot_taxonomy(ax, taxonomy: dict, *, title: str | None = None) -> None:
     Parameters
     ----------
     taxonomy : dict
-        :func:`.stats.error_taxonomy`.
+        :func:`.suite.error_taxonomy`.
     """
     rows = taxonomy_rows(taxonomy)[:-1] or taxonomy_rows(taxonomy)
     classes = list(taxonomy["counts"])

@@ -71,7 +71,7 @@ def default_rules(ndim: int) -> str:
 #: Columns of the statistics table: (header, key of a matching dict, format).
 COLUMNS = stats.MATCHING_COLUMNS
 
-#: Columns of the per-object table: (header, column of :func:`..stats.object_table`).
+#: Columns of the per-object table: (header, column of :func:`..suite.object_table`).
 OBJECT_COLUMNS = (("side", "side"), ("id", "id"), ("size", "size"), ("partner", "partner"),
                   ("IoU", "iou"), ("kind", "kind"), ("error", "error"))
 
@@ -95,7 +95,7 @@ class Comparison:
         The IoU that links objects into those groups.
     groups : list of Group
     objects : dict
-        :func:`..stats.object_table` (columns).
+        :func:`..suite.object_table` (columns).
     review : object or None
         The review session whose table and groups were reused: its rows lead
         to the review's groups.
@@ -160,7 +160,7 @@ def filter_changes(labels: np.ndarray, rules, *, voxel_size=None):
 
 
 class ObjectModel(QAbstractTableModel):
-    """The per-object table of a comparison (:func:`..stats.object_table` columns).
+    """The per-object table of a comparison (:func:`..suite.object_table` columns).
 
     Sorted by numpy (a header click calls :meth:`sort`), so that tens of
     thousands of objects sort at once; numbers sort as numbers, an object
