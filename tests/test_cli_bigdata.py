@@ -4,9 +4,12 @@ Every format must give the same statistics and the same merged labels as the TIF
 same pair, with blocks that cut objects in every axis and A and B chunked differently.
 """
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import h5py
@@ -123,13 +126,33 @@ def run(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_scheduler_that_does_not_answer_is_one_line_quickly(pair_3d, tmp_path):
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and never says a word (a wrong service, a proxy)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(server.accept()[0])
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "silent"])
+def test_a_scheduler_that_does_not_answer_is_one_line_quickly(pair_3d, tmp_path, address,
+                                                              silent_server):
+    address = silent_server if address == "silent" else address
     pair = pair_as("zarr2", tmp_path, pair_3d)
     start = time.perf_counter()
-    result = run("merge", *pair, "--out", tmp_path / "m.zarr", "--scheduler",
-                 "tcp://127.0.0.1:9")
+    result = run("merge", *pair, "--out", tmp_path / "m.zarr", "--scheduler", address)
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "tcp://127.0.0.1:9" in result.stderr
+    assert result.stderr.count("\n") == 1 and address in result.stderr
     assert "Traceback" not in result.stderr
     assert time.perf_counter() - start < 30
     assert not (tmp_path / "m.zarr").exists()

@@ -250,14 +250,15 @@ def _handshake(address: str, *, timeout: float) -> None:
     from distributed.comm import connect
 
     async def handshake():
-        comm = await connect(address, timeout=timeout)
+        # wait_for: a server that accepts but never answers must not hold the command
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
         await comm.close()
 
     try:
         # a thread of its own: works inside a running event loop too
         with quiet_logger("distributed"), ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, handshake()).result()
-    except OSError:  # refused, unreachable, timed out, unknown host
+    except OSError:  # refused, unreachable, timed out (TimeoutError is one), unknown host
         raise SchedulerError(
             f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; start one "
             "there (dask scheduler) or leave --scheduler out to compute locally"
