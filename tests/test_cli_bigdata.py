@@ -184,3 +184,36 @@ def test_review_checks_a_store_pair_before_napari_opens(pair_3d, tmp_path, monke
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_nothing_is_written_inside_an_input_store_or_folder(pair_3d, tmp_path, capsys):
+    a, b = pair_3d
+    image = tmp_path / "img.ome.zarr"
+    store.write_ome_zarr_labels(image, a, chunks=(5, 16, 32), name="cells")
+    _, zarr_b = pair_as("zarr2", tmp_path, pair_3d)
+    inside = image / "labels" / "x.zarr"
+    assert main(["merge", str(image / "labels" / "cells"), zarr_b, "--out", str(inside)]) == 2
+    assert "is inside an input" in capsys.readouterr().err
+    assert not inside.exists()
+    for folder in ("A", "B"):
+        pair_as("tif", tmp_path / folder, pair_3d, name="x")
+    out = tmp_path / "A" / "sub"
+    assert main(["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(out)]) == 2
+    assert "inside an input folder" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_review_refuses_an_out_dir_in_an_input_store_and_stores_of_other_shapes(
+        pair_3d, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setitem(sys.modules, "napari", None)  # reaching napari would fail the test
+    a, b = pair_as("zarr2", tmp_path, pair_3d)
+    listing = sorted(p.name for p in (tmp_path / "p_a.zarr").iterdir())
+    assert main(["review", a, b, "--out_dir", a]) == 2
+    assert "is inside an input" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "p_a.zarr").iterdir()) == listing
+    other = _write("zarr3", tmp_path / "small.zarr", pair_3d[1][:, :50], (5, 16, 32))
+    assert main(["review", a, other, "--out_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shape" in err, err
+    assert not (tmp_path / "out").exists()

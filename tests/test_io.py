@@ -108,7 +108,7 @@ def test_image_with_channel_axis(tmp_path):
         (np.array([[0.0, 1.5]]), "non-integral floats (e.g. 1.5)"),
         (np.array([[0, -3]]), "negative labels (min -3)"),
         (np.array([[0, np.nan]]), "NaN"),
-        (np.array([[0, 2**33]], dtype=np.int64), "ids up to"),
+        (np.array([[0, 2**33]], dtype=np.int64), f"ids up to {2**33}, expected"),
         (np.zeros((2, 2, 2, 2, 2), dtype=np.uint8), "5 dimensions"),
         (np.array([["a"]]), "expected a numeric image array"),
     ],

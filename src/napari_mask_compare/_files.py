@@ -413,11 +413,24 @@ def _without_series(path) -> Path:
     return Path(match[1] or match[2]) if match and not path.exists() else path
 
 
-def _inside(inner: str | os.PathLike, outer: str | os.PathLike) -> bool:
+def is_inside(inner: str | os.PathLike, outer: str | os.PathLike) -> bool:
     """True when ``inner`` is ``outer`` or lies in the folder ``outer`` (after links)."""
     inner, outer = os.path.realpath(inner), os.path.realpath(outer)
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
+
+def input_root(given: str | os.PathLike) -> Path:
+    """What an input path holds on disk as a whole: the file of ``cells.tif:1`` or
+    ``f.h5:/ds``, the outermost ``.zarr`` store around ``img.ome.zarr/labels/cells``.
+
+    Examples
+    --------
+    >>> input_root("data/img.ome.zarr/labels/cells").as_posix(), input_root("f.h5:/seg").name
+    ('data/img.ome.zarr', 'f.h5')
+    """
+    path = _without_series(given)
+    stores = [p for p in (path, *path.parents) if p.suffix.lower() == ".zarr"]
+    return stores[-1] if stores else path
 
 
 def check_output(
@@ -466,11 +479,11 @@ def check_output(
     for given in inputs:
         if given is None:
             continue
-        source = _without_series(given)
+        source = input_root(given)
         if same_file(path, source):
             raise InputError(f"{path}: is an input ({given}); choose another {option} so that "
                              "the input is not overwritten")
-        if _inside(path, source) or (folder and _inside(source, path)):
+        if is_inside(path, source) or (folder and is_inside(source, path)):
             raise InputError(f"{path}: is inside an input or holds one ({given}); choose another "
                              f"{option} so that the input is not overwritten")
     _check_folder(path)

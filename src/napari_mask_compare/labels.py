@@ -158,9 +158,17 @@ def check_id_range(lo, hi, path, *, what: str = "mask") -> None:
     from .io import InputError
 
     if lo < 0:
-        raise InputError(f"{path}: {what} holds negative labels (min {lo:g}), expected ids >= 0")
+        raise InputError(f"{path}: {what} holds negative labels (min {_number(lo)}), "
+                         "expected ids >= 0")
     if hi > UINT32_MAX:
-        raise InputError(f"{path}: {what} holds ids up to {hi:g}, expected ids <= {UINT32_MAX}")
+        raise InputError(f"{path}: {what} holds ids up to {_number(hi)}, expected ids <= "
+                         f"{UINT32_MAX}")
+
+
+def _number(value) -> str:
+    """An id as the user would write it: whole numbers in full (4294967301, not 4.29497e+09)."""
+    value = value.item() if hasattr(value, "item") else value
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def as_lazy_labels(data, path, *, what: str = "mask"):

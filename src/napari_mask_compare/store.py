@@ -695,12 +695,17 @@ def write_ome_zarr_labels(
     data = data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=-1)
     dtype = _output_dtype(data) if max_id is None else labels_dtype(max_id, warn=True)
     chunks = _chunks_for(data.shape, chunks if chunks is not None else _dask_chunksize(data))
-    with _files.staged_folder(path) as tmp:
-        target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
-                                voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
-        compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False, compute=False),
-                desc=f"write {path.name}")
-        write_pyramid(tmp, name=name)
+    try:
+        with _files.staged_folder(path) as tmp:
+            target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
+                                    voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
+            compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False,
+                             compute=False), desc=f"write {path.name}")
+            write_pyramid(tmp, name=name)
+    except _files.WriteError:
+        raise
+    except OSError as err:  # met by a block being written (a full disk): name the output
+        raise _files.write_error(path, err) from err
     return path
 
 

@@ -79,13 +79,16 @@ def _output_name(mask_a: Path) -> str:
 
 
 def _check_not_an_input_folder(out: Path, *, folders) -> None:
-    """Refuse a whole folder run whose ``--out`` is one of the input folders."""
-    from .._files import same_file
+    """Refuse a whole folder run whose ``--out`` is one of the input folders or inside one."""
+    from .._files import is_inside, same_file
 
     for folder in folders:
         if same_file(out, folder):
             raise input_error(f"{out}: is an input folder ({folder}); choose another --out "
                               "so that the inputs are not overwritten")
+        if is_inside(out, folder):
+            raise input_error(f"{out}: is inside an input folder ({folder}); choose another "
+                              "--out so that nothing is written among the inputs")
 
 
 def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -> int:

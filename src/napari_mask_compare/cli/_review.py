@@ -124,6 +124,7 @@ def _review_sample_args(args) -> tuple[str, Path, str]:
 def _review_file_args(args) -> tuple[str, Path, str]:
     """Two mask files (and an image): checked before napari opens."""
     from .._files import same_file
+    from ..io import load_pair
     from ..store import is_store_path, open_array
 
     if len(args.masks) != 2:
@@ -135,21 +136,25 @@ def _review_file_args(args) -> tuple[str, Path, str]:
     if args.out_dir is None:
         raise input_error("missing --out_dir (the folder for the curated mask)")
     mask_a, mask_b = args.masks
-    for path, what in ((mask_a, "mask"), (mask_b, "mask"), (args.image, "image")):
-        if path is None:
-            continue
-        if is_store_path(path):  # zarr, HDF5: opened lazily now, so a bad one fails here
-            open_array(path, what=what)
+    given = [path for path in (mask_a, mask_b, args.image) if path is not None]
+    for path in given:
+        if is_store_path(path):
             continue
         if path.is_dir():
             raise input_error(f"{path}: is a folder; give two mask files, or the folders with "
                               "--mask_a_dir and --mask_b_dir")
         if not path.exists():
             raise input_error(f"no such file: {path}")
+    if all(is_store_path(path) for path in given):  # read lazily: checked whole, cheaply, now
+        load_pair(mask_a, mask_b, image=args.image)
+    else:  # the files are read by the widget; the stores are opened (lazily) here
+        for path, what in ((mask_a, "mask"), (mask_b, "mask"), (args.image, "image")):
+            if path is not None and is_store_path(path):
+                open_array(path, what=what)
     if same_file(mask_a, mask_b):
         raise input_error(f"{mask_a}: is given as both mask A and mask B; give the two masks "
                           "to compare")
-    _check_out_dir(args.out_dir, folders=(mask_a.parent, mask_b.parent))
+    _check_out_dir(args.out_dir, folders=(mask_a.parent, mask_b.parent), inputs=given)
     return "files", args.out_dir, f"{mask_a.name} vs {mask_b.name}"
 
 
@@ -180,14 +185,19 @@ def _review_folder_args(args) -> tuple[str, Path, str]:
     return "folders", args.out_dir, f"{len(pairs)} file(s)"
 
 
-def _check_out_dir(out_dir: Path, *, folders) -> None:
-    """The curated masks never go into an input folder (they would take the inputs' names)."""
-    from .._files import same_file
+def _check_out_dir(out_dir: Path, *, folders, inputs=()) -> None:
+    """The curated masks never go into an input folder (they would take the inputs' names),
+    nor into an input's store or anywhere inside one."""
+    from .._files import input_root, is_inside, same_file
 
     for folder in folders:
         if same_file(out_dir, folder):
             raise input_error(f"--out_dir {out_dir}: is an input folder ({folder}); choose "
                               "another, so that no input is overwritten")
+    for given in inputs:
+        if is_inside(out_dir, input_root(given)):
+            raise input_error(f"--out_dir {out_dir}: is inside an input ({given}); choose "
+                              "another, so that no input is written into")
 
 
 def _review_window(args, out_dir: Path):
