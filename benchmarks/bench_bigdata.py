@@ -17,6 +17,7 @@ Variants are interleaved round by round; medians are reported.
     python benchmarks/bigdata.py                  # the data, once (~3 min, 0.6 GB on disk)
     python benchmarks/bench_bigdata.py --rounds 2
     python benchmarks/bench_bigdata.py --engine workers=2   # on a LocalCluster of 2 processes
+    python benchmarks/bench_bigdata.py --engine scheduler=processes   # dask's local processes
 
 Results: benchmarks/results/bigdata.md and bigdata.json.
 """
@@ -87,7 +88,10 @@ def _argv(variant: str, path_a: Path, path_b: Path, out: Path, engine: list[str]
         return [*cli, "merge", str(path_a), str(path_b), "--out", str(out), *engine]
     module, call = ("bench_blockwise", "_child") if variant in ("read", "table") \
         else ("bench_bigdata", "child")
-    extra = [int(engine[1]) if engine else 0] if variant in ("read", "table") else []
+    extra = []
+    if variant in ("read", "table"):
+        options = dict(zip(engine[::2], engine[1::2]))
+        extra = [int(options.get("--workers", 0)), options.get("--scheduler")]
     args = ", ".join(repr(x) for x in (variant, str(path_a), str(path_b), *extra))
     code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import {module} as m; "
             f"print(json.dumps(m.{call}({args})))")
@@ -163,7 +167,8 @@ def measure(rounds: int, engine: list[str], log) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="bench_bigdata_", dir=path_a.parent))
     variants = ["read", "table", "stats", "merge"]
     variants += ["bioimage-py"] * _available("bioimage_py")
-    whole = ["skimage"] + ["stardist"] * _available("stardist")
+    # the whole-array tools do not run on an engine: measured with the default one only
+    whole = [] if engine else ["skimage"] + ["stardist"] * _available("stardist")
     runs: dict[str, list[dict]] = {v: [] for v in variants + whole}
     try:
         for round_ in range(rounds):
@@ -237,11 +242,13 @@ def render(result: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--engine", default="", help="e.g. workers=2 (default: threads)")
+    parser.add_argument("--engine", default="",
+                        help="workers=N or scheduler=processes (default: local threads)")
     args = parser.parse_args(argv)
     engine = []
-    if args.engine.startswith("workers="):
-        engine = ["--workers", args.engine.split("=", 1)[1]]
+    if args.engine:  # workers=N or scheduler=NAME
+        option, value = args.engine.split("=", 1)
+        engine = [f"--{option}", value]
 
     def log(text):
         print(text, file=sys.stderr, flush=True)
@@ -250,7 +257,7 @@ def main(argv=None) -> int:
     text = render(result)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    suffix = "" if not engine else "_" + args.engine.replace("=", "")
+    suffix = "" if not engine else "_" + args.engine.replace("=", "_")
     (results / f"bigdata{suffix}.json").write_text(json.dumps(result, indent=1))
     (results / f"bigdata{suffix}.md").write_text(text)
     print(text)

@@ -66,7 +66,8 @@ def synthetic_zarr(name: str, *, chunks: tuple[int, ...]) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- one measurement
 
 
-def _child(variant: str, path_a: str, path_b: str, workers: int) -> dict:
+def _child(variant: str, path_a: str, path_b: str, workers: int,
+           scheduler: str | None = None) -> dict:
     """Run one variant in this process; return wall and CPU seconds and what it found."""
     import dask.array as da
     import pandas  # noqa: F401  (the table kernel imports it on first use: imports stay untimed)
@@ -77,7 +78,7 @@ def _child(variant: str, path_a: str, path_b: str, workers: int) -> dict:
     za, zb = zarr.open_array(path_a, mode="r"), zarr.open_array(path_b, mode="r")
     a, b = da.from_zarr(za), da.from_zarr(zb)
     options = {"workers": workers} if workers else {}
-    with engine.Engine(**options):
+    with engine.Engine(scheduler=scheduler, **options):
         if variant == "memory":
             start = time.perf_counter()
             a, b = za[...], zb[...]
