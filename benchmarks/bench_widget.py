@@ -33,6 +33,11 @@ presses (default 50) each of ``Right`` and of a decision: handler and total
 times, target <= 100 ms median (crop reads included). ``--slab`` does the
 same on the 128 x 1024 x 1024 zarr pair of ``synthetic.py`` (faster to
 iterate on). Results: ``benchmarks/results/widget_big[_slab].md`` and ``.json``.
+The out dir is a temporary one (the overlap table is computed: ~60 s on the
+big pair) unless ``--out DIR`` names one: there the table cached beside the
+journal by a first run is reused, and an earlier run's review is removed and
+started afresh (resumed, its groups would be decided already: refused keys
+time nothing, and the bench stops if any decision or undo is refused).
 """
 
 from __future__ import annotations
@@ -217,6 +222,26 @@ def _lazy_paths(slab: bool) -> tuple[Path, Path]:
     return big_paths()
 
 
+#: Files of an earlier run's review in ``--out`` (the cached overlap table is kept).
+_REVIEW_FILES = (".journal.jsonl", ".zarr", ".summary.json", ".view.json", ".lock")
+
+
+def _fresh_review(out_dir: Path, stem: str) -> None:
+    """Remove an earlier run's review of ``stem`` from ``out_dir``, keeping its table cache.
+
+    Resuming it would replay its decisions and refuse the bench's (groups
+    already decided): each run must time a review that starts afresh.
+    """
+    import shutil
+
+    for suffix in _REVIEW_FILES:
+        path = out_dir / f"{stem}{suffix}"
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def run_lazy(repeats: int, out_dir: Path, *, slab: bool) -> dict:
     """Review the big zarr pair (or the slab) lazily in the widget: start, moves, decisions."""
     import napari
@@ -227,6 +252,8 @@ def run_lazy(repeats: int, out_dir: Path, *, slab: bool) -> dict:
     from napari_mask_compare._reader import get_reader
 
     path_a, path_b = _lazy_paths(slab)
+    _fresh_review(out_dir, path_a.stem)
+    cached_table = (out_dir / f"{path_a.stem}.table.npz").exists()
     viewer = napari.Viewer(show=True, title="bench_widget --big")
     viewer.window._qt_window.resize(1600, 1000)
     app = QApplication.instance()
@@ -266,9 +293,15 @@ def run_lazy(repeats: int, out_dir: Path, *, slab: bool) -> dict:
         timed_press(app, canvas, Qt.Key.Key_Right)
     moves = [timed_press(app, canvas, Qt.Key.Key_Right) for _ in range(repeats)]
     keys = (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4)
+    steps = len(session.steps)
     decisions = [timed_press(app, canvas, keys[i % 4]) for i in range(repeats)]
+    taken = len(session.steps) - steps
     undos = [timed_press(app, canvas, Qt.Key.Key_U) for _ in range(min(repeats, 20))]
+    undone = taken - (len(session.steps) - steps)
     writes = review.writes
+    if taken != repeats or undone != len(undos):  # a refused key times nothing
+        raise SystemExit(f"{repeats - taken} decision(s) and {len(undos) - undone} undo(s) "
+                         f"refused: {widget.message.text()}")
 
     t0 = time.perf_counter()
     timed_press(app, canvas, Qt.Key.Key_Q)  # flush, compact the written chunks, pyramid
@@ -278,7 +311,7 @@ def run_lazy(repeats: int, out_dir: Path, *, slab: bool) -> dict:
     viewer.close()
     return {
         "size": "slab" if slab else "big", "shape": list(shape), "groups": len(session.groups),
-        "repeats": repeats, "start_s": round(start_s, 2),
+        "repeats": repeats, "start_s": round(start_s, 2), "cached_table": cached_table,
         "start_longest_gui_gap_ms": round(watch.longest * 1000, 1),
         "progress_reports": len(reports), "progress_last": list(reports[-1]) if reports else None,
         "first_crop": crop, "next_group": _stats(moves), "decision": _stats(decisions),
@@ -312,7 +345,9 @@ def report_lazy(result: dict) -> str:
                      f"| {t['median_ms']} | {t['p90_ms']} | {t['max_ms']} | {ok} |")
     lines += [
         "",
-        f"- Start (open lazily, blockwise overlap table, journal, OME-Zarr store, layers): "
+        f"- Start (open lazily, blockwise overlap table"
+        f"{' from the cache of an earlier run' if result.get('cached_table') else ''}, "
+        f"journal, OME-Zarr store, layers): "
         f"{result['start_s']} s off the GUI thread; longest event-loop gap meanwhile "
         f"{result['start_longest_gui_gap_ms']} ms; {result['progress_reports']} progress "
         f"reports, last {result['progress_last']} (blocks done, total).",
@@ -373,7 +408,8 @@ def main(argv=None) -> int:
                         help="as --big on the 128 x 1024 x 1024 zarr pair")
     parser.add_argument("--out", type=Path, default=None,
                         help="with --big/--slab: the out dir (kept: a second run reuses the "
-                             "cached overlap table)")
+                             "cached overlap table; an earlier run's review there is removed "
+                             "and started afresh)")
     args = parser.parse_args(argv)
     if args.big or args.slab:
         repeats = args.repeats or 50

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +25,9 @@ from napari_mask_compare import store
 from napari_mask_compare.io import InputError
 from napari_mask_compare.journal import files_fingerprint, fingerprint, journal_path
 from napari_mask_compare.labels import relabel_sequential
-from napari_mask_compare.matching import overlap_table, review_groups
+from napari_mask_compare.matching import KINDS, overlap_table, review_groups
 from napari_mask_compare.review import Review
-from napari_mask_compare.session import ChunkedRegions, Session
+from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
 from test_review import _act, masks, steps
 
 
@@ -93,6 +95,53 @@ def test_chunked_regions_read_and_write_like_an_ndarray(tmp_path):
     regions.flush()
     assert np.array_equal(stored[...], reference)  # every change reached the array
     assert np.array_equal(regions[:, 3:9], reference[:, 3:9])
+
+
+def _counted_the_slow_way(session: Session) -> dict:
+    """The summary's counts as the definition says them, one loop over every group."""
+    undecided = [g for g in session.groups if session.choice_of(g.index) is None]
+    counts = Counter(d.choice for d in session.log)
+    return {**{key: counts.get(key, 0) for key in ("A", "B", "M", "N", "Auto")},
+            "P": sum(session.choice_of(g.index) == "P" for g in session.groups),
+            "contested": sum(d.contested for d in session.log),
+            "decided": len(session.groups) - len(undecided),
+            "undecided_paired": sum(g.paired for g in undecided),
+            "undecided_unpaired": sum(not g.paired for g in undecided)}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pair=masks, script=steps, views=st.lists(st.tuples(
+    st.sampled_from(ORDERS), st.sets(st.sampled_from(KINDS), min_size=1)), max_size=3))
+def test_the_summary_and_the_queue_places_are_kept_without_a_loop_over_the_groups(
+        tmp_path_factory, pair, script, views):
+    """Counts and places are kept as actions go (a big review has ~500k groups): they
+    must say what a count over every group says, after any actions, undos and orders."""
+    a, b = pair
+    folder = tmp_path_factory.mktemp("counts")
+    za, zb, inputs = zarr_pair(folder, a, b, (1, 3, 4))
+    review = Review.open(za, zb, output=folder / "o.zarr", inputs=inputs, chunks=(1, 3, 4))
+    session = review.session
+    views = iter(views)
+    for step in script:
+        if step in ("crash", "torn crash"):  # here: look at other groups, in another order
+            order, kinds = next(views, ("spatial", set(KINDS)))
+            session.set_order(order)
+            session.set_kinds(kinds)
+        else:
+            _act(review, step)
+        summary = session.summary()
+        assert {key: summary[key] for key in _counted_the_slow_way(session)} \
+            == _counted_the_slow_way(session)
+        queue = session.queue
+        assert session.queue_size == len(queue)
+        assert [session.place(g.index) for g in session.groups] == [
+            queue.index(g.index) if g.index in queue else None for g in session.groups]
+        if queue:
+            assert session.upcoming(2) == [
+                session.groups[queue[(session.position + k) % len(queue)]]
+                for k in range(1, min(2, len(queue) - 1) + 1)]
+    review.close()
 
 
 # ----------------------------------------------------------------------------- actions
@@ -202,6 +251,92 @@ def test_each_action_reads_and_writes_only_the_chunks_of_its_region(tmp_path):
     assert boxes == [[((0, 2), (0, 64), (0, 64))],  # A: the first group's chunk, once
                      [((2, 4), (192, 256), (128, 192))]]  # B: the second group's
     review.close()
+
+
+def test_prefetch_reads_the_chunks_of_a_region_ahead_and_stays_within_its_budget(tmp_path):
+    reference = np.arange(8 * 24, dtype=np.uint32).reshape(8, 24)
+    counted = CountingArray(as_zarr(tmp_path, "x.zarr", reference, (4, 8)))
+    regions = ChunkedRegions(counted)
+    chunk = 4 * 8 * 4  # bytes
+    assert regions.prefetch(square(0, 8, 0, 24), budget=chunk - 1) == 0  # not one chunk
+    assert counted.reads == []
+    assert regions.prefetch(square(1, 6, 2, 10), budget=3 * chunk) == 3 * chunk  # 3 of 4
+    assert len(counted.reads) == 3
+    assert regions.prefetch(square(1, 6, 2, 10)) == chunk  # the 4th; the rest is cached
+    assert len(counted.reads) == 4
+    assert np.array_equal(regions.get(square(1, 6, 2, 10)), reference[1:6, 2:10])
+    assert len(counted.reads) == 4  # read from the cache
+    assert ArrayRegions(reference).prefetch(square(0, 8, 0, 24)) == 0  # in memory: nothing
+
+
+class MeddlingArray(CountingArray):
+    """Runs ``meddle()`` once, after a read and before it returns (a race, made to happen)."""
+
+    meddle = None
+
+    def __getitem__(self, region):
+        data = super().__getitem__(region)
+        meddle, self.meddle = self.meddle, None
+        if meddle is not None:
+            meddle()
+        return data
+
+    def __setitem__(self, region, value):
+        self.array[region] = value
+
+
+@pytest.mark.parametrize("dropped", [False, True])
+def test_prefetch_never_replaces_a_newer_copy_of_a_chunk(tmp_path, dropped):
+    """A chunk changed while it was read ahead keeps its change (cached, or written)."""
+    stored = MeddlingArray(as_zarr(tmp_path, "o.zarr", np.zeros((4, 16), np.uint32), (4, 8)))
+    regions = ChunkedRegions(stored, cache_bytes=4 * 8 * 4 if dropped else 1 << 20)
+
+    def meddle():  # a decision writes the chunk being read ahead ...
+        regions.put(square(0, 1, 0, 1), 7)
+        if dropped:  # ... it is saved, then pushed out of the cache by another write
+            regions.flush()
+            regions.put(square(0, 1, 8, 9), 5)
+
+    stored.meddle = meddle
+    assert regions.prefetch(square(0, 4, 0, 8), budget=1 << 20) == 0  # its copy: dropped
+    assert stored.meddle is None  # it happened during the read ahead
+    assert regions.get(square(0, 1, 0, 1)).item() == 7
+    regions.flush()
+    assert stored.array[0, 0] == 7 and stored.array[0, 8] == 5 * dropped
+
+
+
+def test_chunks_are_saved_once_actions_pause_and_flush_does_not_wait(tmp_path, monkeypatch):
+    """A chunked output is saved after a pause in the actions (compressing chunks does
+    not take the CPU from the next key press), coalesced; flush() and close() never wait
+    for the pause, and the journal is fsynced at once."""
+    monkeypatch.setattr(review_module, "CHUNK_SAVE_DELAY_S", 60.0)
+    monkeypatch.setattr(review_module, "CHUNK_SAVE_MAX_DELAY_S", 60.0)
+    a = np.zeros((4, 64, 64), np.uint16)
+    b = np.zeros_like(a)
+    a[0:2, 2:9, 2:9], b[0:2, 3:10, 2:9] = 1, 11
+    a[2:4, 40:50, 40:50], b[2:4, 40:50, 41:51] = 2, 12
+    za, zb, inputs = zarr_pair(tmp_path, a, b, (2, 32, 32))
+    out = tmp_path / "o.zarr"
+    review = Review.open(za, zb, output=out, inputs=inputs, chunks=(2, 32, 32))
+    assert review.flush(timeout=30)
+    saves = review.writes
+    review.decide("A")
+    review.decide("B")
+    deadline = time.monotonic() + 30
+    while review._saver._unsynced or review._saver._syncing:  # the journal: at once
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert review.writes == saves and chunk_files(out) == {}  # no pause yet: not saved
+    started = time.monotonic()
+    assert review.flush(timeout=30)
+    assert time.monotonic() - started < 30
+    assert review.writes == saves + 1  # both actions in one save
+    assert sorted(chunk_files(out)) == ["0/0/0", "1/1/1"]
+    review.undo()  # an action left unsaved ...
+    review.close()  # ... saved by close, without waiting for a pause
+    assert np.array_equal(saved(out), relabel_sequential(replayed(a, b, out).output))
 
 
 # ----------------------------------------------------------------------------- resume

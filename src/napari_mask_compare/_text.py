@@ -100,8 +100,7 @@ def describe_group(group, *, session, full: bool = False) -> str:
     if group is None:
         return "<br>".join(["<i>No group in the queue</i>", "<i>(see the kinds shown).</i>"]
                            + [""] * (GROUP_LINES - 2))
-    queue = session.queue
-    place = f"{queue.index(group.index) + 1}/{len(queue)}" if group.index in queue else "—"
+    place = _place(session, group)
     flag = "" if group.paired else " <b style='color:#ff5050'>UNPAIRED</b>"
     budget = None if full else _BUDGET
     lines = [
@@ -144,6 +143,12 @@ def _cut(parts: list[str], *, budget: int | None) -> str:
     return ", ".join(shown)
 
 
+def _place(session, group) -> str:
+    """The group's place in the queue, "3/25" ("—" when its kind is not shown)."""
+    place = session.place(group.index)
+    return f"{place + 1}/{session.queue_size}" if place is not None else "—"
+
+
 def group_caption(group, *, session) -> str:
     """One line for the canvas: number, place in the queue, kind, the objects' ids.
 
@@ -153,8 +158,7 @@ def group_caption(group, *, session) -> str:
     >>> group_caption(s.groups[0], session=s)
     'group 1 · 1/2 · match · A 1 | B 3'
     """
-    queue = session.queue
-    place = f"{queue.index(group.index) + 1}/{len(queue)}" if group.index in queue else "—"
+    place = _place(session, group)
     choice = session.choice_of(group.index)
     decided = (f" · picked {picked_text(session, group)}" if choice == "P"
                else f" · decided {choice}" if choice else "")

@@ -41,6 +41,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -428,7 +429,12 @@ class _Autosaver:
     changed regions, under the session's lock, so that the file always holds
     whole actions and saving never blocks the review. With edits in force the
     ids are compacted to 1..n on the way. A chunked output instead gets the
-    chunks changed since the last save written (:meth:`.Session.flush_output`).
+    chunks changed since the last save written (:meth:`.Session.flush_output`)
+    once no action came for :data:`CHUNK_SAVE_DELAY_S` (at the latest
+    :data:`CHUNK_SAVE_MAX_DELAY_S` after the first one unsaved; the actions
+    meanwhile join the same save): compressing chunks then does not take the
+    CPU from the widget while it handles a key press. The journal line is
+    fsynced at once either way; :meth:`flush` and :meth:`close` do not wait.
     """
 
     def __init__(self, review: Review, *, voxel_size=None, unit: str = "pixel"):
@@ -441,6 +447,9 @@ class _Autosaver:
         self._shadow = None if session.chunked else session.output.copy()
         self._pending: list[tuple[slice, ...]] = []
         self._dirty = self._writing = self._unsynced = self._syncing = self._closed = False
+        self._hurry = False  # flush() waits: no delay
+        self._delay = CHUNK_SAVE_DELAY_S if session.chunked else 0.0
+        self._last_action = 0.0  # time.monotonic() of the last action scheduled
         self._wake = threading.Condition()
         self._threads = [
             threading.Thread(target=target, name=f"mask-compare-{name}", daemon=True)
@@ -464,6 +473,7 @@ class _Autosaver:
             else:
                 self._pending.extend(regions)
             self._dirty = True
+            self._last_action = time.monotonic()
             self._wake.notify_all()
 
     def _sync_journal(self) -> None:
@@ -488,6 +498,7 @@ class _Autosaver:
                     self._wake.wait()
                 if not self._dirty and self._closed:
                     return
+                self._wait_for_a_pause()
                 regions, self._pending, self._dirty = self._pending, [], False
                 self._writing = True
             try:
@@ -504,6 +515,15 @@ class _Autosaver:
                 self._writing = False
                 self.writes += 1
                 self._wake.notify_all()
+
+    def _wait_for_a_pause(self) -> None:
+        """(Holding ``_wake``) a chunked output: until actions pause, or flush() or close()."""
+        latest = time.monotonic() + CHUNK_SAVE_MAX_DELAY_S
+        while self._delay and not (self._closed or self._hurry):
+            wait = min(self._last_action + self._delay, latest) - time.monotonic()
+            if wait <= 0:
+                return
+            self._wake.wait(wait)
 
     def _save_tiff(self, regions) -> None:
         """Copy the changed regions to the shadow (whole actions only), then write it."""
@@ -527,9 +547,13 @@ class _Autosaver:
 
     def flush(self, timeout: float | None = None) -> bool:
         with self._wake:
+            self._hurry = True  # no waiting for a pause
+            self._wake.notify_all()
             done = self._wake.wait_for(
                 lambda: not (self._dirty or self._writing or self._unsynced or self._syncing),
                 timeout)
+            if done:
+                self._hurry = False
         if self.error is not None:
             raise self.error
         return done
@@ -596,6 +620,12 @@ def _replay(session: Session, journal: Journal) -> None:
 
 # --------------------------------------------------------------------------- chunked outputs
 
+#: A chunked output's changed chunks are saved once actions pause this long (seconds; see
+#: :class:`_Autosaver`) ...
+CHUNK_SAVE_DELAY_S = 0.25
+#: ... or this long after the first unsaved action at the latest (the chunks stay
+#: cached meanwhile: a few, as neighbouring groups share chunks).
+CHUNK_SAVE_MAX_DELAY_S = 1.0
 #: Version of the overlap table cache (``<out>.table.npz``).
 TABLE_FORMAT = 1
 _TABLE_FIELDS = ("ids_a", "ids_b", "sizes_a", "sizes_b", "bbox_a", "bbox_b", "pair_a", "pair_b",

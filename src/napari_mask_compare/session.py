@@ -16,6 +16,7 @@ output is compacted on save.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
@@ -227,6 +228,10 @@ class ArrayRegions:
         """Nothing to write (see :meth:`ChunkedRegions.flush`)."""
         return 0
 
+    def prefetch(self, region: tuple[slice, ...], *, budget: int | None = None) -> int:
+        """Nothing to read ahead (see :meth:`ChunkedRegions.prefetch`): 0 bytes."""
+        return 0
+
 
 class ChunkedRegions:
     """Regions of a chunked array (zarr, dask) through a bounded cache of whole chunks.
@@ -269,6 +274,8 @@ class ChunkedRegions:
         self._nbytes = 0
         self._dirty: dict[tuple[int, ...], int] = {}  # chunk -> version of its last change
         self._written: dict[tuple[int, ...], int] = {}  # chunk -> version on disk
+        self._flushing: Counter = Counter()  # chunk -> flushes writing it (kept cached)
+        self._drops: dict[tuple[int, ...], int] = {}  # chunk -> times dropped from the cache
         self._clock = 0
         self._lock = threading.RLock()  # the cache
         self._io_lock = threading.Lock()  # writes to ``array``
@@ -324,16 +331,65 @@ class ChunkedRegions:
         older copy never overwrites a newer one.
         """
         with self._lock:
-            todo = [(key, self._cache[key].copy(), version)
-                    for key, version in self._dirty.items()]
+            todo = list(self._dirty.items())
             self._dirty.clear()
-        for key, data, version in todo:
-            with self._io_lock:
-                if self._written.get(key, -1) < version:
-                    self.array[self.chunk_region(key)] = data
-                    self._written[key] = version
-                    self.writes += 1
+            self._flushing.update(key for key, _ in todo)  # kept cached until on disk
+        try:
+            for key, version in todo:
+                with self._lock:  # one chunk at a time: readers wait for one copy at most
+                    data = self._cache[key].copy()  # as of ``version`` or later
+                with self._io_lock:
+                    if self._written.get(key, -1) < version:
+                        self.array[self.chunk_region(key)] = data
+                        self._written[key] = version
+                        self.writes += 1
+        finally:
+            with self._lock:
+                self._flushing.subtract(key for key, _ in todo)
+                self._flushing += Counter()  # drops the keys at zero
         return len(todo)
+
+    def prefetch(self, region: tuple[slice, ...], *, budget: int | None = None) -> int:
+        """Read the chunks of ``region`` into the cache ahead of need (e.g. from a thread).
+
+        The chunks are read without holding the cache (a reader of other
+        chunks is not held up); a chunk loaded meanwhile by a reader or a
+        writer is kept as it is, never replaced by the copy read here.
+
+        Parameters
+        ----------
+        budget : int, optional
+            Read at most this many bytes (default: half the cache, so that
+            what is read ahead never pushes out what is shown).
+
+        Returns
+        -------
+        int
+            Bytes read into the cache.
+        """
+        budget = self.cache_bytes // 2 if budget is None else int(budget)
+        with self._lock:
+            todo = [key for key, _, _ in self._pieces(self._box(region))
+                    if key not in self._cache]
+        done = 0
+        for key in todo:
+            region_of = self.chunk_region(key)
+            nbytes = math.prod(s.stop - s.start for s in region_of) * self.dtype.itemsize
+            if done + nbytes > budget:
+                break
+            with self._lock:
+                if key in self._cache:
+                    continue
+                drops = self._drops.get(key, 0)
+            chunk = np.array(self.array[region_of], dtype=self.dtype)
+            with self._lock:
+                # dropped since it was read: a newer copy may have been written meanwhile
+                if key not in self._cache and self._drops.get(key, 0) == drops:
+                    self._cache[key] = chunk
+                    self._nbytes += chunk.nbytes
+                    done += chunk.nbytes
+                    self._trim()
+        return done
 
     def _box(self, region) -> list[tuple[int, int]]:
         if len(region) != len(self.shape):
@@ -386,8 +442,9 @@ class ChunkedRegions:
         for key in list(self._cache):  # least recently used first
             if self._nbytes <= self.cache_bytes:
                 break
-            if key not in self._dirty:
+            if key not in self._dirty and not self._flushing[key]:
                 self._nbytes -= self._cache.pop(key).nbytes
+                self._drops[key] = self._drops.get(key, 0) + 1
 
 
 def _chunk_bounds(array, shape: tuple[int, ...]) -> list[np.ndarray]:
@@ -492,10 +549,23 @@ class Session:
         self.steps: list[Step] = []
         self.lock = threading.RLock()
         self._choice_of: dict[int, str] = {}
+        # running counts of _choice_of (see _set_choice): summary() reads them, never
+        # a loop over every group (hundreds of thousands in a volume larger than memory)
+        self._choices: Counter = Counter()
+        self._decided_paired = 0
+        self._contested = 0  # of the decisions in force
         self._picks: dict[int, dict[tuple[str, int], int | None]] = {}
+        #: Per group (by index): its kind's number in KINDS, paired or not.
+        self._kind_code = np.fromiter((KINDS.index(g.kind) for g in self.groups),
+                                      dtype=np.int8, count=len(self.groups))
+        self._paired = np.fromiter((g.paired for g in self.groups), dtype=bool,
+                                   count=len(self.groups))
+        self._n_paired = int(np.count_nonzero(self._paired))
+        self._min_iou: np.ndarray | None = None  # per group, made for the "iou" order
         self._order = "spatial"
         self._kinds: frozenset[str] = frozenset(KINDS)
         self._queue: list[int] = []
+        self._place = np.full(len(self.groups), -1, dtype=np.int64)  # group -> queue position
         self._position = 0
         self._rebuild_queue()
 
@@ -532,6 +602,19 @@ class Session:
         if store is None:
             raise ValueError(f"layer must be 'A', 'B' or 'output', got {layer!r}")
         return store.get(region)
+
+    def prefetch(self, layer: str, region: tuple[slice, ...], *,
+                 budget: int | None = None) -> int:
+        """Read the chunks of one region of ``"A"``, ``"B"`` or ``"output"`` ahead of need.
+
+        For a thread that reads the next group's crop while a person looks
+        at this one (see :meth:`ChunkedRegions.prefetch`); nothing on arrays
+        in memory. Returns the bytes read into the cache.
+        """
+        store = self._out if layer == "output" else self._inputs.get(layer)
+        if store is None:
+            raise ValueError(f"layer must be 'A', 'B' or 'output', got {layer!r}")
+        return store.prefetch(region, budget=budget)
 
     def flush_output(self) -> int:
         """Write the chunks of a chunked output changed since the last call; return how many.
@@ -602,14 +685,35 @@ class Session:
         self._kinds = kinds
         self._rebuild_queue()
 
+    def place(self, group: int) -> int | None:
+        """Position of group index ``group`` in :attr:`queue`, None when not in it.
+
+        Constant time (a person's "3/25"; :attr:`queue` is a copy of the whole queue).
+        """
+        place = int(self._place[group]) if 0 <= group < len(self._place) else -1
+        return place if place >= 0 else None
+
+    @property
+    def queue_size(self) -> int:
+        """Groups in :attr:`queue` (without copying it)."""
+        return len(self._queue)
+
     def _rebuild_queue(self) -> None:
+        """The queue of the kinds shown, in the order asked (vectorised: many groups)."""
         current = self.current.index if self._queue else None
-        queue = [g.index for g in self.groups if g.kind in self._kinds]
-        if self._order == "iou":
-            queue.sort(key=lambda i: (self.groups[i].min_iou, i))
-        self._queue = queue
-        self._position = queue.index(current) if current in queue else 0
-        if current not in queue:
+        wanted = [KINDS.index(kind) for kind in self._kinds]
+        queue = np.flatnonzero(np.isin(self._kind_code, wanted))
+        if self._order == "iou":  # lowest IoU first, ties by index
+            if self._min_iou is None:
+                self._min_iou = np.fromiter((g.min_iou for g in self.groups), dtype=float,
+                                            count=len(self.groups))
+            queue = queue[np.argsort(self._min_iou[queue], kind="stable")]
+        self._place[:] = -1
+        self._place[queue] = np.arange(len(queue))
+        self._queue = queue.tolist()
+        place = self.place(current) if current is not None else None
+        self._position = place if place is not None else 0
+        if place is None:
             self._move_to_undecided(start=0)
 
     def next(self) -> Group | None:
@@ -625,9 +729,22 @@ class Session:
             self._position = (self._position + delta) % len(self._queue)
         return self.current
 
+    def upcoming(self, n: int = 1) -> list[Group]:
+        """The ``n`` groups after the current one in :attr:`queue` (wrapping), in order.
+
+        What :meth:`next` shows next, and a decision moves to when they are
+        undecided: e.g. to read their voxels ahead.
+        """
+        size = len(self._queue)
+        return [self.groups[self._queue[(self._position + k) % size]]
+                for k in range(1, min(n, size - 1) + 1)]
+
     def go_to(self, group: int) -> Group:
         """Make group index ``group`` current (it must be in the queue)."""
-        self._position = self._queue.index(group)
+        place = self.place(group)
+        if place is None:
+            raise ValueError(f"group {group} is not in the queue")
+        self._position = place
         return self.current
 
     def _move_to_undecided(self, *, start: int) -> None:
@@ -641,6 +758,20 @@ class Session:
     def choice_of(self, group: int) -> str | None:
         """The decision taken on a group, None while undecided."""
         return self._choice_of.get(group)
+
+    def _set_choice(self, group: int, choice: str) -> None:
+        """Record ``group`` decided (the one way into ``_choice_of``, counts kept)."""
+        self._drop_choice(group)
+        self._choice_of[group] = choice
+        self._choices[choice] += 1
+        self._decided_paired += bool(self._paired[group])
+
+    def _drop_choice(self, group: int) -> None:
+        """Record ``group`` undecided again (nothing when it was not decided)."""
+        choice = self._choice_of.pop(group, None)
+        if choice is not None:
+            self._choices[choice] -= 1
+            self._decided_paired -= bool(self._paired[group])
 
     @property
     def done(self) -> bool:
@@ -752,6 +883,7 @@ class Session:
             step = self._apply_step(op)
             if step.decisions or step.edits or step.pick:  # an empty finish is no step
                 self.steps.append(step)
+                self._contested += sum(d.contested for d in step.decisions)
         if move and kind == "decide" and self.current is not None \
                 and self.current.index == op["group"]:
             self._move_to_undecided(start=self._position + 1)
@@ -770,8 +902,8 @@ class Session:
             decisions = (self._decide_group(op["group"], op["choice"]),)
             return Step(op, decisions, (), first_id, len(self.objects) + 1)
         if kind == "finish":
-            todo = [g.index for g in self.groups
-                    if not g.paired and g.index not in self._choice_of]
+            todo = [g for g in np.flatnonzero(~self._paired).tolist()
+                    if g not in self._choice_of]
             decisions = tuple(self._decide_group(g, _AUTO) for g in todo)
             return Step(op, decisions, (), first_id, len(self.objects) + 1)
         if kind == "pick":
@@ -787,7 +919,7 @@ class Session:
             self._write_object(self.groups[group], _PICK, (key,))
             made = len(self.objects) + 1 > first_id
             picks[key] = first_id if made else None
-            self._choice_of[group] = _PICK
+            self._set_choice(group, _PICK)
             return Step(op, (), (), first_id, len(self.objects) + 1,
                         (group, key, picks[key], True))
         out_id = picks.pop(key)  # out again: its voxels back to background
@@ -799,12 +931,13 @@ class Session:
             edits = ((region, mask, out[mask]),)
             self._out.put(region, 0, where=mask)
         if not picks:
-            del self._choice_of[group]
+            self._drop_choice(group)
         return Step(op, (), edits, first_id, first_id, (group, key, out_id, False))
 
     def _undo(self) -> Change:
         with self.lock:
             step = self.steps.pop()
+            self._contested -= sum(d.contested for d in step.decisions)
             for region, mask, before in reversed(step.edits):
                 self._out.put_masked(region, mask, before)
             for decision in reversed(step.decisions):
@@ -813,8 +946,9 @@ class Session:
                 self._revert_pick(step)
             del self.objects[step.first_id - 1:]
         groups = [d.group for d in step.decisions] + ([step.pick[0]] if step.pick else [])
-        if groups and groups[0] in self._queue:
-            self._position = self._queue.index(groups[0])
+        place = self.place(groups[0]) if groups else None
+        if place is not None:
+            self._position = place
         return Change({"op": "undo"}, self._regions(step), undone=step.op)
 
     def _revert_pick(self, step: Step) -> None:
@@ -828,9 +962,9 @@ class Session:
         else:
             picks[key] = out_id
         if picks:
-            self._choice_of[group] = _PICK
+            self._set_choice(group, _PICK)
         else:
-            self._choice_of.pop(group, None)
+            self._drop_choice(group)
 
     # ------------------------------------------------------------------ shortcuts
 
@@ -898,7 +1032,7 @@ class Session:
         contested = 0
         for source, parts in self._objects_to_keep(group, choice):
             contested += self._write_object(group, source, parts)
-        self._choice_of[group_index] = choice
+        self._set_choice(group_index, choice)
         return Decision(group_index, choice, len(self.steps), first_id, len(self.objects) + 1,
                         contested)
 
@@ -979,7 +1113,7 @@ class Session:
             region = self.groups[decision.group].region
             out = self._out.get(region)
             self._out.put(region, 0, where=(out >= decision.first_id) & (out < decision.stop_id))
-        del self._choice_of[decision.group]
+        self._drop_choice(decision.group)
 
     # ------------------------------------------------------------------ results
 
@@ -993,18 +1127,18 @@ class Session:
             picks), picks (objects picked), edits, contested, decided,
             undecided_paired, undecided_unpaired, groups, objects.
         """
-        log = self.log
-        counts = Counter(d.choice for d in log)
-        undecided = [g for g in self.groups if g.index not in self._choice_of]
+        # from running counts: no loop over the groups (see _set_choice)
+        counts, decided = self._choices, len(self._choice_of)
         return {
             **{key: counts.get(key, 0) for key in (*CHOICES, _AUTO)},
-            "P": sum(1 for choice in self._choice_of.values() if choice == _PICK),
+            "P": counts.get(_PICK, 0),
             "picks": sum(len(p) for p in self._picks.values()),
             "edits": sum(1 for step in self.steps if step.op["op"] == "edit"),
-            "contested": sum(d.contested for d in log),
-            "decided": len(self._choice_of),
-            "undecided_paired": sum(1 for g in undecided if g.paired),
-            "undecided_unpaired": sum(1 for g in undecided if not g.paired),
+            "contested": self._contested,
+            "decided": decided,
+            "undecided_paired": self._n_paired - self._decided_paired,
+            "undecided_unpaired": (len(self.groups) - self._n_paired
+                                   - (decided - self._decided_paired)),
             "groups": len(self.groups),
             "objects": len(self.objects),
         }

@@ -258,6 +258,68 @@ def test_a_lazy_review_by_crops_writes_the_journal_s_output(lazy_review, qtbot):
     np.testing.assert_array_equal(np.asarray(result.data), saved)
 
 
+def test_the_next_groups_crops_are_read_ahead_and_moving_there_reads_no_chunk(
+        lazy_review, qtbot):
+    """While a group shows, the crops of the next ones are read in the background: Right
+    and a decision then find every chunk they show in memory (nothing read on the GUI
+    thread); Q stops the reading ahead."""
+    viewer, widget, volumes, out_dir, _ = lazy_review
+    session, view = widget.session, widget.view
+    stores = {name: session._out if name == "output" else session._inputs[name]
+              for name in ("A", "B", "output")}
+    missed = []
+    for name, store in stores.items():
+        load = store._load
+
+        def counted(key, *, name=name, store=store, load=load):
+            if key not in store._cache:
+                missed.append((name, key))
+            return load(key)
+
+        store._load = counted
+    prefetcher = view.crops.prefetcher
+    viewer.layers.selection.active = view.layers["a"]
+    for key in ("Right", "Right", "1", "Right", "2", "Right"):
+        assert prefetcher.idle(timeout=10)
+        missed.clear()
+        press(viewer, key)
+        assert missed == [], key
+        _assert_crops(view, volumes)
+    assert prefetcher.done >= 6
+    press(viewer, "Q")
+    assert widget.session is None
+    assert prefetcher._thread is None or not prefetcher._thread.is_alive()
+
+
+def test_the_prefetcher_reads_the_latest_request_in_order_and_stops_when_closed():
+    """Regions in the order asked, A, B and the output of each; a newer request drops the
+    rest of the older one; the budget bounds the bytes of a request; closed, it is idle."""
+    import threading
+
+    from napari_mask_compare._qt._crops import Prefetcher
+
+    calls, gate = [], threading.Event()
+
+    def read(name, region, *, budget):
+        gate.wait(5)
+        calls.append((name, region, budget))
+        return 40
+
+    prefetcher = Prefetcher(read, budget=100)
+    prefetcher.request(["first", "dropped"])
+    prefetcher.request(["r1", "r2", "r3"])  # the first may have begun: it stops there
+    gate.set()
+    assert prefetcher.idle(timeout=5)
+    latest = [call for call in calls if call[1] != "first"]
+    assert ("A", "dropped", 60) not in calls and calls[-len(latest):] == latest
+    assert latest == [("A", "r1", 100), ("B", "r1", 100), ("output", "r1", 100),
+                      ("A", "r2", 60), ("B", "r2", 60), ("output", "r2", 60),
+                      ("A", "r3", 20), ("B", "r3", 20), ("output", "r3", 20)]
+    prefetcher.close()
+    prefetcher.request(["after"])
+    assert prefetcher.idle(timeout=1) and all(call[1] != "after" for call in calls)
+
+
 def test_folder_mode_takes_zarr_stores_named_directly(make_napari_viewer, qtbot, tmp_path):
     """The folder fields accept a .zarr store each: one pair, reviewed lazily into .zarr."""
     a, b, _ = _masks(1)

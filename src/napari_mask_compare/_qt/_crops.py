@@ -9,21 +9,30 @@ the camera) stay those of the whole volume.
 
 :class:`Crops` says which region to read and reads it; :class:`RegionsOf`
 lets :func:`._view.group_focus` read A and B of a chunked review region by
-region. Pure numpy (no Qt, no napari).
+region; :class:`Prefetcher` reads the chunks of the next groups' crops in a
+background thread while a person looks at the current one (the queue order
+is known), so that moving on finds them in memory. Pure numpy and threads
+(no Qt, no napari).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Crop", "Crops", "RegionsOf", "intersect", "is_lazy"]
+__all__ = ["Crop", "Crops", "Prefetcher", "RegionsOf", "intersect", "is_lazy"]
 
 #: The crop reaches at most this many times the group's box (with its margin) around
 #: its centre, whatever the camera shows (a long thin canvas cell reads no whole plane).
 MAX_REACH = 2.0
+#: Bytes of each of A, B and the output read ahead for the groups shown next: half of
+#: :class:`..session.ChunkedRegions`' default cache (what is shown stays in memory).
+PREFETCH_BYTES = 128 << 20
+#: What a crop reads: A, B and the curated output (session layer names).
+_READ = (("a", "A"), ("b", "B"), ("output", "output"))
 
 
 def is_lazy(data) -> bool:
@@ -96,6 +105,20 @@ class Crops:
         self.a = RegionsOf(session.read, "A", shape=shape, dtype=session.a.dtype)
         self.b = RegionsOf(session.read, "B", shape=shape, dtype=session.b.dtype)
         self.shape = tuple(shape)
+        self.prefetcher = Prefetcher(session.prefetch, budget=PREFETCH_BYTES)
+
+    def prefetch(self, focuses) -> None:
+        """Read ahead the chunks of the crops of groups shown next (at ``focuses``, in order).
+
+        Each crop is taken as large as it can get (:data:`MAX_REACH`), as the
+        camera is not known yet. A request replaces the one not yet done.
+        """
+        inf = (float("inf"),) * 2
+        self.prefetcher.request([self.region(focus, visible=inf) for focus in focuses])
+
+    def close(self) -> None:
+        """Stop reading ahead (waits for the chunk being read)."""
+        self.prefetcher.close()
 
     def region(self, focus, *, visible=None) -> tuple[slice, ...]:
         """The region to read for a group shown at ``focus`` (see :class:`._view.Focus`).
@@ -140,8 +163,7 @@ class Crops:
         display_image : callable, optional
             Applied to the image crop (e.g. the first channel of a channel axis).
         """
-        data = {role: self.session.read(name, region)
-                for role, name in (("a", "A"), ("b", "B"), ("output", "output"))}
+        data = {role: self.session.read(name, region) for role, name in _READ}
         if self.image is not None:
             image = np.asarray(self.image[region])
             data["image"] = display_image(image) if display_image is not None else image
@@ -167,3 +189,95 @@ def intersect(region: tuple[slice, ...], crop: tuple[slice, ...]):
         inner.append(slice(lo, hi))
         local.append(slice(lo - c.start, hi - c.start))
     return tuple(inner), tuple(local)
+
+
+class Prefetcher:
+    """Reads regions ahead of need in one background thread; the latest request wins.
+
+    Parameters
+    ----------
+    prefetch : callable
+        ``prefetch(name, region, budget=bytes)`` reads the chunks of one region
+        of ``"A"``, ``"B"`` or ``"output"`` into the cache and returns the
+        bytes read (:meth:`..session.Session.prefetch`).
+    budget : int, optional
+        Bytes read per layer for one request (all its regions); None: what
+        ``prefetch`` allows for each region (half its cache).
+
+    Notes
+    -----
+    A request names regions in the order they will be needed (the next
+    group first); A, B and the output of each are read before the next
+    region. A new request drops what is left of the previous one; a read
+    error only ends that request (the reader on screen meets it again).
+    """
+
+    def __init__(self, prefetch: Callable, *, budget: int | None = None):
+        self._prefetch = prefetch
+        self._budget = budget
+        self._todo: list = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._busy = False  # a request is being read
+        #: Requests finished (all their regions read, or the budget spent).
+        self.done = 0
+
+    def request(self, regions) -> None:
+        """Read ``regions`` (tuples of slices) ahead, in order, instead of the last request."""
+        with self._wake:
+            if self._closed:
+                return
+            self._todo = [list(regions)]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="mask-compare-prefetch")
+                self._thread.start()
+            self._wake.notify()
+
+    def idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is left to read (for tests); False if ``timeout`` ran out."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._todo and not self._busy,
+                                       timeout=timeout)
+
+    def close(self) -> None:
+        """Stop: nothing more is read once the chunk being read is in."""
+        with self._wake:
+            self._closed = True
+            self._todo = []
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._todo or self._closed)
+                if self._closed:
+                    return
+                regions = self._todo.pop()
+                self._busy = True
+            try:
+                self._read(regions)
+            finally:
+                with self._wake:
+                    self._busy = False
+                    self.done += 1
+                    self._wake.notify_all()
+
+    def _read(self, regions) -> None:
+        spent = dict.fromkeys((name for _, name in _READ), 0)
+        for region in regions:
+            for _, name in _READ:
+                with self._wake:
+                    if self._closed or self._todo:  # stopped, or a newer request
+                        return
+                left = None if self._budget is None else self._budget - spent[name]
+                if left is not None and left <= 0:
+                    continue
+                try:
+                    spent[name] += self._prefetch(name, region, budget=left)
+                except Exception:  # noqa: BLE001 - reading ahead is only a help
+                    return

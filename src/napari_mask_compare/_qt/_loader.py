@@ -227,6 +227,8 @@ class ReviewLoader(QObject):
         view = ReviewView(self.viewer, a=opened.pair.a, b=opened.pair.b,
                           scale=opened.pair.voxel_size or None, margin=self._margin,
                           layers=opened.layers, insert=False, crops=crops)
+        if session.current is not None:  # its crop is read while the layers go in
+            view.read_ahead([session.current])
         self._opening = (opened, view, view.open_steps())
         self.step.emit("adding the review layers")
         QTimer.singleShot(0, self._on_open_step)

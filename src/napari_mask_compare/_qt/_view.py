@@ -40,8 +40,8 @@ from napari.utils.colormaps.standardize_color import transform_color
 from ..disagreement import legend
 from ._crops import intersect, is_lazy
 
-__all__ = ["Focus", "ReviewView", "disagreement_colormap", "group_focus", "highlight_colors",
-           "is_review_layer", "layer_features", "make_review_layers"]
+__all__ = ["Focus", "ReviewView", "box_focus", "disagreement_colormap", "group_focus",
+           "highlight_colors", "is_review_layer", "layer_features", "make_review_layers"]
 
 #: Key set in the ``metadata`` of the layers this view adds (and removes).
 _MARK = "napari_mask_compare_review"
@@ -118,13 +118,29 @@ def group_focus(group, *, a: np.ndarray, b: np.ndarray, margin: int = 15) -> Foc
     >>> group_focus(g, a=a, b=b, margin=2)
     Focus(center=(3.0, 3.5), size=(7, 8), z_range=(1, 3), z=2)
     """
-    ndim = a.ndim
+    focus = box_focus(group, ndim=a.ndim, margin=margin)
+    if a.ndim == 2:
+        return focus
+    return Focus(focus.center, focus.size, focus.z_range,
+                 focus.z_range[0] + _best_slice(group, a, b))
+
+
+def box_focus(group, *, ndim: int, margin: int = 15) -> Focus:
+    """Centre, field of view and slices of a group from its box alone (no voxel read).
+
+    As :func:`group_focus` without the best slice (``z`` None): e.g. to read
+    a group's crop ahead of showing it.
+
+    >>> from types import SimpleNamespace
+    >>> box_focus(SimpleNamespace(bbox=(1, 2, 2, 4, 5, 6)), ndim=3, margin=2)
+    Focus(center=(3.0, 3.5), size=(7, 8), z_range=(1, 3), z=None)
+    """
     lo, hi = group.bbox[:ndim], group.bbox[ndim:]
     center = tuple((lo[i] + hi[i] - 1) / 2 for i in (-2, -1))
     size = tuple(hi[i] - lo[i] + 2 * margin for i in (-2, -1))
     if ndim == 2:
         return Focus(center, size)
-    return Focus(center, size, (lo[0], hi[0] - 1), lo[0] + _best_slice(group, a, b))
+    return Focus(center, size, (lo[0], hi[0] - 1))
 
 
 def _best_slice(group, a: np.ndarray, b: np.ndarray) -> int:
@@ -415,6 +431,7 @@ class ReviewView:
         The grid goes first: removing the last layers of a viewer in grid mode
         leaves a canvas that crashes the next draw (napari 0.9.2, Mesa).
         """
+        self.stop_reading()
         if self._saved is None:  # never opened
             return
         enabled, stride, shape, spacing = self._saved["grid"]
@@ -542,6 +559,20 @@ class ReviewView:
                 layer.data = data
         if follow is not None:
             follow()
+
+    def read_ahead(self, groups) -> None:
+        """Read the crops of ``groups`` (shown next, in order) in the background.
+
+        Nothing without crops (the layers hold the whole arrays).
+        """
+        if self.crops is not None:
+            self.crops.prefetch([box_focus(group, ndim=self.a.ndim, margin=self.margin)
+                                 for group in groups])
+
+    def stop_reading(self) -> None:
+        """No more reading ahead (before the review closes)."""
+        if self.crops is not None:
+            self.crops.close()
 
     def refit(self) -> None:
         """Centre and zoom on the group shown again (e.g. the canvas was resized)."""

@@ -81,6 +81,8 @@ _FEATURES_DELAY_MS = 150
 #: The Metrics tab, when shown, recomputes the curated output's statistics this
 #: long after the last decision.
 _METRICS_DELAY_MS = 1000
+#: Groups after the one shown whose crops are read ahead (a review larger than memory).
+_READ_AHEAD = 2
 #: Width the dock asks for: at 1366 x 768, napari's layer controls (320 px) and
 #: this leave the canvas at least 60% of the window.
 DOCK_WIDTH = 190
@@ -232,6 +234,7 @@ class MaskCompareWidget(QWidget):
         running.window_keys.unbind()
         running.window_keys.deleteLater()
         self._remove_review_callbacks(running)
+        running.view.stop_reading()  # nothing read ahead while the review closes
         summary = self._close(running)
         running.view.close()
         self._show_result(running)
@@ -554,7 +557,7 @@ class MaskCompareWidget(QWidget):
         index = running.objects.group_of(side, label)
         if index is None:
             return
-        if index not in session.queue:
+        if session.place(index) is None:
             self._message(f"{side} {label} is in group {index + 1}, a group of a kind not "
                           "shown (see the kinds shown)", error=True)
             return
@@ -745,6 +748,8 @@ class MaskCompareWidget(QWidget):
         review.view.set_caption(group_caption(group, session=review.session)
                                 if group is not None else "no group in the queue")
         self._update_panel()
+        # a review larger than memory: the next groups' crops are read meanwhile
+        review.view.read_ahead(review.session.upcoming(_READ_AHEAD))
 
     # ------------------------------------------------------------------ ending
 
