@@ -665,39 +665,61 @@ def review_groups(table: OverlapTable, *, iou_threshold: float = 0.1) -> list[Gr
     n_groups, component = connected_components(graph, directed=False)
     ndim = len(table.shape)
     boxes = np.concatenate([table.bbox_a, table.bbox_b]).reshape(-1, 2 * ndim)
-    lo = np.full((n_groups, ndim), np.iinfo(np.int64).max, dtype=np.int64)
-    hi = np.zeros((n_groups, ndim), dtype=np.int64)
-    np.minimum.at(lo, component, boxes[:, :ndim])
-    np.maximum.at(hi, component, boxes[:, ndim:])
+    by_component = np.argsort(component, kind="stable")  # every group has a node
+    starts = np.searchsorted(component[by_component], np.arange(n_groups))
+    boxes = boxes[by_component]
+    lo = np.minimum.reduceat(boxes[:, :ndim], starts, axis=0)
+    hi = np.maximum.reduceat(boxes[:, ndim:], starts, axis=0)
     spatial = np.lexsort(lo.T[::-1])
     rank = np.empty(n_groups, dtype=np.int64)
     rank[spatial] = np.arange(n_groups)
 
-    # members (A before B) and linking pairs of each group, as Python lists sliced per group
+    # members (A before B) and linking pairs of each group, as Python lists sliced per group;
+    # hundreds of thousands of small lists and tuples: no cyclic GC passes over them (a pass
+    # over a napari process's heap holds the GIL, and so the GUI, for tens of milliseconds)
+    with _gc_paused():
+        return _groups(table, component, rank, pa, pb, piou, lo=lo, hi=hi, spatial=spatial)
+
+
+def _groups(table, component, rank, pa, pb, piou, *, lo, hi, spatial) -> list[Group]:
+    """The :class:`Group` list of :func:`review_groups` from its components (ranked spatially)."""
+    n_a, n_groups = table.n_a, len(spatial)
     group_of_node = rank[component]
     nodes = np.argsort(group_of_node, kind="stable")
     node_bounds = np.searchsorted(group_of_node[nodes], np.arange(n_groups + 1))
     in_a = np.bincount(group_of_node[:n_a], minlength=n_groups)  # nodes 0..n_a-1 are A's
     in_b = np.diff(node_bounds) - in_a
-    node_ids = np.concatenate([table.ids_a, table.ids_b])[nodes].tolist()
-    node_sizes = np.concatenate([table.sizes_a, table.sizes_b])[nodes].tolist()
+    node_ids = _as_list(np.concatenate([table.ids_a, table.ids_b])[nodes])
+    node_sizes = _as_list(np.concatenate([table.sizes_a, table.sizes_b])[nodes])
     group_of_pair = rank[component[pa]]
     by_group = np.argsort(group_of_pair, kind="stable")
-    pair_bounds = np.searchsorted(group_of_pair[by_group], np.arange(n_groups + 1)).tolist()
-    pairs = list(zip(table.ids_a[pa[by_group]].tolist(), table.ids_b[pb[by_group]].tolist(),
-                     piou[by_group].tolist()))
-    boxes = np.concatenate([lo, hi], axis=1)[spatial].tolist()
-    with _gc_paused():  # hundreds of thousands of small tuples: no cyclic GC passes over them
-        return [
-            Group(index=g, kind=kind,
-                  ids_a=tuple(node_ids[start:split]), ids_b=tuple(node_ids[split:stop]),
-                  sizes_a=tuple(node_sizes[start:split]), sizes_b=tuple(node_sizes[split:stop]),
-                  pairs=tuple(pairs[pair_start:pair_stop]), bbox=tuple(box))
-            for g, (kind, start, split, stop, pair_start, pair_stop, box) in enumerate(zip(
-                _kinds(in_a, in_b), node_bounds[:-1].tolist(), (node_bounds[:-1] + in_a).tolist(),
-                node_bounds[1:].tolist(), pair_bounds[:-1], pair_bounds[1:], boxes,
-            ))
-        ]
+    pair_bounds = _as_list(np.searchsorted(group_of_pair[by_group], np.arange(n_groups + 1)))
+    pairs = list(zip(_as_list(table.ids_a[pa[by_group]]), _as_list(table.ids_b[pb[by_group]]),
+                     _as_list(piou[by_group])))
+    boxes = _as_list(np.concatenate([lo, hi], axis=1)[spatial])
+    return [
+        Group(index=g, kind=kind,
+              ids_a=tuple(node_ids[start:split]), ids_b=tuple(node_ids[split:stop]),
+              sizes_a=tuple(node_sizes[start:split]), sizes_b=tuple(node_sizes[split:stop]),
+              pairs=tuple(pairs[pair_start:pair_stop]), bbox=tuple(box))
+        for g, (kind, start, split, stop, pair_start, pair_stop, box) in enumerate(zip(
+            _kinds(in_a, in_b), _as_list(node_bounds[:-1]), _as_list(node_bounds[:-1] + in_a),
+            _as_list(node_bounds[1:]), pair_bounds[:-1], pair_bounds[1:], boxes,
+        ))
+    ]
+
+
+def _as_list(array: np.ndarray, *, rows: int = 1 << 13) -> list:
+    """``array.tolist()`` a slice at a time.
+
+    One ``tolist`` of hundreds of thousands of rows holds the GIL for a
+    good part of a second; slice by slice, a GUI thread (the review opens in
+    a worker) runs in between.
+    """
+    out = []
+    for start in range(0, len(array), rows):
+        out.extend(array[start:start + rows].tolist())
+    return out
 
 
 def _kinds(n_a: np.ndarray, n_b: np.ndarray) -> list[str]:
@@ -707,7 +729,7 @@ def _kinds(n_a: np.ndarray, n_b: np.ndarray) -> list[str]:
         [KINDS.index(k) for k in ("only_a", "only_b", "match", "split", "merge")],
         default=KINDS.index("complex"),
     )
-    return [KINDS[k] for k in kind.tolist()]
+    return [KINDS[k] for k in _as_list(kind)]
 
 
 @contextmanager
