@@ -247,15 +247,9 @@ class Review:
         if journal is None:
             journal = Journal.create(path, header)
         else:
-            _replay(session, journal)
-            cut = journal.repair()
-            if cut:
-                notes.append(f"cut an incomplete last line ({cut} bytes) from {path.name}: "
-                             "the action being written when it stopped was not applied")
-        review = cls(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
-                     notes=notes)
-        review._saver.schedule()
-        return review
+            _resume(session, journal, notes=notes)
+        return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
+                            notes=notes)
 
     @classmethod
     def _open_chunked(cls, a, b, *, lock, output, iou_threshold, inputs, groups, classes_a,
@@ -287,13 +281,14 @@ class Review:
         session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table,
                           output=array)
         if not new:
-            _replay(session, journal)
-            cut = journal.repair()
-            if cut:
-                notes.append(f"cut an incomplete last line ({cut} bytes) from {path.name}: "
-                             "the action being written when it stopped was not applied")
-        review = cls(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
-                     notes=notes)
+            _resume(session, journal, notes=notes)
+        return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
+                            notes=notes)
+
+    @classmethod
+    def _started(cls, session, journal, lock, output, **options) -> Review:
+        """The open review, its first save scheduled."""
+        review = cls(session, journal, lock, output, **options)
         review._saver.schedule()
         return review
 
@@ -600,6 +595,15 @@ def _check_same_review(journal: Journal, header: dict) -> None:
             f"{journal.path}: the review here used {then}, not {header['params']}; "
             "resume with the same settings or use another output folder"
         )
+
+
+def _resume(session: Session, journal: Journal, *, notes: list[str]) -> None:
+    """Replay the journal into ``session``, then cut a torn last line off (and say so)."""
+    _replay(session, journal)
+    cut = journal.repair()
+    if cut:
+        notes.append(f"cut an incomplete last line ({cut} bytes) from {journal.path.name}: "
+                     "the action being written when it stopped was not applied")
 
 
 def _replay(session: Session, journal: Journal) -> None:
