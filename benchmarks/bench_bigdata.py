@@ -228,9 +228,12 @@ def render(result: dict) -> str:
         if variant in peak:
             targets.append(f"- `mask-compare {variant}` peak {peak[variant]:.2f} GiB "
                            f"(target ≤ 3 GiB: {'met' if peak[variant] <= 3 else 'MISSED'})")
-    if "table" in med and "read" in med:
-        ratio = med["table"] / med["read"]
-        targets.append(f"- overlap table {ratio:.2f} × the read limit (target ≤ 2: "
+    inner = {v: statistics.median(r["seconds"] for r in runs[v]) for v in ("read", "table")
+             if v in med and all("seconds" in r for r in runs[v])}
+    if len(inner) == 2:  # timed inside the process: start-up and imports left out of both
+        ratio = inner["table"] / inner["read"]
+        targets.append(f"- overlap table {inner['table']:.1f} s = {ratio:.2f} × the read limit "
+                       f"({inner['read']:.1f} s), both timed inside their process (target ≤ 2: "
                        f"{'met' if ratio <= 2 else 'MISSED'})")
     if "table" in med and "bioimage-py" in med:
         targets.append(f"- bioimage-py's blockwise contingency table / ours: "

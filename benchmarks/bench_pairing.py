@@ -112,6 +112,8 @@ def child(variant: str, path_a: str, path_b: str) -> None:
     b = tifffile.imread(path_b)
     extra = {}
     if variant == "pairing":
+        import pandas  # noqa: F401  (the kernel imports it on first use: imports stay untimed)
+
         from napari_mask_compare.matching import overlap_table, review_groups
 
         def run():
