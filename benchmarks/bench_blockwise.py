@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -107,38 +105,16 @@ def _nothing(block):
 
 def measure(variant: str, path_a: Path, path_b: Path, *, workers: int) -> dict:
     """One variant in a fresh subprocess: its result plus the peak RSS of its process tree."""
-    import psutil
+    from bench_bigdata import run_tree
 
     code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import bench_blockwise as b; "
             f"print(json.dumps(b._child({variant!r}, {str(path_a)!r}, {str(path_b)!r}, "
             f"{workers})))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    peak = [0]
-
-    def sample():
-        root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-                total = 0
-                for p in tree:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                peak[0] = max(peak[0], total)
-            except psutil.Error:
-                break
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = proc.communicate()
-    sampler.join()
-    if proc.returncode:
-        raise RuntimeError(f"{variant} failed with exit code {proc.returncode}")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["peak_gib"] = peak[0] / GIB
+    run = run_tree([sys.executable, "-c", code])
+    if run["returncode"]:
+        raise RuntimeError(f"{variant} failed with exit code {run['returncode']}")
+    result = json.loads(run["stdout"].strip().splitlines()[-1])
+    result["peak_gib"] = run["peak_gib"]
     return result
 
 
