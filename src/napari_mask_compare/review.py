@@ -229,13 +229,7 @@ class Review:
                 voxel_size=voxel_size, unit=unit, table=table, chunks=chunks)
         notes = _opening_notes(lock, output)
         header = _header(a, b, inputs=inputs, iou_threshold=iou_threshold)
-        path = journal_path(output)
-        journal = None
-        if path.exists() or path.is_symlink():
-            journal = Journal.read(path)
-            _check_same_review(journal, header)
-        else:
-            _check_new_review(output, path)
+        path, journal = _existing_journal(output, header)
         if groups is None and table is not None:
             groups = review_groups(table, iou_threshold=iou_threshold)
         if groups is None:
@@ -257,13 +251,7 @@ class Review:
         """Open or resume a review into an OME-Zarr labels store (see the module's notes)."""
         notes = _opening_notes(lock, output)
         header = _header(a, b, inputs=inputs, iou_threshold=iou_threshold)
-        path = journal_path(output)
-        journal = None
-        if path.exists() or path.is_symlink():
-            journal = Journal.read(path)
-            _check_same_review(journal, header)
-        else:
-            _check_new_review(output, path, adopt_output=_adoptable(output))
+        path, journal = _existing_journal(output, header, adopt_output=_adoptable(output))
         key = _table_key(header)
         if table is None and groups is None:
             table = _cached_table(output, a, b, key=key, notes=notes)
@@ -595,6 +583,24 @@ def _check_same_review(journal: Journal, header: dict) -> None:
             f"{journal.path}: the review here used {then}, not {header['params']}; "
             "resume with the same settings or use another output folder"
         )
+
+
+def _existing_journal(output: Path, header: dict, *, adopt_output: bool = False):
+    """The journal path of ``output`` and its journal when the review exists (checked to be
+    the same review), else None (checked that nothing foreign is in the way).
+
+    Returns
+    -------
+    path : Path
+    journal : Journal or None
+    """
+    path = journal_path(output)
+    if path.exists() or path.is_symlink():
+        journal = Journal.read(path)
+        _check_same_review(journal, header)
+        return path, journal
+    _check_new_review(output, path, adopt_output=adopt_output)
+    return path, None
 
 
 def _resume(session: Session, journal: Journal, *, notes: list[str]) -> None:
