@@ -6,6 +6,7 @@ Not a conftest.py: ``tests/conftest.py`` is one already, and two modules named
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,18 @@ def start(widget, qtbot, *, timeout: int = 60_000) -> None:
 def shows_output(layer, session) -> bool:
     """The curated layer shows the session's output: a copy of it (napari paints on the copy)."""
     return layer.data is not session.output and np.array_equal(layer.data, session.output)
+
+
+def screenshot(viewer, qtbot, name: str, *, wait: int = 300) -> Path:
+    """Save the whole window as tests/_qt/screenshots/<name> (to look at) and return its path."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    qtbot.wait(wait)
+    path = SCREENSHOTS / name
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    return path
+
+
+def journal_ops(widget) -> list[dict]:
+    """The operations of the running review's journal, in order (its header left out)."""
+    lines = widget.review.journal.path.read_text().splitlines()
+    return [json.loads(line) for line in lines[1:]]

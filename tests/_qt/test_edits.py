@@ -14,7 +14,15 @@ import json
 import numpy as np
 import pytest
 import tifffile
-from qt_helpers import SCREENSHOTS, add_layers, drag, press, shows_output, start
+from qt_helpers import (
+    add_layers,
+    drag,
+    journal_ops,
+    press,
+    screenshot,
+    shows_output,
+    start,
+)
 from qtpy.QtCore import Qt
 
 from napari_mask_compare import _files
@@ -82,19 +90,6 @@ def _near(changed: np.ndarray, voxels, radius: float) -> bool:
     return bool(np.all(np.hypot(dx, dy) <= radius + 1e-9))
 
 
-def _screenshot(viewer, qtbot, name):
-    SCREENSHOTS.mkdir(exist_ok=True)
-    qtbot.wait(200)
-    path = SCREENSHOTS / name
-    viewer.screenshot(str(path), canvas_only=False, flash=False)
-    return path
-
-
-def _journal_ops(widget) -> list[dict]:
-    lines = widget.review.journal.path.read_text().splitlines()
-    return [json.loads(line) for line in lines[1:]]
-
-
 @pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
 def test_a_brush_stroke_is_a_journaled_edit(review, qtbot, sample):
     viewer, widget, _ = review(sample)
@@ -116,7 +111,7 @@ def test_a_brush_stroke_is_a_journaled_edit(review, qtbot, sample):
     if z:  # napari's brush paints the slice shown
         assert changed.any(axis=(1, 2)).tolist().count(True) == 1 and changed[z[0]].any()
     assert [o.source for o in session.objects] == ["edit"]
-    assert _journal_ops(widget)[-1]["op"] == "edit"
+    assert journal_ops(widget)[-1]["op"] == "edit"
     assert "1 edit(s)" in widget.panel.counts_label.text()
     assert layer.selected_label == 1  # the next stroke continues the object
     assert not layer._undo_history and not layer._redo_history
@@ -140,7 +135,7 @@ def test_a_brush_stroke_is_a_journaled_edit(review, qtbot, sample):
         <= set(range(2, decision.stop_id))
     press(viewer, "Left")
     name = "2d" if sample is make_sample_2d else "3d"
-    shot = _screenshot(viewer, qtbot, f"edit_stroke_{name}.png")
+    shot = screenshot(viewer, qtbot, f"edit_stroke_{name}.png")
     assert shot.stat().st_size > 10_000
     press(viewer, "Q")
 
@@ -162,7 +157,7 @@ def test_erase_and_fill_then_undo_exactly(review, qtbot):
     erased = session.output.copy()
     changed = erased != decided
     assert changed[middle] and (erased[changed] == 0).all() and (decided[changed] == kept).all()
-    assert _journal_ops(widget)[-1]["op"] == "edit"
+    assert journal_ops(widget)[-1]["op"] == "edit"
     qtbot.waitUntil(lambda: list(layer.features["source"])[kept] == "M+edit", timeout=5000)
 
     # the fill turns what is left of the object into a new one
@@ -241,7 +236,7 @@ def test_a_failed_journal_write_takes_the_stroke_back(review, qtbot, monkeypatch
     assert "\n" not in text and "Traceback" not in text and widget.message.property("error")
     np.testing.assert_array_equal(session.output, before)
     assert shows_output(layer, session) and not session.steps and not layer._undo_history
-    _screenshot(viewer, qtbot, "edit_refused.png")
+    screenshot(viewer, qtbot, "edit_refused.png")
     press(viewer, "1")  # a decision fails the same way, and says so in one line
     assert "No space left on device" in widget.message.text() and not session.steps
     monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qt_helpers import SCREENSHOTS, add_layers, press, start
+from qt_helpers import add_layers, press, screenshot, start
 from qtpy.QtCore import QPoint, Qt, QTimer
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import QApplication, QMessageBox
@@ -47,14 +47,6 @@ def reviewing(make_napari_viewer, qtbot, tmp_path):
         return viewer, widget, layers
 
     return make
-
-
-def _screenshot(viewer, qtbot, name):
-    SCREENSHOTS.mkdir(exist_ok=True)
-    qtbot.wait(300)
-    path = SCREENSHOTS / name
-    viewer.screenshot(str(path), canvas_only=False, flash=False)
-    return path
 
 
 def _activate(viewer, qtbot):
@@ -94,12 +86,12 @@ def test_canvas_gets_the_room_and_panels_are_titled(reviewing, qtbot, sample, si
     assert len(names) == len(set(names)) and not any("[" in name for name in names)
     caption = viewer.canvas.overlays.text
     assert caption.visible and caption.text.startswith("group ")
-    _screenshot(viewer, qtbot, f"review_{sample}_{size}.png")
+    screenshot(viewer, qtbot, f"review_{sample}_{size}.png")
 
     widget.panel.overlay_box.setChecked(True)  # one view: the titles become a legend
     assert not grid.enabled
     assert len({layer.name_overlay.position for layer in titles.values()}) == 3
-    _screenshot(viewer, qtbot, f"review_{sample}_{size}_overlay.png")
+    screenshot(viewer, qtbot, f"review_{sample}_{size}_overlay.png")
     widget.panel.overlay_box.setChecked(False)
     press(viewer, "Q")
     assert not grid.enabled and not any(is_review_layer(layer) for layer in viewer.layers)
@@ -249,7 +241,7 @@ def test_slices_step_with_keys_and_the_slider_shows_the_real_z(reviewing, qtbot)
     z = dims.point[0]
     _key(qtbot, "Down")
     assert dims.point[0] == z - step
-    _screenshot(viewer, qtbot, "review_3d_slices.png")
+    screenshot(viewer, qtbot, "review_3d_slices.png")
     press(viewer, "Q")
     assert "z" not in dims.axis_labels  # the user's axes as they were
     assert not slider.curslice_label.isReadOnly()
@@ -467,7 +459,7 @@ def test_the_metrics_tab_widens_the_dock_and_the_review_narrows_it(reviewing, qt
     qtbot.waitUntil(lambda: dock.width() >= METRICS_WIDTH - 10, timeout=5000)
     qtbot.waitUntil(lambda: "A vs B" in widget.metrics.comparisons
                     and not widget.metrics.busy, timeout=30_000)
-    _screenshot(viewer, qtbot, "metrics_tab_1366x768.png")
+    screenshot(viewer, qtbot, "metrics_tab_1366x768.png")
     widget.tabs.setCurrentIndex(0)
     qtbot.waitUntil(lambda: dock.width() == narrow, timeout=5000)
     qtbot.waitUntil(lambda: canvas.width() >= 0.6 * window.width(), timeout=5000)

@@ -13,12 +13,19 @@ At 1366 x 768 and 1920 x 1080, in 2D and 3D; screenshots in
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
-from qt_helpers import SCREENSHOTS, add_layers, click, drag, inner_voxel, press, start
+from qt_helpers import (
+    add_layers,
+    click,
+    drag,
+    inner_voxel,
+    journal_ops,
+    press,
+    screenshot,
+    start,
+)
 from qtpy.QtCore import Qt
 
 from napari_mask_compare._qt._view import highlight_colors
@@ -50,19 +57,6 @@ def reviewing(make_napari_viewer, qtbot, tmp_path):
         return viewer, widget
 
     return make
-
-
-def _screenshot(viewer, qtbot, name):
-    SCREENSHOTS.mkdir(exist_ok=True)
-    qtbot.wait(300)
-    path = SCREENSHOTS / name
-    viewer.screenshot(str(path), canvas_only=False, flash=False)
-    return path
-
-
-def _journal_ops(widget) -> list[dict]:
-    lines = widget.review.journal.path.read_text().splitlines()
-    return [json.loads(line) for line in lines[1:]]
 
 
 def _z(viewer, widget):
@@ -133,7 +127,7 @@ def test_a_click_picks_an_object_and_u_undoes_it(reviewing, qtbot, sample, size)
 
     assert session.picks(group.index) == {("A", a_id): 1}
     assert session.choice_of(group.index) == "P" and session.current.index == group.index
-    assert _journal_ops(widget)[-1] == {"op": "pick", "group": group.index, "side": "A",
+    assert journal_ops(widget)[-1] == {"op": "pick", "group": group.index, "side": "A",
                                         "id": a_id}
     assert np.array_equal(session.output == 1, view.a == a_id)
     qtbot.waitUntil(lambda: np.array_equal(view.layers["output"].data, session.output),
@@ -149,13 +143,13 @@ def test_a_click_picks_an_object_and_u_undoes_it(reviewing, qtbot, sample, size)
     assert set(session.picks(group.index)) == {("A", a_id), ("B", b_id)}
     assert _shown_color(layer_b, b_id) == WHITE
     assert "2 picks" in widget.panel.counts_label.text()
-    _screenshot(viewer, qtbot, f"picks_{sample}_{size}.png")
+    screenshot(viewer, qtbot, f"picks_{sample}_{size}.png")
 
     press(viewer, "U")  # B's pick undone, exactly
     assert session.picks(group.index) == {("A", a_id): 1}
     assert not np.isin(session.output, [2]).any()
     assert _shown_color(layer_b, b_id) != WHITE
-    assert _journal_ops(widget)[-1] == {"op": "undo"}
+    assert journal_ops(widget)[-1] == {"op": "undo"}
     press(viewer, "U")
     assert session.picks(group.index) == {} and session.choice_of(group.index) is None
     assert not session.output.any() and _shown_color(layer_a, a_id) != WHITE
@@ -203,7 +197,7 @@ def test_in_the_overlay_view_a_click_picks_from_the_selected_layer(reviewing, qt
     viewer.layers.selection.active = view.layers["b"]
     click(viewer, qtbot, view.layers["b"], voxel)
     assert ("B", b_id) in session.picks(group.index)
-    _screenshot(viewer, qtbot, "picks_2d_overlay.png")
+    screenshot(viewer, qtbot, "picks_2d_overlay.png")
     press(viewer, "Q")
 
 
@@ -251,9 +245,9 @@ def test_colour_by_disagreement_on_and_off(reviewing, qtbot, sample, size):
     legend = [o for key, o in viewer.canvas.overlays.items() if "legend" in str(key)]
     assert len(legend) == 4 and all(o.visible for o in legend)
     assert {o.text for o in legend} >= {"best IoU ≥ 0.75"}
-    _screenshot(viewer, qtbot, f"disagreement_{sample}_{size}.png")
+    screenshot(viewer, qtbot, f"disagreement_{sample}_{size}.png")
     widget.panel.overlay_box.setChecked(True)
-    _screenshot(viewer, qtbot, f"disagreement_{sample}_{size}_overlay.png")
+    screenshot(viewer, qtbot, f"disagreement_{sample}_{size}_overlay.png")
     widget.panel.overlay_box.setChecked(False)
 
     # a click on an object of another group goes to its group (and picks nothing)

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import tifffile
-from qt_helpers import SCREENSHOTS, add_layers, press, shows_output, start
+from qt_helpers import add_layers, press, screenshot, shows_output, start
 
 from napari_mask_compare import stats
 from napari_mask_compare._qt import _panel
@@ -360,14 +360,6 @@ def test_folders_review_and_next_file(docked, qtbot, tmp_path, monkeypatch):
     assert (dirs["out"] / "cells_02.summary.json").exists()
 
 
-def _screenshot(viewer, qtbot, name):
-    SCREENSHOTS.mkdir(exist_ok=True)
-    qtbot.wait(200)
-    path = SCREENSHOTS / name
-    viewer.screenshot(str(path), canvas_only=False, flash=False)
-    return path
-
-
 @pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
 def test_screenshots(docked, qtbot, tmp_path, sample):
     """Screenshots of the review view (look at them: zoom, colours, content)."""
@@ -380,12 +372,12 @@ def test_screenshots(docked, qtbot, tmp_path, sample):
     press(viewer, "2")
     press(viewer, "Left")
     assert session.current.index == split
-    shot = _screenshot(viewer, qtbot, f"review_{name}.png")
+    shot = screenshot(viewer, qtbot, f"review_{name}.png")
     assert shot.stat().st_size > 10_000
     canvas = viewer.screenshot(canvas_only=True, flash=False)
     assert canvas[..., :3].std() > 10  # not an empty canvas
     widget.panel.overlay_box.setChecked(True)
-    _screenshot(viewer, qtbot, f"review_{name}_overlay.png")
+    screenshot(viewer, qtbot, f"review_{name}_overlay.png")
     press(viewer, "Q")
 
 
@@ -420,7 +412,7 @@ def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path, monkeypatch):
     assert "curated vs B" in metrics.comparisons
     rows = curated_vs_a_after("U")
     assert all(r["tp"] == len(session.objects) < kept for r in rows)
-    _screenshot(viewer, qtbot, "metrics_tab_2d.png")
+    screenshot(viewer, qtbot, "metrics_tab_2d.png")
     del metrics.comparisons["curated vs A"]
     widget.panel.buttons["finish"].click()       # adds the unpaired objects: the panel follows
     qtbot.waitUntil(lambda: "curated vs A" in metrics.comparisons and not metrics.busy)
