@@ -13,7 +13,7 @@ LocalCluster of N processes, start-up untimed). Peak memory is the largest sum o
 resident sets of the process and all its descendants (LocalCluster workers included),
 sampled every 20 ms. CPU seconds are those of the measuring process (all its threads; not
 LocalCluster workers): on a shared machine they say more than wall seconds. Imports are not
-timed (pandas included: the table kernel imports it on first use). Variants are interleaved
+timed (numba included: the table kernel imports it on first use). Variants are interleaved
 round by round; medians are reported.
 
     python benchmarks/bench_blockwise.py --synthetic full            # 128x1024x1024 uint32
@@ -68,10 +68,11 @@ def _child(variant: str, path_a: str, path_b: str, workers: int,
            scheduler: str | None = None) -> dict:
     """Run one variant in this process; return wall and CPU seconds and what it found."""
     import dask.array as da
-    import pandas  # noqa: F401  (the table kernel imports it on first use: imports stay untimed)
     import zarr
 
-    from napari_mask_compare import engine, matching
+    from napari_mask_compare import _tally, engine, matching
+
+    del _tally  # imported (numba) before the timer: imports stay untimed
 
     za, zb = zarr.open_array(path_a, mode="r"), zarr.open_array(path_b, mode="r")
     a, b = da.from_zarr(za), da.from_zarr(zb)

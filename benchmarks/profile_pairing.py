@@ -39,10 +39,10 @@ def _best_of(fn, n=3):
     return min(times), sorted(times)[len(times) // 2]
 
 
-def _serial_chunks(matching, a, b):
-    """The per-chunk work of ``overlap_table``, in this thread (line_profiler sees it)."""
-    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
-    return matching._scan(flat_a, flat_b, matching._chunks(a.shape), shape=a.shape)
+def _serial_scan(matching, a, b):
+    """The scan of ``overlap_table`` (the compiled kernel), in this thread, and the table."""
+    return matching._table_from_entries(matching._tally(a, b).entries(sort=False),
+                                        shape=a.shape)
 
 
 def main(argv=None) -> int:
@@ -91,11 +91,10 @@ def main(argv=None) -> int:
 
         # 2. line by line, one worker
         lp = LineProfiler()
-        for fn in (matching.overlap_table, matching._scan, matching._chunk_entries,
-                   matching._group_order, matching._reduce_entries, matching._objects,
-                   matching.review_groups):
+        for fn in (matching.overlap_table, _serial_scan, matching._table_from_entries,
+                   matching._objects, matching.review_groups):
             lp.add_function(fn)
-        lp.runcall(_serial_chunks, matching, a, b)
+        lp.runcall(_serial_scan, matching, a, b)
         lp.runcall(matching.overlap_table, a, b)
         lp.runcall(matching.review_groups, table)
         text = io.StringIO()

@@ -48,29 +48,26 @@ DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.int64, np.uint32])
 
 
 @settings(max_examples=300, deadline=None)
-@given(pair=label_images, chunk=st.integers(1, 64), dtypes=st.tuples(DTYPES, DTYPES))
-def test_overlap_table_equals_brute_force(pair, chunk, dtypes):
+@given(pair=label_images, dtypes=st.tuples(DTYPES, DTYPES))
+def test_overlap_table_equals_brute_force(pair, dtypes):
     # ids of every width (wrapped into the dtype) meet in one 64-bit key per pair
     a, b = ((labels.astype(np.uint64) % np.uint64(np.iinfo(dtype).max + 1)).astype(dtype)
             for labels, dtype in zip(pair, dtypes))
-    old = matching._CHUNK_VOXELS
-    matching._CHUNK_VOXELS = chunk  # chunks of whole rows, from one row up
-    try:
-        table = overlap_table(a, b)
-    finally:
-        matching._CHUNK_VOXELS = old
+    table = overlap_table(a, b)
     assert table_as_dicts(table) == brute_force(a, b)
     union = table.sizes_a[table.pair_a] + table.sizes_b[table.pair_b] - table.intersection
     assert np.allclose(table.iou, table.intersection / union)
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 6, 12])
-def test_chunks_of_rows_or_of_whole_planes(chunk, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2, 3, 6])
+def test_threads_share_rows_or_whole_planes(threads, monkeypatch):
     # one object low in plane 0 and high in plane 1: its y-range needs both planes, whether a
-    # chunk is a row, rows of one plane, one plane or both planes (3 x 2 voxels each)
+    # thread scans a row, rows of one plane, one plane or both planes (3 x 2 voxels each)
     a = np.zeros((2, 3, 2), np.uint16)
     a[0, 2, 1] = a[1, 0, 0] = 7
-    monkeypatch.setattr(matching, "_CHUNK_VOXELS", chunk)
+    monkeypatch.setattr(matching, "_VOXELS_PER_THREAD", 1)
+    monkeypatch.setattr(matching.os, "cpu_count", lambda: threads)
+    assert len(matching._row_shares(a.shape)) == threads
     t = overlap_table(a, a)
     assert t.bbox_a.tolist() == [[0, 0, 0, 2, 3, 2]] and t.sizes_a.tolist() == [2]
 

@@ -1,14 +1,14 @@
 """Sparse overlap table of two label images and the review groups built on it.
 
-The table is built in one pass over the volume, in chunks of rows that a few
-threads share: along each row (last axis) the pair of labels (a, b) is
-constant over runs, so a chunk reduces to a few runs per object and row. A
-hash table (pandas' factorize of the key ``a << 32 | b``; no sort) groups a
-chunk's runs into entries, one per pair (a, b) with one side 0 included, and
-their voxels and boxes are reduced from the runs in any order (sums, minima,
-maxima); entries are joined across chunks, and each object's size and box are
-those of its entries. There is no dense n x m matrix and no loop over
-objects; ids may be as large as 2**32 - 1.
+The table is built in one pass over the volume, rows shared by a few threads
+(or blocks by dask tasks): along each row (last axis) the pair of labels
+(a, b) is constant over runs, and each run is tallied into a hash table keyed
+by ``a << 32 | b`` (:mod:`._tally`, compiled by numba, the GIL released):
+one entry per pair (a, b) with one side 0 included, holding its voxels and
+box. Tallies of threads or blocks are joined by the same hash table, and each
+object's size and box are those of its entries. There is no dense n x m
+matrix, no sort of voxels and no loop over objects in Python; ids may be as
+large as 2**32 - 1.
 
 No Qt, no napari.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,12 +39,9 @@ __all__ = [
 #: Review group kinds, in the order they are listed to users.
 KINDS = ("match", "split", "merge", "complex", "only_a", "only_b")
 
-#: Voxels scanned at once: few enough for a chunk's temporaries (a few arrays of
-#: one value per run) to stay in the CPU's caches.
-_CHUNK_VOXELS = 1 << 18
-
-#: Most threads that scan (each holds scratch buffers of ~50 bytes per chunk voxel).
+#: Most threads that scan an image in memory, and the fewest voxels worth a thread.
 _MAX_THREADS = 8
+_VOXELS_PER_THREAD = 1 << 20
 
 #: Blockwise: storage chunks smaller than this many voxels are scanned several at once, and
 #: chunks larger than _MAX_BLOCK_VOXELS in parts; blocks are then of about _BLOCK_VOXELS
@@ -54,15 +50,11 @@ _MIN_BLOCK_VOXELS = 1 << 20
 _MAX_BLOCK_VOXELS = 1 << 24
 _BLOCK_VOXELS = 1 << 22
 
-#: Runs of background on both sides (nothing the table keeps) are dropped before grouping
-#: when they are more than 1 in this many runs: dropping costs about a third of what
-#: grouping a run costs, so it pays from about 30% of the runs up.
-_DROP_BACKGROUND = 3
-
 #: Blockwise: partial tables joined by one task of the reduction tree.
 _SPLIT_EVERY = 8
 
-_thread = threading.local()  # per thread: scratch buffers reused from block to block
+#: Rows of a 3D box ``(z0, y0, x0, z1, y1, x1)`` that are an ndim-D box.
+_BOX_ROWS = {2: [1, 2, 4, 5], 3: slice(None)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,19 +210,16 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
         from . import engine
 
         return engine.compute(blockwise_table(a, b), desc="overlap table")[0]
-    a = np.asarray(a)
-    b = np.asarray(b)
+    a = np.ascontiguousarray(a)
+    b = np.ascontiguousarray(b)
     _check_pair(a, b)
-    flat_a = np.ascontiguousarray(a).reshape(-1)
-    flat_b = np.ascontiguousarray(b).reshape(-1)
-    chunks = _chunks(a.shape)
-    n_workers = min(os.cpu_count() or 1, _MAX_THREADS, len(chunks))
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        partials = list(pool.map(
-            lambda share: _scan(flat_a, flat_b, share, shape=a.shape),
-            [chunks[worker::n_workers] for worker in range(n_workers)],
-        ))
-    return _table_from_entries(_reduce_entries(*_concat(partials)), shape=tuple(a.shape))
+    shares = _row_shares(a.shape)
+    with ThreadPoolExecutor(max_workers=len(shares)) as pool:  # the kernel releases the GIL
+        tallies = list(pool.map(lambda rows: _tally(a, b, rows=rows), shares))
+    first, *others = tallies
+    for other in others:
+        first.add_entries(*other.entries(sort=False))
+    return _table_from_entries(first.entries(sort=False), shape=tuple(a.shape))
 
 
 def _check_pair(a, b) -> None:
@@ -247,11 +236,13 @@ def _check_pair(a, b) -> None:
 
 
 def _table_from_entries(entries, *, shape: tuple[int, ...]) -> OverlapTable:
-    """The table of reduced entries (see :func:`_reduce_entries`) of a whole image."""
-    ids_a, sizes_a, bbox_a = _objects(entries, side=0)
-    ids_b, sizes_b, bbox_b = _objects(entries, side=1)
-    entry_a, entry_b = entries[0] >> np.uint64(32), entries[0] & np.uint64(0xFFFFFFFF)
-    pairs = (entry_a != 0) & (entry_b != 0)
+    """The table of a whole image's entries (one per key, any order; see :func:`_tally`)."""
+    keys, counts, box = entries
+    entry_a, entry_b = keys >> np.uint64(32), keys & np.uint64(0xFFFFFFFF)
+    ids_a, sizes_a, bbox_a = _objects(entry_a, counts, box, ndim=len(shape))
+    ids_b, sizes_b, bbox_b = _objects(entry_b, counts, box, ndim=len(shape))
+    pairs = np.flatnonzero((entry_a != 0) & (entry_b != 0))
+    pairs = pairs[np.argsort(keys[pairs])]  # sorted by (a, b)
     return OverlapTable(
         shape=shape,
         ids_a=ids_a, ids_b=ids_b,
@@ -259,212 +250,65 @@ def _table_from_entries(entries, *, shape: tuple[int, ...]) -> OverlapTable:
         bbox_a=bbox_a, bbox_b=bbox_b,
         pair_a=np.searchsorted(ids_a, entry_a[pairs]),
         pair_b=np.searchsorted(ids_b, entry_b[pairs]),
-        intersection=entries[1][pairs],
+        intersection=counts[pairs],
     )
 
 
-def _chunks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Flat ``(start, stop)`` of the chunks: rows of one plane, or whole planes."""
-    row_len = shape[-1]
-    plane_rows = shape[-2] if len(shape) == 3 else shape[0]
-    n_rows = plane_rows * (shape[0] if len(shape) == 3 else 1)
-    step = max(1, _CHUNK_VOXELS // row_len)
-    if step >= plane_rows:
-        step -= step % plane_rows
-        rows = [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
-    else:
-        rows = [(p + r, p + min(r + step, plane_rows))
-                for p in range(0, n_rows, plane_rows) for r in range(0, plane_rows, step)]
-    return [(start * row_len, stop * row_len) for start, stop in rows]
-
-
-def _concat(parts):
-    """Entries of several parts as one (each part a tuple of arrays, last axis = entries)."""
-    return tuple(np.concatenate(column, axis=-1) for column in zip(*parts))
-
-
-class _Scratch:
-    """Buffers one scanning thread reuses from chunk to chunk.
-
-    Memory new to the process costs a page fault per 4 KiB on first touch,
-    which is slower than the scan itself; these buffers are touched once.
-    Sized for ``n`` runs, the most a chunk of ``n`` voxels can have.
-    """
-
-    def __init__(self, n: int, dtype_a, dtype_b):
-        self.changed = np.empty((2, n), dtype=bool)
-        self.ids_a = np.empty(n, dtype=dtype_a)
-        self.ids_b = np.empty(n, dtype=dtype_b)
-        self.keys = np.empty((2, n), dtype=np.uint64)
-        self.runs = np.empty((4, n), dtype=np.int32)
-
-
-def _scan(flat_a, flat_b, chunks, *, shape, scratch=None):
-    """Entries of some chunks (one thread's share), reduced."""
-    if scratch is None:
-        scratch = _Scratch(max(stop - start for start, stop in chunks), flat_a.dtype,
-                           flat_b.dtype)
-    return _reduce_entries(*_concat(
-        _chunk_entries(flat_a[start:stop], flat_b[start:stop], offset=start, shape=shape,
-                       scratch=scratch)
-        for start, stop in chunks
-    ))
-
-
-def _chunk_entries(a, b, *, offset: int, shape: tuple[int, ...], scratch: _Scratch):
-    """Voxels and box of each ``(id_a, id_b)`` in a chunk (one side 0 included, not both).
-
-    Along a row the pair of labels is constant over runs; the runs are
-    grouped by the key ``id_a << 32 | id_b`` in a hash table (no sort), and
-    each group's voxels and box are reduced from its runs in any order
-    (sums, minima and maxima). Runs of background in both (key 0) tell
-    nothing that the table keeps, and are dropped when they are many.
+def _objects(ids, counts, box, *, ndim: int):
+    """Ids, sizes and boxes of one side's objects from the entries ``(id, any)``, joined per id.
 
     Parameters
     ----------
-    a, b : ndarray, shape (n,)
-        Flat labels of a chunk from :func:`_chunks`: rows of one plane, or
-        whole planes.
-    offset : int
-        Flat index of the chunk's first voxel.
-
-    Returns
-    -------
-    keys : ndarray of uint64, shape (m,)
-        ``id_a << 32 | id_b`` of each pair present, in order of first appearance.
-    counts : ndarray of int64, shape (m,)
-    box : ndarray of int32, shape (2 * ndim, m)
-        Starts then stops (exclusive) of each entry's box.
-    """
-    row_len, ndim = shape[-1], len(shape)
-    changed, changed_b = scratch.changed[:, :a.size]
-    np.not_equal(a[1:], a[:-1], out=changed[1:])
-    np.not_equal(b[1:], b[:-1], out=changed_b[1:])
-    changed |= changed_b
-    changed[::row_len] = True  # every row starts a run
-    starts = np.flatnonzero(changed)
-    n = len(starts)
-    key, low = scratch.keys[:, :n]
-    ids_a = np.take(a, starts, out=scratch.ids_a[:n])
-    ids_b = np.take(b, starts, out=scratch.ids_b[:n])
-    if ids_a.dtype.kind == "u" and ids_b.dtype.kind == "u":  # no copies needed
-        np.left_shift(ids_a, np.uint64(32), out=key, dtype=np.uint64)
-        key |= ids_b
-    else:
-        np.copyto(key, ids_a, casting="unsafe")
-        np.copyto(low, ids_b, casting="unsafe")
-        key <<= np.uint64(32)
-        key |= low
-    # per run, int32 like the outputs (ufunc.at is fast only without casts; so is // by int32)
-    start, length, row, x = scratch.runs[:, :n]
-    np.copyto(start, starts, casting="unsafe")  # chunks are shorter than 2**31
-    np.subtract(start[1:], start[:-1], out=length[:-1])
-    length[-1] = a.size - start[-1]
-    if n - np.count_nonzero(key) > n // _DROP_BACKGROUND:
-        runs = np.flatnonzero(np.not_equal(key, 0, out=changed[:n]))
-        n = len(runs)
-        key = np.take(key, runs, out=low[:n])
-        start, length = (np.take(v, runs, out=v[:n]) for v in (start, length))
-        row, x = row[:n], x[:n]
-        if n == 0:
-            return (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64),
-                    np.zeros((2 * ndim, 0), dtype=np.int32))
-    codes, keys = _factorize(key)
-    m = len(keys)
-    np.floor_divide(start, row_len, out=row)  # row in the chunk
-    np.multiply(row, row_len, out=x)
-    np.subtract(start, x, out=x)  # x of each run's first voxel
-    counts = np.zeros(m, dtype=np.int32)
-    np.add.at(counts, codes, length)
-    box = np.empty((2 * ndim, m), dtype=np.int32)
-    box[:ndim] = np.iinfo(np.int32).max
-    box[ndim:] = 0
-    np.minimum.at(box[ndim - 1], codes, x)
-    x += length  # x after each run's last voxel
-    np.maximum.at(box[2 * ndim - 1], codes, x)
-    top, bottom = np.full(m, np.iinfo(np.int32).max, dtype=np.int32), np.zeros(m, np.int32)
-    np.minimum.at(top, codes, row)
-    np.maximum.at(bottom, codes, row)
-    row0, n_rows = offset // row_len, a.size // row_len
-    top, bottom = top.astype(np.int64) + row0, bottom.astype(np.int64) + row0  # in the image
-    if ndim == 2:
-        box[0], box[2] = top, bottom + 1
-        return keys, counts.astype(np.int64), box
-    ny = shape[1]
-    box[0], box[3] = top // ny, bottom // ny + 1
-    if row0 // ny == (row0 + n_rows - 1) // ny:  # one plane: rows are y
-        box[1], box[4] = top % ny, bottom % ny + 1
-    else:
-        y = start[:n]  # reused
-        if row0 % ny:
-            row += row0 % ny
-        np.floor_divide(row, ny, out=y)
-        y *= ny
-        np.subtract(row, y, out=y)  # y of each run
-        np.minimum.at(box[1], codes, y)
-        y += 1
-        np.maximum.at(box[4], codes, y)
-    return keys, counts.astype(np.int64), box
-
-
-def _factorize(keys):
-    """Codes (intp, 0.. in order of first appearance) and distinct values of uint64 ``keys``.
-
-    pandas' hash table: several times faster than grouping by a sort.
-    """
-    import pandas as pd
-
-    codes, uniques = pd.factorize(keys)
-    return codes, uniques
-
-
-def _reduce_entries(keys, counts, box):
-    """Join the entries of equal keys: counts summed, boxes joined.
-
-    Parameters
-    ----------
-    keys : ndarray of uint64, shape (n,)
-        ``id_a << 32 | id_b`` (or one side's ids alone).
+    ids : ndarray of uint64, shape (n,)
+        One side's id of each entry (0: the entry is the other side's alone).
     counts : ndarray of int64, shape (n,)
-    box : ndarray of int32, shape (2 * ndim, n)
-
-    Returns
-    -------
-    The same three, one entry per key, sorted by it.
-    """
-    codes, uniques = _factorize(keys)
-    m = len(uniques)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(m, dtype=codes.dtype)
-    rank[order] = np.arange(m, dtype=codes.dtype)
-    codes = rank[codes]  # codes in key order
-    ndim = len(box) // 2
-    summed = np.zeros(m, dtype=np.int64)
-    np.add.at(summed, codes, counts)
-    joined = np.empty((2 * ndim, m), dtype=np.int32)
-    joined[:ndim] = np.iinfo(np.int32).max
-    joined[ndim:] = np.iinfo(np.int32).min
-    for axis in range(ndim):
-        np.minimum.at(joined[axis], codes, box[axis])
-        np.maximum.at(joined[ndim + axis], codes, box[ndim + axis])
-    return uniques[order], summed, joined
-
-
-def _objects(entries, *, side: int):
-    """Ids, sizes and boxes of one side's objects from reduced entries.
+    box : ndarray of int32, shape (6, n)
+        3D boxes (z = 0 for a 2D image).
+    ndim : int
+        Of the image.
 
     Returns
     -------
     ids : ndarray of uint64, shape (m,)
+        Sorted.
     sizes : ndarray of int64, shape (m,)
     bbox : ndarray of int64, shape (m, 2 * ndim)
     """
-    keys, counts, box = entries
-    ids = keys >> np.uint64(32) if side == 0 else keys & np.uint64(0xFFFFFFFF)
+    from ._tally import Tally
+
     keep = ids != 0
-    # entries of (id, any): joined per id
-    ids, sizes, box = _reduce_entries(ids[keep], counts[keep], box[:, keep])
-    return ids, sizes, np.ascontiguousarray(box.T, dtype=np.int64)
+    tally = Tally(np.count_nonzero(keep))
+    tally.add_entries(ids[keep], counts[keep], box[:, keep])
+    ids, sizes, box = tally.entries()
+    return ids, sizes, np.ascontiguousarray(box[_BOX_ROWS[ndim]].T, dtype=np.int64)
+
+
+def _row_shares(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Rows ``(start, stop)`` (of the image seen as rows of its last axis) per scanning thread."""
+    n_rows = math.prod(shape[:-1])
+    n = min(os.cpu_count() or 1, _MAX_THREADS, max(1, math.prod(shape) // _VOXELS_PER_THREAD))
+    bounds = np.linspace(0, n_rows, n + 1).astype(int)
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def _tally(a: np.ndarray, b: np.ndarray, *, rows: tuple[int, int] | None = None):
+    """The :class:`~._tally.Tally` of the runs of some rows of two C-contiguous images.
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (y, x) or (z, y, x), C-contiguous
+    rows : (start, stop), optional
+        Rows of the image seen as ``(z * y, x)`` (all by default).
+    """
+    from ._tally import Tally
+
+    row_len = a.shape[-1]
+    start, stop = rows or (0, a.size // row_len)
+    flat = slice(start * row_len, stop * row_len)
+    tally = Tally()
+    tally.add_rows(a.reshape(-1)[flat], b.reshape(-1)[flat], row_len=row_len, ny=a.shape[-2],
+                   row0=start)
+    return tally
 
 
 # --------------------------------------------------------------------------- blockwise
@@ -581,7 +425,7 @@ def _block_parts(a, b) -> list:
 
 
 def _block_entries(a, b, block_info=None):
-    """Reduced entries of one block, boxes in whole-image coordinates.
+    """Entries of one block (see :func:`_tally`), boxes in whole-image coordinates.
 
     Parameters
     ----------
@@ -592,39 +436,28 @@ def _block_entries(a, b, block_info=None):
     Returns
     -------
     ndarray of object, shape (1,) * ndim
-        Holding ``(keys, counts, box)`` as :func:`_reduce_entries` gives them.
+        Holding ``(keys, counts, box)``: uint64 (m,), int64 (m,), int32 (6, m), 3D boxes.
     """
-    origin = np.array([start for start, _ in block_info[0]["array-location"]], dtype=np.int32)
-    keys, counts, box = _image_entries(a, b)
-    ndim = a.ndim
-    box[:ndim] += origin[:, None]
-    box[ndim:] += origin[:, None]
-    part = np.empty((1,) * ndim, dtype=object)
-    part[(0,) * ndim] = (keys, counts, box)
+    origin = [start for start, _ in block_info[0]["array-location"]]
+    origin = np.array([0] * (3 - a.ndim) + origin, dtype=np.int32)[:, None]
+    keys, counts, box = _tally(np.ascontiguousarray(a), np.ascontiguousarray(b)).entries(
+        sort=False)
+    box[:3] += origin
+    box[3:] += origin
+    part = np.empty((1,) * a.ndim, dtype=object)
+    part[(0,) * a.ndim] = (keys, counts, box)
     return part
 
 
-def _image_entries(a, b):
-    """Reduced entries of a whole (small) image, scanned by this thread alone.
-
-    The scratch buffers are kept per thread, so that a worker touches them
-    once, not once per block.
-    """
-    flat_a = np.ascontiguousarray(a).reshape(-1)
-    flat_b = np.ascontiguousarray(b).reshape(-1)
-    chunks = _chunks(a.shape)
-    size = max(stop - start for start, stop in chunks)
-    scratch = getattr(_thread, "scratch", None)
-    if (scratch is None or scratch.keys.shape[1] < size or scratch.ids_a.dtype != flat_a.dtype
-            or scratch.ids_b.dtype != flat_b.dtype):
-        scratch = _thread.scratch = _Scratch(size, flat_a.dtype, flat_b.dtype)
-    return _scan(flat_a, flat_b, chunks, shape=a.shape, scratch=scratch)
-
-
 def _join_entries(*parts):
-    """Reduced entries of several parts (blocks' object arrays, or joined entries) as one."""
-    return _reduce_entries(*_concat(
-        part.item() if isinstance(part, np.ndarray) else part for part in parts))
+    """Entries of several parts (blocks' object arrays, or joined entries) as one, any order."""
+    from ._tally import Tally
+
+    parts = [part.item() if isinstance(part, np.ndarray) else part for part in parts]
+    tally = Tally(sum(len(keys) for keys, _, _ in parts))
+    for entries in parts:
+        tally.add_entries(*entries)
+    return tally.entries(sort=False)
 
 
 # --------------------------------------------------------------------------- review groups
