@@ -3,11 +3,10 @@
     python benchmarks/profile_pairing.py [--size full|small] [--out benchmarks/results]
 
 1. ``overlap_table`` with the default thread pool and with one worker (parallel efficiency);
-2. line_profiler over the table's helpers, the chunks run one after the other in the main
-   thread (line_profiler sees only the thread that enabled it);
+2. line_profiler over the table's helpers, the scan run in the main thread (line_profiler
+   sees only the thread that enabled it; the compiled kernel is one line);
 3. cProfile over the whole ``mask-compare merge`` (main thread: the pool's work shows as
-   waiting in ``overlap_table``);
-4. line_profiler over ``session.merge`` (the per-group decisions).
+   waiting in ``overlap_table``).
 
 Writes ``profile_<size>.txt`` beside the benchmark results.
 """
@@ -115,22 +114,6 @@ def main(argv=None) -> int:
             text = io.StringIO()
             pstats.Stats(prof, stream=text).sort_stats(key).print_stats(30)
             say(text.getvalue())
-    # 4. the merge loop line by line
-    from napari_mask_compare import session as session_mod
-
-    pair_groups = matching.review_groups(matching.overlap_table(a, b))
-    sess = session_mod.Session(a, b, pair_groups)
-    lp = LineProfiler()
-    for fn in (session_mod.merge, session_mod.Session.decide, session_mod.Session._apply,
-               session_mod.Session._write_object, session_mod.Session._emit):
-        lp.add_function(fn)
-    t0 = time.perf_counter()
-    lp.runcall(session_mod.merge, sess, policy="a")
-    text = io.StringIO()
-    lp.print_stats(stream=text, output_unit=1e-3, stripzeros=True)
-    say(f"\n## line_profiler of session.merge, policy a ({time.perf_counter() - t0:.2f} s "
-        "with the profiler on; ms)\n")
-    say(text.getvalue())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"profile_{args.size}.txt").write_text(report.getvalue())
     return 0

@@ -320,8 +320,8 @@ def blockwise_table(a, b, *, split_every: int = _SPLIT_EVERY):
     A reduction over a partition of the volume, with no halo: each block
     (aligned with the chunks of ``a``) gives its reduced entries with the
     in-memory kernel, its boxes moved by the block's origin; a tree of
-    reduce tasks (``split_every`` partial tables at a time, grouped by hash,
-    then sorted by key) joins them, and the last task builds the
+    reduce tasks (``split_every`` partial tables at a time, joined in the
+    kernel's hash table) joins them, and the last task builds the
     :class:`OverlapTable`, equal in every field to
     ``overlap_table(numpy a, numpy b)``. Each block task reads its
     own chunks (lazily opened stores are read on the workers); memory is a
