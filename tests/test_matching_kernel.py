@@ -101,3 +101,25 @@ def test_signed_and_boolean_labels_are_their_unsigned_bits():
     t = overlap_table(a, b)
     assert t.ids_a.tolist() == [1] and t.ids_b.tolist() == [3]
     assert t.intersection.tolist() == [1] and t.bbox_b.tolist() == [[0, 1, 1, 3]]
+
+
+def test_rows_tallied_out_of_order_widen_every_side_of_the_box():
+    # planes 1 then 0 of one object (1 x 1 rows): its box starts at z = 0 all the same
+    tally = Tally()
+    a, b = np.array([1, 1], np.uint8), np.zeros(2, np.uint8)
+    tally.add_rows(a[1:], b[1:], row_len=1, ny=1, row0=1)
+    tally.add_rows(a[:1], b[:1], row_len=1, ny=1, row0=0)
+    keys, counts, box = tally.entries()
+    assert counts.tolist() == [2] and box[:, 0].tolist() == [0, 0, 0, 2, 1, 1]
+
+
+def test_empty_blocks_of_a_dask_array_are_tallied_as_nothing():
+    import dask.array as da
+
+    a = np.zeros((4, 16, 30), np.uint8)
+    a[:, 5:9, 20:28] = 1
+    chunked = da.from_array(a, chunks=((4,), (16,), (25, 0, 5)))  # a block 0 voxels wide
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matching, "_MIN_BLOCK_VOXELS", 1)  # the blocks are these chunks
+        table = overlap_table(chunked, a)
+    assert table_as_dicts(table) == brute_force(a, a)

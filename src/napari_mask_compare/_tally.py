@@ -97,6 +97,7 @@ def _tally_runs(a, b, row_len, ny, row0, first_row, slots, shift, keys, counts, 
                 box[3, e], box[4, e], box[5, e] = z + 1, y + 1, x1
             else:
                 counts[e] += x1 - x
+                box[0, e] = min(box[0, e], z)  # rows come in order within a call, not across
                 box[3, e] = max(box[3, e], z + 1)
                 box[1, e] = min(box[1, e], y)
                 box[4, e] = max(box[4, e], y + 1)
@@ -197,6 +198,8 @@ class Tally:
             Index of the first row in the image: rows ``row0..`` of planes of ``ny`` rows.
         """
         a, b = _unsigned(a), _unsigned(b)
+        if a.size == 0:
+            return
         n_rows = a.size // row_len
         ny = ny or max(n_rows + row0, 1)
         row = 0

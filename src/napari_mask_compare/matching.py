@@ -303,9 +303,11 @@ def _tally(a: np.ndarray, b: np.ndarray, *, rows: tuple[int, int] | None = None)
     from ._tally import Tally
 
     row_len = a.shape[-1]
+    tally = Tally()
+    if a.size == 0:  # a block of no voxels (dask chunks may be empty)
+        return tally
     start, stop = rows or (0, a.size // row_len)
     flat = slice(start * row_len, stop * row_len)
-    tally = Tally()
     tally.add_rows(a.reshape(-1)[flat], b.reshape(-1)[flat], row_len=row_len, ny=a.shape[-2],
                    row0=start)
     return tally

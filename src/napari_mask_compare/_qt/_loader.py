@@ -193,22 +193,25 @@ class ReviewLoader(QObject):
     def _on_reported(self, desc: str, done: int, total: int) -> None:
         """The worker paired ``done`` of ``total`` blocks: napari's bar and the widget's.
 
-        napari's bar serves the event loop as it is made: a report that comes
-        in meanwhile is only noted (the latest one is shown once it is made).
+        napari's bar serves the event loop as it is made and updated: a report
+        that comes in meanwhile is only noted, and the latest one is shown
+        when the one being shown is done (so the last report is never lost).
         """
         self._latest = (desc, done, total)
         if self._reporting:
             return
         self._reporting = True
         try:
-            if self._bar is None:
-                self._bar = progress(total=total, desc=desc)
-            desc, done, total = self._latest
-            self._bar.update(done - self._bar.n)
-            text = f"{desc}: {done}/{total} blocks"
-            self._bar.set_description(text)
-            self.step.emit(text)
-            self.progressed.emit(done, total)
+            shown = None
+            while self._latest != shown:
+                shown = desc, done, total = self._latest
+                if self._bar is None:
+                    self._bar = progress(total=total, desc=desc)
+                self._bar.update(done - self._bar.n)
+                text = f"{desc}: {done}/{total} blocks"
+                self._bar.set_description(text)
+                self.step.emit(text)
+                self.progressed.emit(done, total)
         finally:
             self._reporting = False
 
