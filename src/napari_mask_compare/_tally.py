@@ -157,20 +157,20 @@ class Tally:
 
     def __init__(self, capacity: int = _CAPACITY):
         self._m = 0
-        self._keys = None
         self._allocate(1 << max(int(capacity) - 1, 0).bit_length())  # a power of 2
 
     def _allocate(self, capacity: int) -> None:
-        keys, m = self._keys, self._m
-        if m:
-            counts, box = self._counts, self._box
-        self._keys = np.empty(capacity, dtype=np.uint64)
-        self._counts = np.empty(capacity, dtype=np.int64)
-        self._box = np.empty((6, capacity), dtype=np.int32)
+        """Room for ``capacity`` entries (a power of 2), the entries so far kept."""
+        m, old = self._m, getattr(self, "_arrays", None)
+        self._arrays = (np.empty(capacity, dtype=np.uint64),  # keys
+                        np.empty(capacity, dtype=np.int64),  # counts
+                        np.empty((6, capacity), dtype=np.int32))  # boxes
+        self._keys, self._counts, self._box = self._arrays
         self._slots = np.full(2 * capacity, -1, dtype=np.int32)  # load at most 1/2
         self._shift = 64 - (2 * capacity).bit_length() + 1
         if m:
-            self._keys[:m], self._counts[:m], self._box[:, :m] = keys[:m], counts[:m], box[:, :m]
+            for new, kept in zip(self._arrays, old):
+                new[..., :m] = kept[..., :m]
             _rehash(self._keys, m, self._slots, self._shift)
 
     def _grow(self, need: int) -> None:

@@ -228,7 +228,7 @@ def _check_pair(a, b) -> None:
         raise ValueError(f"label images differ in shape: {a.shape} vs {b.shape}")
     if a.ndim not in (2, 3) or a.size == 0:
         raise ValueError(f"label images must be non-empty 2D or 3D arrays, got shape {a.shape}")
-    if max(a.shape) >= 1 << 31:  # entries hold coordinates and per-chunk counts as int32
+    if max(a.shape) >= 1 << 31:  # entries hold coordinates as int32
         raise ValueError(f"label images must be shorter than 2**31 on every axis, got {a.shape}")
     for name, arr in (("a", a), ("b", b)):
         if arr.dtype.kind not in "biu":
@@ -303,11 +303,9 @@ def _tally(a: np.ndarray, b: np.ndarray, *, rows: tuple[int, int] | None = None)
     from ._tally import Tally
 
     row_len = a.shape[-1]
-    tally = Tally()
-    if a.size == 0:  # a block of no voxels (dask chunks may be empty)
-        return tally
-    start, stop = rows or (0, a.size // row_len)
+    start, stop = rows or (0, math.prod(a.shape[:-1]))  # a dask block may have no voxels
     flat = slice(start * row_len, stop * row_len)
+    tally = Tally()
     tally.add_rows(a.reshape(-1)[flat], b.reshape(-1)[flat], row_len=row_len, ny=a.shape[-2],
                    row0=start)
     return tally
