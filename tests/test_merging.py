@@ -253,6 +253,31 @@ def test_larger_policy_keeps_the_side_with_more_voxels(every_kind_2d):
     assert tables.summary["A"] + tables.summary["B"] == sum(g.paired for g in groups)
 
 
+def test_blockwise_graph_holds_one_copy_of_the_lookup_tables(tmp_path):
+    # on a cluster every task is sent on its own: tables in each task's arguments were sent
+    # once per block (a LocalCluster merge of the big pair peaked at 4.9 GiB for it)
+    import cloudpickle
+    import zarr
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 100_000, (16, 64, 64)).astype(np.uint32)  # ~66k objects: tables of MBs
+    b = np.roll(a, 1, axis=2)
+    stored = zarr.create_array(tmp_path / "a.zarr", shape=a.shape, chunks=(4, 32, 32),
+                               dtype=a.dtype)
+    stored[...] = a
+    table = overlap_table(a, b)
+    tables = merge_tables(table, review_groups(table), policy="a",
+                          classes_a=(np.arange(table.n_a) % 3).astype(np.uint8))
+    merged = apply_tables(da.from_zarr(stored), da.from_array(b, chunks=(4, 32, 32)), tables)
+    classes = class_map(merged, tables)
+    for lazy in (merged, classes):
+        tasks = dict(lazy.__dask_graph__()).values()
+        sent = sum(len(cloudpickle.dumps(task)) for task in tasks)
+        table_bytes = tables.lut_a.nbytes + tables.lut_b.nbytes + b.nbytes
+        assert sent < 4 * table_bytes, (sent, table_bytes)
+    assert np.array_equal(classes.compute(), class_map(apply_tables(a, b, tables), tables))
+
+
 def test_bad_input_is_refused(every_kind_2d):
     a, b = every_kind_2d
     table = overlap_table(a, b)

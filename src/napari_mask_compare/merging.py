@@ -453,7 +453,11 @@ def class_map(merged, tables: MergeTables):
     if tables.classes is None:
         return None
     if _is_dask(merged):
-        return merged.map_blocks(_take, tables.classes, dtype=tables.classes.dtype)
+        import dask
+
+        classes = dask.delayed(tables.classes, pure=True)  # one copy in the graph
+        return merged.map_blocks(_take, classes, dtype=tables.classes.dtype,
+                                 meta=np.empty((0,) * merged.ndim, dtype=tables.classes.dtype))
     return _take(np.asarray(merged), tables.classes)
 
 
@@ -557,10 +561,13 @@ def _apply_chunk(a, b, *, lookup_a, lookup_b, out_dtype) -> np.ndarray:
 
 def _apply_dask(a, b, lookup_a, lookup_b, *, dtype):
     """:func:`_apply_block` on every block of ``a`` (``b`` rechunked to match): no halo."""
+    import dask
     import dask.array as da
 
     a = da.asarray(a)
     b = da.asarray(b).rechunk(a.chunks)
+    # one copy of each table in the graph, not one per block (on a cluster each task is sent)
+    lookup_a, lookup_b = (dask.delayed(lookup, pure=True) for lookup in (lookup_a, lookup_b))
     return da.map_blocks(_apply_chunk, a, b, lookup_a=lookup_a, lookup_b=lookup_b,
                          out_dtype=dtype, dtype=dtype,
                          meta=np.empty((0,) * a.ndim, dtype=dtype))
