@@ -90,6 +90,24 @@ class LoopWatch:
         self._timer.stop()
 
 
+def start_review(widget, app):
+    """Start the widget's review and serve the event loop until it is up.
+
+    Returns the seconds it took and the :class:`LoopWatch` of the event loop meanwhile.
+    """
+    watch = LoopWatch()
+    t0 = time.perf_counter()
+    widget.start()
+    while widget.busy:
+        app.processEvents()
+        time.sleep(0.002)
+    start_s = time.perf_counter() - t0
+    watch.stop()
+    if widget.session is None:
+        raise SystemExit(f"review did not start: {widget.message.text()}")
+    return start_s, watch
+
+
 def settle(app) -> None:
     """Run the event loop until nothing is pending (the repaint included)."""
     app.processEvents()
@@ -148,16 +166,7 @@ def run(size: str, repeats: int, out_dir: Path) -> dict:
     widget.set_out_dir(out_dir)
     settle(app)
 
-    watch = LoopWatch()
-    t0 = time.perf_counter()
-    widget.start()
-    while widget.busy:
-        app.processEvents()
-        time.sleep(0.002)
-    start_s = time.perf_counter() - t0
-    watch.stop()
-    if widget.session is None:
-        raise SystemExit(f"review did not start: {widget.message.text()}")
+    start_s, watch = start_review(widget, app)
     session, review = widget.session, widget.review
     saver = review._saver  # to see whether a background TIFF write runs
     review.flush()  # the first full write, before timing
@@ -272,16 +281,7 @@ def run_lazy(repeats: int, out_dir: Path, *, slab: bool) -> dict:
     reports = []
     widget.loader.progressed.connect(lambda done, total: reports.append((done, total)))
 
-    watch = LoopWatch()
-    t0 = time.perf_counter()
-    widget.start()
-    while widget.busy:
-        app.processEvents()
-        time.sleep(0.002)
-    start_s = time.perf_counter() - t0
-    watch.stop()
-    if widget.session is None:
-        raise SystemExit(f"review did not start: {widget.message.text()}")
+    start_s, watch = start_review(widget, app)
     session, review = widget.session, widget.review
     assert session.chunked
     canvas = viewer.window._qt_viewer.canvas.native
