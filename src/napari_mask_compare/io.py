@@ -684,8 +684,9 @@ def write_labels(
     voxel_size: tuple[float, ...] | None = None,
     unit: str = "pixel",
     relabel: bool = True,
+    fmt: str = "TIFF",
 ) -> Path:
-    """Write a label image as an ImageJ-compatible TIFF, atomically.
+    """Write a label image as an ImageJ-compatible TIFF (or ``fmt="NPY"``), atomically.
 
     Ids become 1..n (in order of their current values) when ``relabel``;
     uint16 when n fits, uint32 with a warning beyond 65,535 (see
@@ -701,7 +702,8 @@ def write_labels(
         Spacing per axis, (y, x) or (z, y, x).
     """
     path = check_writable(path)
-    write_label_files({path: labels}, voxel_size=voxel_size, unit=unit, relabel=relabel)
+    write_label_files({path: labels}, voxel_size=voxel_size, unit=unit, relabel=relabel,
+                      fmt=fmt)
     return path
 
 
@@ -711,13 +713,20 @@ def write_label_files(
     voxel_size: tuple[float, ...] | None = None,
     unit: str = "pixel",
     relabel: bool = True,
+    fmt: str = "TIFF",
+    before_commit: _files.BeforeCommit | None = None,
 ) -> None:
-    """Write several label TIFFs (e.g. an output and its classes) that appear together.
+    """Write several label files (e.g. an output and its classes) that appear together.
 
     Parameters
     ----------
     files : dict of path to ndarray
         Label images, as for :func:`write_labels`.
+    fmt : {"TIFF", "NPY"}
+        The format of every file (:func:`.write.output_format` of the name):
+        an NPY file holds the same array as the TIFF, without voxel size.
+    before_commit : callable, optional
+        See :func:`._files.staged`.
 
     Raises
     ------
@@ -726,12 +735,18 @@ def write_label_files(
     """
     import tifffile
 
-    tiffs = {Path(path): labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=relabel)
-             for path, labels in files.items()}
-    with _files.staged() as stage:
-        for path, (data, kwargs) in tiffs.items():
+    if fmt not in ("TIFF", "NPY"):
+        raise ValueError(f"label files are written as TIFF or NPY, not {fmt!r}")
+    encoded = {Path(path): labels_tiff(labels, voxel_size=voxel_size, unit=unit,
+                                       relabel=relabel, warn=fmt == "TIFF")
+               for path, labels in files.items()}
+    with _files.staged(before_commit=before_commit) as stage:
+        for path, (data, kwargs) in encoded.items():
             with stage.open(path) as f:
-                tifffile.imwrite(f, data, **kwargs)
+                if fmt == "NPY":
+                    np.save(f, data, allow_pickle=False)
+                else:
+                    tifffile.imwrite(f, data, **kwargs)
 
 
 def labels_tiff(
@@ -740,6 +755,7 @@ def labels_tiff(
     voxel_size: tuple[float, ...] | None = None,
     unit: str = "pixel",
     relabel: bool = True,
+    warn: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """What :func:`write_labels` writes: the checked array and ``tifffile.imwrite`` keywords.
 
@@ -750,6 +766,8 @@ def labels_tiff(
     unit : str
     relabel : bool
         Ids 1..n in order of their current values.
+    warn : bool
+        Warn that uint32 is needed (ImageJ reads it as 32-bit).
 
     Returns
     -------
@@ -761,7 +779,7 @@ def labels_tiff(
     if relabel:
         labels = relabel_sequential(labels)
     max_id = int(labels.max(initial=0))
-    data = labels.astype(labels_dtype(max_id, warn=True), copy=False)
+    data = labels.astype(labels_dtype(max_id, warn=warn), copy=False)
     return data, _tiff_metadata(data, voxel_size, unit)
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "check_store_output",
     "contents",
     "create_ome_zarr_labels",
+    "enclosing_store",
     "is_our_store",
     "is_store_path",
     "labels_array",
@@ -598,6 +599,23 @@ def is_our_store(path: str | os.PathLike) -> bool:
     return False
 
 
+def enclosing_store(path: str | os.PathLike) -> Path | None:
+    """The outermost zarr store that ``path`` lies inside (``path`` itself not counted), or None.
+
+    A folder is a store by its name (``*.zarr``) or by zarr's metadata files
+    in it; links are followed.
+
+    Examples
+    --------
+    >>> enclosing_store("/data/img.ome.zarr/labels/x.tif").as_posix(), enclosing_store("a.zarr")
+    ('/data/img.ome.zarr', None)
+    """
+    stores = [folder for folder in Path(os.path.realpath(path)).parents
+              if folder.name.lower().endswith(ZARR_SUFFIXES)
+              or any((folder / marker).is_file() for marker in _ZARR_MARKERS)]
+    return stores[-1] if stores else None
+
+
 def check_store_output(
     path: str | os.PathLike,
     *,
@@ -631,6 +649,7 @@ def write_ome_zarr_labels(
     overwrite: bool = False,
     max_id: int | None = None,
     ngff: str = "0.4",
+    before_commit: _files.BeforeCommit | None = None,
 ) -> Path:
     """Write labels as an OME-Zarr container with a multiscale pyramid, atomically.
 
@@ -668,6 +687,8 @@ def write_ome_zarr_labels(
         the storage dtype then needs no pass over ``data``.
     ngff : {"0.4", "0.5"}
         NGFF 0.4 (zarr v2, read by most tools) or 0.5 (zarr v3).
+    before_commit : callable, optional
+        See :func:`._files.staged_folder`.
 
     Returns
     -------
@@ -696,7 +717,7 @@ def write_ome_zarr_labels(
     dtype = _output_dtype(data) if max_id is None else labels_dtype(max_id, warn=True)
     chunks = _chunks_for(data.shape, chunks if chunks is not None else _dask_chunksize(data))
     try:
-        with _files.staged_folder(path) as tmp:
+        with _files.staged_folder(path, before_commit=before_commit) as tmp:
             target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
                                     voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
             compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False,
