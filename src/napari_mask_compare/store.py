@@ -537,9 +537,11 @@ def _ilastik_axes(axistags, *, ndim: int):
 
 
 def _finish(data, *, axes, scale, unit: str, path: Path, what: str):
-    """Drop single time/channel axes, check or move a channel axis, check the dtype: a Loaded."""
-    from .io import Loaded
+    """Drop single time/channel axes, check or move a channel axis, check the dtype: a Loaded
+    in native byte order (:func:`.io.native_byte_order`)."""
+    from .io import Loaded, native_byte_order
 
+    data = native_byte_order(data)
     channels = None
     if axes is not None:
         keep = [i for i, (_, kind) in enumerate(axes) if kind == "space" or data.shape[i] > 1]
