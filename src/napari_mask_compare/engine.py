@@ -289,8 +289,10 @@ def _local_cluster(workers: int):
     from distributed import Client, LocalCluster
 
     with quiet_logger("distributed"):
+        # any free port, no warning; a failed task (a damaged chunk) is said once, by the CLI,
+        # not also logged by the worker ("Compute Failed"): logging.CRITICAL
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")  # any free port, no warning
+                               dashboard_address=":0", silence_logs=50)
         try:
             client = Client(cluster, set_as_default=False)
         except BaseException:

@@ -26,7 +26,6 @@ problem and what would be right. No Qt, no napari.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _files
+from ._chunks import Hdf5Dataset, ZarrChunks, first_line
 from .labels import labels_dtype
 
 __all__ = [
@@ -245,11 +245,11 @@ def _open_zarr(path: Path, *, what: str):
     try:
         node = zarr.open(store=str(path), mode="r")
     except Exception as err:  # zarr raises several types for damaged metadata
-        raise _input_error(f"{path}: cannot be read as zarr ({_first_line(err)})") from err
+        raise _input_error(f"{path}: cannot be read as zarr ({first_line(err)})") from err
     array, group_attrs, level = _resolve_zarr(node, path)
     multiscale = (group_attrs.get("multiscales") or [None])[0]
     axes, scale, unit = _ngff_axes(multiscale, level, ndim=array.ndim, path=path)
-    data = _dask_from_zarr(array)
+    data = _dask_from_zarr(array, spec=path)
     loaded = _finish(data, axes=axes, scale=scale, unit=unit, path=path, what=what)
     return dataclasses.replace(loaded, labels=True) if "image-label" in group_attrs else loaded
 
@@ -389,52 +389,22 @@ def _axis_type(name: str) -> str:
         name.lower(), "")
 
 
-def _dask_from_zarr(array):
-    """A dask array over a zarr array, one block per stored chunk (or shard)."""
+def _dask_from_zarr(array, *, spec):
+    """A dask array over a zarr array, one block per stored chunk (or shard).
+
+    A damaged chunk is an InputError naming ``spec`` and the chunk when a
+    block is computed (:class:`._chunks.ZarrChunks`).
+    """
     import dask.array as da
+    from dask.base import tokenize
 
-    chunks = getattr(array, "shards", None) or array.chunks
-    return da.from_zarr(array, chunks=chunks)
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+    source = ZarrChunks(array, spec=spec)
+    return da.from_array(source, chunks=source.chunks, lock=False, asarray=True,
+                         meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+                         name="from-zarr-" + tokenize(array, source.chunks))
 
 
 # HDF5 ----------------------------------------------------------------------
-
-
-class _Hdf5Dataset:
-    """An HDF5 dataset that dask can slice: the file stays open while this object lives.
-
-    Pickled (e.g. to a dask.distributed worker) by file name and dataset
-    path, and opened again on the other side.
-    """
-
-    def __init__(self, file: str | os.PathLike, name: str):
-        import h5py
-
-        self.file, self.name = os.fspath(file), name
-        self._h5 = h5py.File(self.file, "r")
-        self._dataset = self._h5[name]
-        self.shape = self._dataset.shape
-        self.dtype = self._dataset.dtype
-        self.ndim = self._dataset.ndim
-        self.chunks = self._dataset.chunks
-        self.attrs = dict(self._dataset.attrs)
-
-    def __getitem__(self, key):
-        return self._dataset[key]
-
-    def __getstate__(self) -> dict:
-        return {"file": self.file, "name": self.name}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["file"], state["name"])
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._h5.close()
 
 
 def _open_hdf5(file: Path, dataset: str | None, *, given, what: str):
@@ -446,9 +416,9 @@ def _open_hdf5(file: Path, dataset: str | None, *, given, what: str):
                            else f"{file}: is not a file, expected an HDF5 file")
     name = _hdf5_dataset_name(file, dataset, given=given)
     try:
-        source = _Hdf5Dataset(file, name)
+        source = Hdf5Dataset(file, name)
     except Exception as err:
-        raise _input_error(f"{given}: cannot be read as HDF5 ({_first_line(err)})") from err
+        raise _input_error(f"{given}: cannot be read as HDF5 ({first_line(err)})") from err
     if source.dtype.kind not in "biuf":
         source.close()
         raise _input_error(f"{given}: holds {source.dtype} data, expected a numeric array")
@@ -492,7 +462,7 @@ def _hdf5_dataset_name(file: Path, dataset: str | None, *, given) -> str:
                                        f"it: {_listing(inner)}); give FILE.h5:/path/to/dataset")
                 return node.name
     except OSError as err:
-        raise _input_error(f"{file}: cannot be read as HDF5 ({_first_line(err)})") from err
+        raise _input_error(f"{file}: cannot be read as HDF5 ({first_line(err)})") from err
     if len(found) != 1:
         example = f"{file.name}:{(found or ['/data'])[0]}"
         raise _input_error(f"{file}: holds {len(found)} datasets ({_listing(found)}); choose one "
@@ -971,7 +941,7 @@ def write_pyramid(
     for above, level in zip(levels[:-1], levels[1:]):
         steps = tuple(1 if a == n else 2 for a, n in zip(above.shape, level.shape))
         if region is None:
-            source = _dask_from_zarr(above)[tuple(slice(None, None, s) for s in steps)]
+            source = _dask_from_zarr(above, spec=path)[tuple(slice(None, None, s) for s in steps)]
             compute(da.store(source.rechunk(level.chunks), level, lock=False, compute=False),
                     desc=f"pyramid level {levels.index(level)}")
             continue
