@@ -30,6 +30,7 @@ import dataclasses
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from . import _files
 from ._chunks import Hdf5Dataset, ZarrChunks, first_line
+from ._ngff import UNITS, axis_type, labels_of, multiscale_of, ngff_attrs
 from .labels import labels_dtype
 
 __all__ = [
@@ -66,10 +68,8 @@ _HDF5_SPEC = re.compile(r"(?P<file>.+\.(?:h5|hdf5|hdf|he5)):(?P<dataset>.*)", re
 #: Files that make a folder a zarr node.
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
-#: NGFF unit names -> the short names used in this package (see io._METRES).
-_UNITS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm",
-          "meter": "m", "angstrom": "Å", "picometer": "pm"}
-_NGFF_UNITS = {**{short: ngff for ngff, short in _UNITS.items()},
+#: Short unit names (see io._METRES) -> NGFF's.
+_NGFF_UNITS = {**{short: ngff for ngff, short in UNITS.items()},
                "μm": "micrometer", "um": "micrometer", "micron": "micrometer"}
 
 
@@ -176,11 +176,14 @@ def _zarr_contents(path: Path) -> list[str]:
         return []
     if isinstance(node, zarr.Array):
         return [str(path)]
-    attrs = _ngff_attrs(node)
-    found = [str(path)] if attrs.get("multiscales") else []
-    labels = attrs.get("labels")
-    if labels is None and "labels" in node:
-        labels = _ngff_attrs(node["labels"]).get("labels")
+    try:
+        attrs = ngff_attrs(node.attrs, where=path)
+        found = [str(path)] if multiscale_of(attrs, where=path) else []
+        labels = labels_of(attrs, where=path)
+        if labels is None and "labels" in node:
+            labels = labels_of(ngff_attrs(node["labels"].attrs, where=path), where=path)
+    except ValueError:  # malformed NGFF metadata: open_array says which field
+        return []
     if labels:
         found += [str(path / "labels" / name) for name in labels]
     elif not found:
@@ -246,47 +249,73 @@ def _open_zarr(path: Path, *, what: str):
         node = zarr.open(store=str(path), mode="r")
     except Exception as err:  # zarr raises several types for damaged metadata
         raise _input_error(f"{path}: cannot be read as zarr ({first_line(err)})") from err
-    array, group_attrs, level = _resolve_zarr(node, path)
-    multiscale = (group_attrs.get("multiscales") or [None])[0]
-    axes, scale, unit = _ngff_axes(multiscale, level, ndim=array.ndim, path=path)
+    array, multiscale, level, label = _resolve_zarr(node, path)
+    if what == "mask":
+        _warn_if_missing_chunks_are_objects(array, path)
+    axes, scale, unit = (multiscale.axes_scale_unit(level, ndim=array.ndim)
+                         if multiscale is not None else (None, [1.0] * array.ndim, "pixel"))
     data = _dask_from_zarr(array, spec=path)
     loaded = _finish(data, axes=axes, scale=scale, unit=unit, path=path, what=what)
-    return dataclasses.replace(loaded, labels=True) if "image-label" in group_attrs else loaded
+    return dataclasses.replace(loaded, labels=True) if label else loaded
+
+
+def _warn_if_missing_chunks_are_objects(array, path: Path) -> None:
+    """An :class:`.io.InputWarning` when chunks of a mask are missing and its fill value is not 0.
+
+    zarr reads a missing chunk as the fill value: 0 is background, anything
+    else an object as large as the chunk. Counting the chunks stored lists the
+    store: done only for a fill value other than 0.
+    """
+    from .io import InputWarning
+
+    fill = array.fill_value
+    if fill is None or fill == 0:
+        return
+    missing = array.nchunks - array.nchunks_initialized
+    if missing > 0:
+        fill = fill.item() if hasattr(fill, "item") else fill
+        warnings.warn(f"{path}: fill_value is {fill}, so its {missing} missing chunk(s) (of "
+                      f"{array.nchunks}) read as objects of id {fill}, not as background; "
+                      "a mask's fill_value should be 0", InputWarning, stacklevel=4)
 
 
 def _resolve_zarr(node, path: Path) -> tuple:
-    """The array that ``node`` names, the NGFF attributes of its multiscale group, its level.
+    """The array that ``node`` names, the NGFF multiscale that holds it, its level there.
 
     Returns
     -------
     array : zarr.Array
-    group_attrs : dict
-        The NGFF attributes of the multiscale group that holds ``array`` as a
-        level ("multiscales", "image-label"), ``{}`` when there is none.
+    multiscale : _ngff.Multiscale or None
+        The multiscale whose level ``array`` is (None when there is none).
     level : int
+    label : bool
+        Whether the multiscale group is an NGFF image-label.
 
     A multiscale group gives its level 0; a labels group its only label; a
     container without image its only label; an array that is a level of a
     multiscale (its parent folder) gives that level.
+
+    Raises
+    ------
+    io.InputError
+        Malformed NGFF metadata (the field named, :mod:`._ngff`), a level 0 or
+        a label that is listed but missing, a group that names no array.
     """
     import zarr
 
     if isinstance(node, zarr.Array):
         return (node, *_parent_multiscale(path))
-    attrs = _ngff_attrs(node)
-    if attrs.get("multiscales"):
-        multiscale = attrs["multiscales"][0]
-        datasets = multiscale.get("datasets") or []
-        if not datasets or "path" not in datasets[0]:
-            raise _input_error(f"{path}: its NGFF multiscales metadata lists no dataset; "
-                               "expected datasets with a path (level 0 first)")
+    attrs = ngff_attrs(node.attrs, where=path)
+    multiscale = multiscale_of(attrs, where=path)
+    if multiscale is not None:
         try:
-            array = node[datasets[0]["path"]]
+            array = node[multiscale.paths[0]]
         except KeyError as err:
-            raise _input_error(f"{path}: its level 0 {datasets[0]['path']!r} is missing; expected "
-                               "the array that the NGFF multiscales metadata names") from err
-        return array, attrs, 0
-    labels = attrs.get("labels")
+            raise _input_error(f"{path}: its level 0 {multiscale.paths[0]!r} is missing; "
+                               "expected the array that the NGFF multiscales metadata "
+                               "names") from err
+        return array, multiscale, 0, "image-label" in attrs
+    labels = labels_of(attrs, where=path)
     if labels is None and "labels" in node and not _arrays_of(node, deep=False):
         return _resolve_zarr(node["labels"], path / "labels")
     if labels is not None:
@@ -321,72 +350,26 @@ def _arrays_of(group, *, deep: bool = True) -> list[str]:
     return found
 
 
-def _parent_multiscale(path: Path) -> tuple[dict, int]:
-    """The NGFF attributes of the group above the array ``path`` and its level there.
+def _parent_multiscale(path: Path) -> tuple:
+    """The NGFF multiscale of the group above the array ``path``, the level, image-label or not.
 
-    ``({}, 0)`` unless that group is a multiscale that lists ``path`` as a level.
+    ``(None, 0, False)`` unless that group is a multiscale that lists ``path``
+    as a level.
     """
     import zarr
 
     parent = path.resolve().parent
     if not any((parent / marker).is_file() for marker in _ZARR_MARKERS):
-        return {}, 0
+        return None, 0, False
     try:
-        attrs = _ngff_attrs(zarr.open_group(store=str(parent), mode="r"))
+        attrs = zarr.open_group(store=str(parent), mode="r").attrs
     except Exception:  # no group above, or unreadable: no voxel size
-        return {}, 0
-    multiscale = (attrs.get("multiscales") or [{}])[0]
-    paths = [d.get("path") for d in multiscale.get("datasets", [])]
-    if path.resolve().name not in paths:
-        return {}, 0
-    return attrs, paths.index(path.resolve().name)
-
-
-def _ngff_attrs(node) -> dict:
-    """The OME-NGFF attributes of a zarr node: under "ome" (0.5) or at the top (0.4)."""
-    attrs = dict(node.attrs)
-    return dict(attrs.get("ome", attrs))
-
-
-def _ngff_axes(multiscale: dict | None, level: int, *, ndim: int, path: Path):
-    """(axis names, scale per axis, unit) of level ``level`` of an NGFF multiscale.
-
-    Without NGFF metadata: no names, ones, "pixel".
-
-    Returns
-    -------
-    axes : list of (name, type) or None
-    scale : list of float, length ``ndim``
-    unit : str
-    """
-    if multiscale is None:
-        return None, [1.0] * ndim, "pixel"
-    axes = multiscale.get("axes")
-    if axes is None:  # NGFF 0.1-0.2: (t, c, z, y, x)
-        names = ["t", "c", "z", "y", "x"][-ndim:]
-        axes = [{"name": n} for n in names]
-    axes = [{"name": a} if isinstance(a, str) else a for a in axes]
-    if len(axes) != ndim:
-        raise _input_error(f"{path}: its NGFF axes ({len(axes)}) do not match its array's "
-                           f"{ndim} dimensions; expected one axis per dimension")
-    pairs = [(a.get("name", ""), a.get("type") or _axis_type(a.get("name", ""))) for a in axes]
-    scale = np.ones(ndim)
-    datasets = multiscale.get("datasets") or [{}]
-    transforms = list(datasets[min(level, len(datasets) - 1)].get("coordinateTransformations")
-                      or [])
-    transforms += list(multiscale.get("coordinateTransformations") or [])
-    for transform in transforms:
-        if transform.get("type") == "scale" and len(transform.get("scale", ())) == ndim:
-            scale = scale * np.asarray(transform["scale"], dtype=float)
-    units = [a.get("unit") for a, (_, kind) in zip(axes, pairs)
-             if kind == "space" and a.get("unit")]
-    unit = _UNITS.get(units[-1], units[-1]) if units else "pixel"
-    return pairs, [float(s) if s > 0 else 1.0 for s in scale], unit
-
-
-def _axis_type(name: str) -> str:
-    return {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}.get(
-        name.lower(), "")
+        return None, 0, False
+    attrs = ngff_attrs(attrs, where=parent)
+    multiscale = multiscale_of(attrs, where=parent)
+    if multiscale is None or path.resolve().name not in multiscale.paths:
+        return None, 0, False
+    return multiscale, multiscale.paths.index(path.resolve().name), "image-label" in attrs
 
 
 def _dask_from_zarr(array, *, spec):
@@ -500,7 +483,7 @@ def _ilastik_axes(axistags, *, ndim: int):
         return None
     if len(keys) != ndim:
         return None
-    return [(key, _axis_type(key)) for key in keys]
+    return [(key, axis_type(key)) for key in keys]
 
 
 # shared --------------------------------------------------------------------
@@ -891,8 +874,9 @@ def _labels_group(path: str | os.PathLike, *, name: str, mode: str):
 
 def _levels(group) -> list:
     """The arrays of a labels multiscale group, level 0 first."""
-    datasets = _ngff_attrs(group)["multiscales"][0]["datasets"]
-    return [group[d["path"]] for d in datasets]
+    path = Path(str(group.store.root), group.path)
+    return [group[name] for name in multiscale_of(ngff_attrs(group.attrs, where=path),
+                                                   where=path).paths]
 
 
 def labels_array(path: str | os.PathLike, *, name: str = "curated"):
