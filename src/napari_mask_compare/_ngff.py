@@ -204,12 +204,15 @@ class _Fields:
                 found.append({"name": axis, "type": None, "unit": None})
                 continue
             self.need(axis, dict, field, "an axis name or an object with a name")
-            found.append({
-                "name": self.need(axis.get("name", ""), str, f"{field}.name"),
-                **{key: self.need(axis[key], str, f"{field}.{key}")
-                   if axis.get(key) is not None else None for key in ("type", "unit")},
-            })
+            name, kind, unit = (self.optional(axis, key, field)
+                                for key in ("name", "type", "unit"))
+            found.append({"name": name or "", "type": kind, "unit": unit})
         return tuple(found)
+
+    def optional(self, node: dict, key: str, field: str) -> str | None:
+        """``node[key]``, a string, or None when it is not given."""
+        value = node.get(key)
+        return None if value is None else self.need(value, str, f"{field}.{key}")
 
 
 _WORDS = {str: "a string", float: "a number", list: "a list", dict: "an object"}
