@@ -136,7 +136,7 @@ def test_npy_reads_as_np_load(tmp_path, dtype, order):
     _assert_same(classes, _classes(mask))
 
 
-#: The MRC modes that hold labels: int8, int16, float32, uint16, uint8 (mrcfile's names).
+#: The MRC modes that hold labels: int8, int16, float32, uint16, uint8, float16.
 MRC_DTYPES = ["i1", "i2", "f4", "u2", "u1", "f2"]
 
 
