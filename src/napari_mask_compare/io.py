@@ -38,6 +38,7 @@ __all__ = [
     "load_image",
     "load_mask",
     "load_pair",
+    "native_byte_order",
     "pair_files",
     "read_array",
     "write_labels",
@@ -170,7 +171,35 @@ def read_array(path: str | os.PathLike) -> Loaded:
         raise InputError(f"{path}: cannot be read as {suffix[1:].upper()} ({reason})") from err
     if loaded.data.size == 0:
         raise InputError(f"{given}: holds an empty array of shape {loaded.data.shape}")
-    return dataclasses.replace(loaded, path=given) if series is not None else loaded
+    return dataclasses.replace(loaded, data=native_byte_order(loaded.data),
+                               path=given if series is not None else loaded.path)
+
+
+def native_byte_order(data):
+    """``data`` with its values in this machine's byte order, as ``tifffile.imread`` gives them.
+
+    Files and stores may hold big-endian values (ImageJ TIFFs, ``>u2`` NPY
+    files, zarr v2 and HDF5 arrays of ``>`` dtypes); every array read here
+    leaves in native byte order, so that no compiled kernel or viewer meets
+    swapped bytes.
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        Any shape.
+
+    Returns
+    -------
+    ndarray or dask.array.Array
+        ``data`` itself when native already; else a native copy (a dask array
+        converts block by block as it is computed).
+
+    >>> x = native_byte_order(np.array([1, 3], dtype=">u2"))
+    >>> x.dtype.isnative, x.tolist()
+    (True, [1, 3])
+    """
+    dtype = data.dtype
+    return data if dtype.isnative else data.astype(dtype.newbyteorder("="))
 
 
 def _split_series(path: Path) -> tuple[Path, int | None]:
@@ -285,16 +314,19 @@ def _format_shapes(shapes: dict[tuple[int, ...], int], *, most: int = 4) -> str:
 
 
 def _tiff_data(tif, series, *, path: Path) -> np.ndarray:
-    """The series' array: a read-only memory map when uncompressed, else read.
+    """The series' array: a read-only memory map when uncompressed and native, else read.
 
-    Pages are checked to have one shape before they are read (tifffile would
-    read every page with the first one's shape). A memory-mapped series needs
-    no check: tifffile maps only pages that follow each other with the bytes
-    of that shape.
+    The file's byte order is the memory map's: a big-endian file (as ImageJ
+    writes them) is read, not mapped, so that its values arrive in native
+    byte order as ``tifffile.imread`` gives them. Pages are checked to have
+    one shape before they are read (tifffile would read every page with the
+    first one's shape). A memory-mapped series needs no check: tifffile maps
+    only pages that follow each other with the bytes of that shape.
     """
-    if series.dataoffset is not None and len(tif.series) == 1:
+    stored = series.dtype.newbyteorder(tif.byteorder)
+    if series.dataoffset is not None and len(tif.series) == 1 and stored.isnative:
         try:
-            return np.memmap(tif.filehandle.path, dtype=series.dtype, mode="r",
+            return np.memmap(tif.filehandle.path, dtype=stored, mode="r",
                              offset=series.dataoffset, shape=series.shape)
         except (OSError, ValueError):
             pass

@@ -200,11 +200,15 @@ class MaskCompareWidget(QWidget):
         """Set the margin (pixels around a group) and the IoU threshold."""
         self.setup.set_parameters(margin=margin, iou_threshold=iou_threshold)
 
-    def go_to(self, group: int) -> None:
-        """Show the group of index ``group`` (it must be in the queue)."""
-        if self._review is not None:
-            self._review.session.go_to(group)
-            self._show_current()
+    def go_to(self, group: int) -> bool:
+        """Show the group of index ``group`` (it must be in the queue).
+
+        Returns False when its crop cannot be read (see :meth:`_show_current`).
+        """
+        if self._review is None:
+            return False
+        self._review.session.go_to(group)
+        return self._show_current()
 
     def start(self) -> None:
         """Read the inputs and start (or resume) the review, off the GUI thread."""
@@ -446,12 +450,13 @@ class MaskCompareWidget(QWidget):
         view.refresh_output(session.output, redraw=False,
                             features=display_features(session.features()))
         view.layers["output"].selected_label = len(session.objects) + 1  # a new object
-        self._show_current()
+        shown = self._show_current()
         replayed = len(session.steps)
         state = f"resumed ({replayed} action(s) replayed)" if replayed else "started"
         notes = "".join(f"; {note}" for note in opened.review.notes)
-        self._message(f"Review {state}: {len(session.groups)} groups; saving to "
-                      f"{opened.output}{notes}")
+        if shown:  # else the line that says why the group is not shown stays
+            self._message(f"Review {state}: {len(session.groups)} groups; saving to "
+                          f"{opened.output}{notes}")
         self.metrics.locked_layers = tuple(
             layer for layer in (self.a_combo.layer(), self.b_combo.layer())
             if layer is not None and not self.setup.folders)
@@ -561,9 +566,9 @@ class MaskCompareWidget(QWidget):
             self._message(f"{side} {label} is in group {index + 1}, a group of a kind not "
                           "shown (see the kinds shown)", error=True)
             return
-        self.go_to(index)
-        self._message(f"group {index + 1} shown: it holds {side} {label}; click it again "
-                      "to pick it")
+        if self.go_to(index):
+            self._message(f"group {index + 1} shown: it holds {side} {label}; click it again "
+                          "to pick it")
 
     def _after_pick(self) -> None:
         """After a pick (or its undo): the picks drawn, the camera left where it is."""
@@ -712,7 +717,8 @@ class MaskCompareWidget(QWidget):
 
     def _after_action(self) -> None:
         running = self._review
-        self._show_current()
+        if not self._show_current():
+            return
         current = running.session.current
         if self._save_failed():
             return
@@ -737,19 +743,35 @@ class MaskCompareWidget(QWidget):
             self._message(f"autosave failed: {_one_line(error)}", error=True)
         return error is not None
 
-    def _show_current(self) -> None:
+    def _show_current(self) -> bool:
+        """Show the current group; False when its crop cannot be read.
+
+        A chunk of a store that cannot be read (damaged, see :mod:`.._chunks`)
+        is one red line naming the store and the chunk; the layers keep the
+        group they showed and the review goes back to it (keys act on the group
+        shown), and goes on from there (another group, Q).
+        """
         review = self._review
         if review is None:
-            return
+            return False
         group = review.session.current
-        resliced = (review.view.show(group, picked=review.session.picks(group.index))
-                    if group is not None else False)
+        try:
+            resliced = (review.view.show(group, picked=review.session.picks(group.index))
+                        if group is not None else False)
+        except io.InputError as err:
+            shown = review.view.group
+            if shown is not None and review.session.place(shown.index) is not None:
+                review.session.go_to(shown.index)
+            self._update_panel()
+            self._message(_one_line(err), error=True)
+            return False
         self._redraw_output(resliced=resliced)
         review.view.set_caption(group_caption(group, session=review.session)
                                 if group is not None else "no group in the queue")
         self._update_panel()
         # a review larger than memory: the next groups' crops are read meanwhile
         review.view.read_ahead(review.session.upcoming(_READ_AHEAD))
+        return True
 
     # ------------------------------------------------------------------ ending
 
