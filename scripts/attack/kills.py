@@ -105,7 +105,10 @@ class MergeMode:
             return ["merge", "A", "B", "--out", out], self.folder / out
         suffix = "tif" if self.name.startswith("tif") else "zarr"
         args = ["merge", f"a.{suffix}", f"b.{suffix}", "--out", f"out.{suffix}"]
-        args += ["--workers", "2"] * ("workers" in self.name) + ["--overwrite"] * overwrite
+        if "workers" in self.name:
+            args += ["--workers", "2"]
+        if overwrite:
+            args.append("--overwrite")
         return args, self.folder / f"out.{suffix}"
 
     def whole(self, out: Path) -> str | None:
