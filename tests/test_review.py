@@ -55,7 +55,8 @@ def test_every_action_is_journaled_and_saved(every_kind_2d, tmp_path):
     assert json.loads(out.with_name("curated.summary.json").read_text()) == summary
     assert summary["Auto"] == 2 and summary["edits"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "curated.journal.jsonl", "curated.lock", "curated.summary.json", "curated.tif"]
+        "curated.journal.jsonl", "curated.lock", "curated.summary.json", "curated.tif",
+        "curated.view.json"]
 
 
 def test_a_refused_action_is_not_journaled(every_kind_2d, tmp_path):

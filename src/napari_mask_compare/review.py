@@ -12,7 +12,13 @@ journal line is fsynced by another background thread.
 Files beside the output ``cells.tif``: ``cells.journal.jsonl`` (the journal),
 ``cells.summary.json`` (written on close), ``cells.lock`` and
 ``cells.owner.json`` (who holds the review), ``cells_classes.tif`` (with
-class channels).
+class channels), ``cells.view.json`` (how it is looked at and where the
+reviewer was: :mod:`.view_settings`).
+
+Every change, journaled or not (a move to another group, the queue order),
+goes through :class:`Review`, and its listeners get one
+:class:`.session.Change` that says all of it: the widget redraws from that
+alone, whoever drove the review.
 
 A volume larger than memory is reviewed into ``cells.zarr``, an OME-Zarr
 labels image (``labels/curated``, created by :mod:`.store`), uint32 from the
@@ -43,6 +49,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -50,11 +57,13 @@ import numpy as np
 
 from . import _files
 from ._files import check_writable
+from ._text import QUEUE_DECIDED
 from .io import InputError, write_label_files
 from .journal import Journal, fingerprint, journal_path
 from .labels import relabel_sequential
-from .matching import Group, OverlapTable, overlap_table, review_groups
+from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 from .session import Change, ChunkedRegions, Session, edit_op
+from .view_settings import ViewSettings, read_view_settings, write_view_settings
 
 __all__ = ["Review", "ReviewLock"]
 
@@ -132,8 +141,14 @@ class ReviewLock:
 class Review:
     """An open review of two masks that saves itself to ``output``.
 
-    Use :meth:`open`. Actions: :meth:`decide`, :meth:`pick`, :meth:`edit`, :meth:`undo`,
-    :meth:`finish`; :meth:`close` at the end (or use it as a context manager).
+    Use :meth:`open`. Actions (journaled, undone by :meth:`undo`): :meth:`decide`,
+    :meth:`pick`, :meth:`edit`, :meth:`undo`, :meth:`finish`. Moves and
+    settings (not journaled, kept in ``<out>.view.json``, see
+    :mod:`.view_settings`): :meth:`go_to`, :meth:`next`, :meth:`previous`,
+    :meth:`set_order`, :meth:`set_kinds`, :meth:`set_view`. Each of them
+    tells every listener (:meth:`add_listener`) what changed in one
+    :class:`.session.Change`, in the thread that called it. :meth:`close` at
+    the end (or use it as a context manager).
 
     Attributes
     ----------
@@ -143,16 +158,25 @@ class Review:
     journal : Journal
     notes : list of str
         What opening found and repaired (a torn journal tail, stale files).
+    resumed : bool
+        The review existed (its journal was replayed).
+    voxel_size : tuple of float or None
+    unit : str
     """
 
     def __init__(self, session: Session, journal: Journal, lock: ReviewLock, output: Path, *,
-                 voxel_size=None, unit: str = "pixel", notes=()):
+                 voxel_size=None, unit: str = "pixel", notes=(), resumed: bool = False,
+                 view: ViewSettings | None = None):
         self.session = session
         self.journal = journal
         self.output = Path(output)
         self.notes = list(notes)
+        self.resumed = resumed
+        self.voxel_size = voxel_size
+        self.unit = unit
         self._lock = lock
         self._listeners: list[Callable[[Change], None]] = []
+        self._look = view or ViewSettings()  # overlay and colour by disagreement
         self._saver = _Autosaver(self, voxel_size=voxel_size, unit=unit)
         self.closed = False
 
@@ -174,8 +198,13 @@ class Review:
         unit: str = "pixel",
         table: OverlapTable | None = None,
         chunks: tuple[int, ...] | None = None,
+        view: ViewSettings | None = None,
     ) -> Review:
         """Open a review, resuming it where it stopped if ``output`` has a journal.
+
+        A resumed review opens as it was left: the queue order, the kinds
+        shown, the view and the group the reviewer was on (when it is in the
+        queue, decided or not) come from ``<out>.view.json``.
 
         Parameters
         ----------
@@ -195,6 +224,9 @@ class Review:
             The overlap table of ``a`` and ``b`` when already computed.
         chunks : tuple of int, optional
             Chunk shape of a new ``.zarr`` output; A's chunks by default.
+        view : ViewSettings, optional
+            Order, kinds and view when none are saved beside the output (e.g.
+            those of the previous image of a folder); its group is not used.
 
         Raises
         ------
@@ -211,10 +243,12 @@ class Review:
                 from err
         lock = ReviewLock(output).acquire()
         try:
-            return cls._open_locked(
+            review = cls._open_locked(
                 a, b, lock=lock, output=output, iou_threshold=iou_threshold, inputs=inputs,
                 groups=groups, classes_a=classes_a, classes_b=classes_b,
                 voxel_size=voxel_size, unit=unit, table=table, chunks=chunks)
+            review._restore_view(view)
+            return review
         except BaseException:
             lock.release()
             raise
@@ -238,12 +272,13 @@ class Review:
         else:
             session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b,
                               table=table)
-        if journal is None:
-            journal = Journal.create(path, header)
-        else:
+        resumed = journal is not None
+        if resumed:
             _resume(session, journal, notes=notes)
+        else:
+            journal = Journal.create(path, header)
         return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
-                            notes=notes)
+                            notes=notes, resumed=resumed)
 
     @classmethod
     def _open_chunked(cls, a, b, *, lock, output, iou_threshold, inputs, groups, classes_a,
@@ -271,7 +306,7 @@ class Review:
         if not new:
             _resume(session, journal, notes=notes)
         return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
-                            notes=notes)
+                            notes=notes, resumed=not new)
 
     @classmethod
     def _started(cls, session, journal, lock, output, **options) -> Review:
@@ -322,15 +357,140 @@ class Review:
         WriteError
             The journal could not be written (nothing changed).
         """
-        if self.closed:
-            raise ValueError("the review is closed")
+        self._check_open()
         op = self.session.prepare(op)
         self.journal.append(op)
         change = self.session.apply(op)
         self._saver.saved_action(change.regions)
+        return self._tell(replace(change, message=self._message_after(change),
+                                  save_error=self.save_error))
+
+    def _message_after(self, change: Change) -> str:
+        """What to say after an action: that nothing is left to decide, or nothing."""
+        current = change.current
+        if change.op["op"] == "decide" and current is not None \
+                and self.session.choice_of(current) is not None:
+            return QUEUE_DECIDED  # a decision moves on to an undecided group: none is left
+        return ""
+
+    def _tell(self, change: Change) -> Change:
         for callback in list(self._listeners):
             callback(change)
         return change
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("the review is closed")
+
+    # ------------------------------------------------------------------ moves and settings
+
+    def go_to(self, group: int) -> Change:
+        """Make group index ``group`` current (it must be in the queue: ValueError otherwise)."""
+        return self._move({"op": "go_to", "group": int(group)},
+                          lambda: self.session.go_to(group), message=None)
+
+    def next(self) -> Change:
+        """Move to the next group of the queue without deciding (wraps around)."""
+        return self._move({"op": "next"}, self.session.next)
+
+    def previous(self) -> Change:
+        """Move to the previous group of the queue without deciding (wraps around)."""
+        return self._move({"op": "previous"}, self.session.previous)
+
+    def set_order(self, order: str) -> Change:
+        """Review in ``"spatial"`` order or ``"iou"`` (lowest IoU first); saved with the view."""
+        return self._move({"op": "order", "order": order},
+                          lambda: self.session.set_order(order), message=None, save=True)
+
+    def set_kinds(self, kinds) -> Change:
+        """Review only the groups of these kinds (all when None); saved with the view."""
+        kinds = list(KINDS if kinds is None else kinds)
+        return self._move({"op": "kinds", "kinds": kinds},
+                          lambda: self.session.set_kinds(kinds), message=None, save=True)
+
+    def set_view(self, *, overlay: bool | None = None,
+                 disagreement: bool | None = None) -> Change:
+        """The overlay view and colour by disagreement (each left as it is when None); saved."""
+        self._check_open()
+        look = self._look
+        self._look = replace(look, overlay=look.overlay if overlay is None else bool(overlay),
+                             disagreement=(look.disagreement if disagreement is None
+                                           else bool(disagreement)))
+        self._save_view()
+        return self._tell(Change({"op": "view", "overlay": self._look.overlay,
+                                  "disagreement": self._look.disagreement},
+                                 current=self.session.current_index, view=True))
+
+    def _move(self, op: dict, move: Callable[[], object], *, message: str | None = "",
+              save: bool = False) -> Change:
+        """Change the position or the queue, then tell the listeners (nothing journaled).
+
+        ``message`` "" takes back what was said about the group left
+        behind; None leaves it. ``save``: write the view settings file.
+        """
+        self._check_open()
+        move()
+        if save:
+            self._save_view()
+        return self._tell(Change(op, current=self.session.current_index, moved=True,
+                                 message=message))
+
+    @property
+    def view(self) -> ViewSettings:
+        """How the review is looked at now: order, kinds, view, current group."""
+        session = self.session
+        return replace(self._look, order=session.order,
+                       kinds=tuple(k for k in KINDS if k in session.kinds),
+                       group=session.current_index, actions=len(self.journal.ops))
+
+    def _restore_view(self, default: ViewSettings | None) -> None:
+        """Order, kinds and view as saved (else ``default``); a resumed review's group too.
+
+        The group is where the reviewer was when the file was saved, if the
+        journal holds the same actions as then (a kill may have lost the
+        last save of the file; the review then starts on its first undecided
+        group, as the replay left it) and the group is in the queue.
+        """
+        saved = read_view_settings(self.output)
+        settings = saved or default or ViewSettings()
+        self.session.set_order(settings.order)
+        self.session.set_kinds(settings.kinds)
+        self._look = settings
+        if saved is not None and self.resumed and saved.group is not None \
+                and saved.actions == len(self.journal.ops) \
+                and self.session.place(saved.group) is not None:
+            self.session.go_to(saved.group)
+
+    def _save_view(self) -> None:
+        write_view_settings(self.output, self.view)  # a convenience: a failure costs nothing
+
+    @property
+    def iou_threshold(self) -> float:
+        """The IoU that links objects into the review's groups."""
+        return float(self.journal.header["params"]["iou_threshold"])
+
+    def saved_labels(self):
+        """The curated labels as saved, ids 1..n, and their features (one row per saved id).
+
+        See :meth:`.session.Session.saved_labels`; a chunked review's, once
+        closed, from its store (compacted, pyramided) as a dask array, its
+        features only without edits (finding the ids left would read the
+        whole volume).
+
+        Returns
+        -------
+        labels : ndarray or dask.array.Array, shape of the masks
+        features : dict of str to list
+        """
+        session = self.session
+        if not session.chunked:
+            return session.saved_labels()
+        import dask.array as da
+
+        from . import store
+
+        labels = da.from_zarr(store.labels_array(self.output))
+        return labels, session.features() if not session.edited else {"label": []}
 
     # ------------------------------------------------------------------ saving
 
@@ -374,6 +534,7 @@ class Review:
         """
         if self.closed:
             return self.session.summary()
+        self._save_view()  # where the reviewer was: a resumed review opens there
         self.closed = True
         summary = self.session.summary()
         try:
