@@ -27,6 +27,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from .. import io
 from ..engine import Engine
 from ..review import Review
+from ..view_settings import ViewSettings
 from ._crops import Crops
 from ._view import ReviewView, make_review_layers
 
@@ -51,14 +52,17 @@ class _Refused:
     message: str
 
 
-def open_review(load, *, output: Path, iou_threshold: float, report=None):
+def open_review(load, *, output: Path, iou_threshold: float, report=None,
+                view: ViewSettings | None = None):
     """Worker body: read and validate, pair and open (or resume) the review, make layers.
 
     ``report(desc, done, total)`` is told the blocks of the overlap table of
     lazy inputs as they are paired (in this thread: the engine is opened
-    here). Yields a step name before each long step; returns :class:`Opened`, or
-    :class:`_Refused` with the message of the :class:`io.InputError` (a
-    review refused, e.g. open in another window, holds nothing to release).
+    here). ``view``: the order, kinds and view of a review that has none saved
+    (:meth:`..review.Review.open`). Yields a step name before each long step;
+    returns :class:`Opened`, or :class:`_Refused` with the message of the
+    :class:`io.InputError` (a review refused, e.g. open in another window,
+    holds nothing to release).
     The review is closed again if anything fails after it opened.
     """
     yield "reading"
@@ -71,7 +75,7 @@ def open_review(load, *, output: Path, iou_threshold: float, report=None):
                 inputs={"mask_a": str(pair.paths.get("mask_a")),
                         "mask_b": str(pair.paths.get("mask_b"))},
                 classes_a=pair.classes_a, classes_b=pair.classes_b,
-                voxel_size=pair.voxel_size or None, unit=pair.unit,
+                voxel_size=pair.voxel_size or None, unit=pair.unit, view=view,
             )
     except io.InputError as err:
         return _Refused(str(err))
@@ -166,12 +170,16 @@ class ReviewLoader(QObject):
         """True while inputs are read and paired, and while the review layers go in."""
         return self._worker is not None or self._opening is not None
 
-    def start(self, load, *, output: Path, iou_threshold: float, margin: int) -> None:
-        """Read with ``load()`` and open the review of ``output`` in a worker."""
+    def start(self, load, *, output: Path, iou_threshold: float, margin: int,
+              view: ViewSettings | None = None) -> None:
+        """Read with ``load()`` and open the review of ``output`` in a worker.
+
+        ``view``: the order, kinds and view of a new review (one with none saved).
+        """
         self._margin = int(margin)
         worker = create_worker(
             open_review, load, output=output, iou_threshold=float(iou_threshold),
-            report=self._reported.emit,
+            report=self._reported.emit, view=view,
             _progress={"total": 3, "desc": "mask-compare: pairing"},
         )
         worker.yielded.connect(self.step.emit)
