@@ -5,9 +5,6 @@ import json
 import numpy as np
 import pytest
 import tifffile
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from napari_mask_compare._text import QUEUE_DECIDED
 from napari_mask_compare.journal import journal_path
@@ -230,80 +227,3 @@ def test_saved_labels_without_edits_are_the_output_itself(every_kind_2d, tmp_pat
         review.decide("A")
         labels, features = review.saved_labels()
         assert labels is review.session.output and features == review.session.features()
-
-
-# ----------------------------------------------------------------------------- property
-
-masks = st.tuples(st.integers(1, 3), st.integers(2, 8), st.integers(2, 8)).flatmap(
-    lambda shape: st.tuples(
-        arrays(np.uint16, shape, elements=st.sampled_from([0, 0, 1, 2, 3, 9])),
-        arrays(np.uint16, shape, elements=st.sampled_from([0, 0, 5, 6, 1000])),
-    )
-)
-edits = st.tuples(st.just("edit"), st.integers(0, 7), st.integers(0, 7), st.integers(1, 3),
-                  st.integers(0, 12))
-picks = st.tuples(st.just("pick"), st.sampled_from(["A", "B"]), st.integers(0, 3))
-steps = st.lists(st.one_of(st.sampled_from(["A", "N", "undo", "next", "previous", "finish",
-                                            "iou", "spatial", "no matches", "all kinds"]),
-                           edits, picks), max_size=15)
-MOVES = {"next": "next", "previous": "previous", "iou": "order", "spatial": "order",
-         "no matches": "kinds", "all kinds": "kinds"}
-
-
-def _do(review, step):
-    """One step by the Review API; the Change, or None when it was refused."""
-    session = review.session
-    try:
-        if isinstance(step, tuple) and step[0] == "pick":
-            group = session.current
-            ids = (group.ids_a if step[1] == "A" else group.ids_b) if group else ()
-            return review.pick(step[1], ids[step[2] % len(ids)] if ids else 1)
-        if isinstance(step, tuple):
-            _, y, x, size, value = step
-            shape = session.output.shape
-            y, x = min(y, shape[-2] - 1), min(x, shape[-1] - 1)
-            region = (slice(0, shape[0]),) * (len(shape) == 3) + square(
-                y, min(y + size, shape[-2]), x, min(x + size, shape[-1]))
-            return review.edit([(region, None, value)])
-        moves = {"undo": review.undo, "finish": review.finish, "next": review.next,
-                 "previous": review.previous, "iou": lambda: review.set_order("iou"),
-                 "spatial": lambda: review.set_order("spatial"),
-                 "no matches": lambda: review.set_kinds(
-                     ["split", "merge", "complex", "only_a", "only_b"]),
-                 "all kinds": lambda: review.set_kinds(None)}
-        return moves[step]() if step in moves else review.decide(step)
-    except ValueError:
-        return None
-
-
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pair=masks, script=steps)
-def test_each_change_says_all_that_changed(tmp_path_factory, pair, script):
-    """The output changed only inside the change's regions; its current group is the review's;
-    moved when the group changed; only actions are journaled."""
-    review = Review.open(*pair, output=tmp_path_factory.mktemp("r") / "o.tif")
-    told = []
-    review.add_listener(told.append)
-    with review:
-        session = review.session
-        for step in script:
-            before, current = session.output.copy(), session.current_index
-            n_ops = len(review.journal.ops)
-            change = _do(review, step)
-            if change is None:
-                assert np.array_equal(session.output, before)
-                continue
-            assert told[-1] is change
-            assert change.current == session.current_index
-            assert change.moved or change.current == current
-            outside = np.ones(before.shape, bool)
-            for region in change.regions:
-                outside[region] = False
-            after = session.output
-            assert np.array_equal(after[outside], before[outside].astype(after.dtype))
-            if step in MOVES:
-                assert change.op["op"] == MOVES[step] and change.moved and not change.regions
-                assert len(review.journal.ops) == n_ops
-            else:
-                assert len(review.journal.ops) == n_ops + 1 and change.decided \
-                    or step == "finish"

@@ -28,7 +28,8 @@ from napari_mask_compare.labels import relabel_sequential
 from napari_mask_compare.matching import KINDS, overlap_table, review_groups
 from napari_mask_compare.review import Review
 from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
-from test_review import _act, masks, steps
+from test_review_properties import _act, masks
+from test_review_properties import with_kills as steps
 
 
 def as_zarr(folder: Path, name: str, data: np.ndarray, chunks) -> zarr.Array:

@@ -59,7 +59,8 @@ from . import _files
 from ._files import check_writable
 from ._text import QUEUE_DECIDED
 from .io import InputError, write_label_files
-from .journal import Journal, fingerprint, journal_path
+from .journal import Journal, bulk_op, default_axes, fingerprint, journal_path
+from .journal import header as journal_header
 from .labels import relabel_sequential
 from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 from .session import Change, ChunkedRegions, Session, edit_op
@@ -142,7 +143,7 @@ class Review:
     """An open review of two masks that saves itself to ``output``.
 
     Use :meth:`open`. Actions (journaled, undone by :meth:`undo`): :meth:`decide`,
-    :meth:`pick`, :meth:`edit`, :meth:`undo`, :meth:`finish`. Moves and
+    :meth:`pick`, :meth:`edit`, :meth:`undo`, :meth:`finish`, :meth:`bulk`. Moves and
     settings (not journaled, kept in ``<out>.view.json``, see
     :mod:`.view_settings`): :meth:`go_to`, :meth:`next`, :meth:`previous`,
     :meth:`set_order`, :meth:`set_kinds`, :meth:`set_view`. Each of them
@@ -347,6 +348,29 @@ class Review:
         """Add every undecided unpaired group (Auto)."""
         return self.act({"op": "finish"})
 
+    def bulk(self, groups: dict, *, rule: str) -> Change:
+        """Decide many groups in one action (a rule): one journal line, one U undoes it.
+
+        Parameters
+        ----------
+        groups : dict of str to iterable of int
+            Choice ("A", "B", "M", "N") -> the group indices it decides. Groups
+            already decided are left out (a rule never touches them).
+        rule : str
+            The rule's text, as the reviewer wrote it (journaled with it).
+
+        Raises
+        ------
+        ValueError
+            No undecided group is left to decide (nothing changed).
+        """
+        choice_of = self.session.choice_of
+        undecided = {choice: [g for g in map(int, indices) if choice_of(g) is None]
+                     for choice, indices in groups.items()}
+        if not any(undecided.values()):
+            raise ValueError(f"{rule}: decides no undecided group")
+        return self.act(bulk_op(undecided, rule=rule))
+
     def act(self, op: dict) -> Change:
         """Prepare, journal, then apply one action; tell the listeners.
 
@@ -359,6 +383,8 @@ class Review:
         """
         self._check_open()
         op = self.session.prepare(op)
+        if not self.journal.holds(op):  # an older journal: made version 2 first, lines kept
+            self.journal.upgrade(axes=default_axes(len(self.session.output.shape)))
         self.journal.append(op)
         change = self.session.apply(op)
         self._saver.saved_action(change.regions)
@@ -368,7 +394,7 @@ class Review:
     def _message_after(self, change: Change) -> str:
         """What to say after an action: that nothing is left to decide, or nothing."""
         current = change.current
-        if change.op["op"] == "decide" and current is not None \
+        if change.op["op"] in ("decide", "bulk") and current is not None \
                 and self.session.choice_of(current) is not None:
             return QUEUE_DECIDED  # a decision moves on to an undecided group: none is left
         return ""
@@ -467,7 +493,7 @@ class Review:
     @property
     def iou_threshold(self) -> float:
         """The IoU that links objects into the review's groups."""
-        return float(self.journal.header["params"]["iou_threshold"])
+        return float(self.journal.params["iou_threshold"])
 
     def saved_labels(self):
         """The curated labels as saved, ids 1..n, and their features (one row per saved id).
@@ -730,18 +756,24 @@ def _check_new_review(output: Path, journal: Path, *, adopt_output: bool = False
 
 
 def _check_same_review(journal: Journal, header: dict) -> None:
-    for key, label in (("mask_a", "mask A"), ("mask_b", "mask B")):
-        then = journal.header.get("inputs", {}).get(key, {})
-        if then.get("fingerprint") != header["inputs"][key]["fingerprint"]:
+    """The journal is of a review of the same masks (fingerprints), read the same way
+    (axes, when it says) with the same parameters; InputError otherwise."""
+    then = {source["key"]: source for source in journal.sources}
+    for source in header["sources"]:
+        was = then.get(source["key"], {})
+        if was.get("fingerprint") != source["fingerprint"]:
             raise InputError(
-                f"{journal.path}: this folder holds a review of another {label} "
-                f"({then.get('name', '?')}); use another output folder, or move the journal "
+                f"{journal.path}: this folder holds a review of another mask {source['key']} "
+                f"({was.get('name', '?')}); use another output folder, or move the journal "
                 "away to start over"
             )
-    then = journal.header.get("params", {})
-    if then != header["params"]:
+    if journal.axes is not None and journal.axes != header["axes"]:
+        raise InputError(f"{journal.path}: the review here read the masks as {journal.axes}, "
+                         f"not {header['axes']}; resume with the same axes or use another "
+                         "output folder")
+    if journal.params != header["params"]:
         raise InputError(
-            f"{journal.path}: the review here used {then}, not {header['params']}; "
+            f"{journal.path}: the review here used {journal.params}, not {header['params']}; "
             "resume with the same settings or use another output folder"
         )
 
@@ -829,17 +861,13 @@ def _opening_notes(lock: ReviewLock, output: Path) -> list[str]:
 
 
 def _header(a, b, *, inputs: dict | None, iou_threshold: float) -> dict:
-    """The journal header: the inputs' names and fingerprints, the parameters."""
+    """The journal header's fields: the inputs' names and fingerprints, axes, parameters."""
     names = {"mask_a": "mask A", "mask_b": "mask B", **(inputs or {})}
     given = inputs or {}
-    return {
-        "inputs": {
-            key: {"name": str(names[key]),
-                  "fingerprint": fingerprint(mask, source=given.get(key))}
-            for key, mask in (("mask_a", a), ("mask_b", b))
-        },
-        "params": {"iou_threshold": float(iou_threshold)},
-    }
+    return journal_header(
+        sources=[(names[key], fingerprint(mask, source=given.get(key)))
+                 for key, mask in (("mask_a", a), ("mask_b", b))],
+        axes=default_axes(len(a.shape)), params={"iou_threshold": float(iou_threshold)})
 
 
 def _table_path(output: Path) -> Path:
@@ -848,9 +876,9 @@ def _table_path(output: Path) -> Path:
 
 def _table_key(header: dict) -> str:
     """What a cached table must have been computed from: both inputs' fingerprints."""
-    return json.dumps({"format": TABLE_FORMAT,
-                       **{key: header["inputs"][key]["fingerprint"]
-                          for key in ("mask_a", "mask_b")}}, sort_keys=True)
+    prints = {source["key"]: source["fingerprint"] for source in header["sources"]}
+    return json.dumps({"format": TABLE_FORMAT, "mask_a": prints["A"], "mask_b": prints["B"]},
+                      sort_keys=True)
 
 
 def _cached_table(output: Path, a, b, *, key: str, notes: list[str]) -> OverlapTable:

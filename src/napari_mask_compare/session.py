@@ -6,7 +6,8 @@ of it again: a group with picks counts as decided ("P").
 No Qt, no napari, no files: :class:`.review.Review` keeps a session on disk
 (journal first, then :meth:`Session.apply`) and the widget and the CLI drive
 that. Every action is one operation dict, as the journal records it
-(see :mod:`.journal`): ``decide``, ``undo``, ``finish`` and ``edit``.
+(see :mod:`.journal`): ``decide``, ``pick``, ``undo``, ``finish``, ``edit`` and
+``bulk`` (a rule: many groups decided in one step, undone as one).
 Decisions write objects only into background voxels of the output (no silent
 overwrite); an edit is the user's explicit overwrite. Output ids are given in
 action order; an edit that erases an object leaves its id unused until the
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .journal import decode_mask, encode_mask
+from .journal import decode_mask, encode_mask, ids_by_source, unpack_groups
 from .labels import labels_dtype, relabel_sequential
 from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 
@@ -856,6 +857,8 @@ class Session:
             return self._prepare_edit(op)
         if kind == "pick":
             return self._prepare_pick(op)
+        if kind == "bulk":
+            return self._prepare_bulk(op)
         raise ValueError(f"unknown operation {op!r}")
 
     def _group_of(self, op: dict, *, verb: str) -> int:
@@ -891,10 +894,29 @@ class Session:
             raise ValueError(f"group {group + 1} is already decided "
                              f"({self._choice_of[group]}); undo (U) to change it")
         g = self.groups[group]
-        ids = [list(map(int, g.ids_a)), list(map(int, g.ids_b))]
-        if "ids" in op and op["ids"] != ids:
+        ids = {"A": list(map(int, g.ids_a)), "B": list(map(int, g.ids_b))}
+        if "ids" in op and ids_by_source(op["ids"]) != ids:
             raise ValueError(f"group #{group} holds other objects than the operation names")
         return {"op": "decide", "group": int(group), "choice": choice, "ids": ids}
+
+    def _prepare_bulk(self, op: dict) -> dict:
+        """A rule's decisions (:func:`.journal.bulk_op`): every group exists and is undecided."""
+        for choice, groups in self._bulk_groups(op):
+            if choice not in CHOICES:
+                raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
+            if groups.size and (groups[0] < 0 or groups[-1] >= len(self.groups)):
+                raise ValueError(f"there is no group #{int(groups[-1])}")
+            decided = [g for g in groups.tolist() if g in self._choice_of]
+            if decided:
+                raise ValueError(f"group {decided[0] + 1} is already decided "
+                                 f"({self._choice_of[decided[0]]}); a rule decides only "
+                                 "undecided groups")
+        return op
+
+    @staticmethod
+    def _bulk_groups(op: dict) -> list[tuple[str, np.ndarray]]:
+        """(choice, group indices) of a ``bulk`` operation."""
+        return [(choice, unpack_groups(text)) for choice, text in op["groups"].items()]
 
     def _prepare_edit(self, op: dict) -> dict:
         pieces, new_ids, next_id = [], {}, self.next_id
@@ -930,8 +952,9 @@ class Session:
             if applied:  # an empty finish is no step
                 self.steps.append(step)
                 self._contested += sum(d.contested for d in step.decisions)
-        if move and kind == "decide" and before == op["group"]:
-            self._move_to_undecided(start=self._position + 1)
+        if move and before is not None and kind in ("decide", "bulk") \
+                and any(d.group == before for d in step.decisions):
+            self._move_to_undecided(start=self._position + 1)  # the current group decided
         return self._change(op, step, before=before, decided=applied)
 
     def _change(self, op: dict, step: Step, *, before: int | None, decided: bool = True,
@@ -952,15 +975,22 @@ class Session:
         if kind == "decide":
             decisions = (self._decide_group(op["group"], op["choice"]),)
             return Step(op, decisions, (), first_id, self.next_id)
-        if kind == "finish":
-            todo = [g for g in np.flatnonzero(~self._paired).tolist()
-                    if g not in self._choice_of]
-            decisions = tuple(self._decide_group(g, _AUTO) for g in todo)
+        if kind in ("finish", "bulk"):
+            decisions = tuple(self._decide_group(g, choice) for g, choice in self._to_decide(op))
             return Step(op, decisions, (), first_id, self.next_id)
         if kind == "pick":
             return self._pick(op, first_id)
         edits = tuple(self._edit_piece(piece) for piece in op["pieces"])
         return Step(op, (), edits, first_id, self.next_id)
+
+    def _to_decide(self, op: dict) -> list[tuple[int, str]]:
+        """(group, choice) of a ``finish`` (every undecided unpaired group, Auto) or of a
+        ``bulk`` (its groups in group order, whatever their choice)."""
+        if op["op"] == "finish":
+            return [(g, _AUTO) for g in np.flatnonzero(~self._paired).tolist()
+                    if g not in self._choice_of]
+        return sorted((g, choice) for choice, groups in self._bulk_groups(op)
+                      for g in groups.tolist())
 
     def _pick(self, op: dict, first_id: int) -> Step:
         """Toggle one object of a group into the output (or out of it again)."""
