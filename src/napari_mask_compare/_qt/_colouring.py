@@ -77,8 +77,8 @@ class ColouringWorker(QObject):
     """Runs :func:`colouring` in a thread; :attr:`ready` gives the :class:`Colouring`.
 
     :meth:`apply` colours a running review's view as its review says (on or
-    off), computing the colours the first time; :meth:`adopt` keeps and shows
-    them when they come back.
+    off), computing the colours the first time; they are kept for the review
+    and shown when they come back.
 
     Parameters
     ----------
@@ -121,17 +121,12 @@ class ColouringWorker(QObject):
     def _on_finished(self) -> None:
         self._worker = None
 
-    def apply(self, running) -> bool:
+    def apply(self, running) -> None:
         """Colour ``running``'s objects as its review's view says: by disagreement, or not.
 
         Parameters
         ----------
         running : ._running.Running
-
-        Returns
-        -------
-        bool
-            True when the colours are being computed now (say so).
         """
         view = running.view
         if not running.review.view.disagreement:
@@ -143,12 +138,10 @@ class ColouringWorker(QObject):
             picked = running.session.picks(group.index) if group is not None else ()
             self._say("colouring the objects by their best IoU…")
             self.start(running.session, picked=frozenset(picked), objects=running.objects)
-            return True
-        return False
 
     def _on_ready(self, colouring: Colouring) -> None:
         running = self._running()
-        if self.adopt(running, colouring):
+        if self._adopt(running, colouring):
             self._say("")
         elif running is not None and running.review.view.disagreement:
             # computed for a review that ended since: the one running wants its own
@@ -159,7 +152,7 @@ class ColouringWorker(QObject):
         if running is not None:
             self.apply(running)
 
-    def adopt(self, running, colouring: Colouring) -> bool:
+    def _adopt(self, running, colouring: Colouring) -> bool:
         """Keep ``colouring`` for ``running`` and show it if asked; False when it is not
         ``running``'s (computed for a review that ended since)."""
         if running is None or colouring.session is not running.session:
