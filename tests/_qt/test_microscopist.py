@@ -414,17 +414,23 @@ def test_resume_restores_the_view_and_keeps_one_result_layer(reviewing, qtbot):
     panel.kind_boxes["match"].setChecked(False)
     panel.overlay_box.setChecked(True)
     press(viewer, "1")
+    decided = widget.session.log[-1].group
+    press(viewer, "Left")  # back to the group just decided, and quit there
+    assert widget.session.current.index == decided
     press(viewer, "Q")
     for box in panel.kind_boxes.values():  # the controls as a new window would have them
         box.setChecked(True)
     panel.order_combo.setCurrentIndex(0)
     panel.overlay_box.setChecked(False)
 
-    start(widget, qtbot)  # resumed: as it was left
+    start(widget, qtbot)  # resumed: as it was left, where it was left
     assert "resumed" in widget.message.text()
     assert panel.order() == "iou" and widget.session.order == "iou"
     assert "match" not in panel.kinds() and "match" not in widget.session.kinds
     assert panel.overlay_box.isChecked() and not viewer.canvas.grid.enabled
+    assert widget.session.current.index == decided == widget.view.group.index
+    assert "decided <b>A</b>" in panel.group_label.text()  # said before a key is pressed
+    press(viewer, "Right")
     press(viewer, "2")
     session = widget.session
     press(viewer, "Q")
