@@ -64,3 +64,33 @@ def test_a_foreign_file_of_that_name_is_refused_and_kept(tmp_path):
         records.check(["w", "x"])
     assert json.loads(records.path("x").read_text()) == {"mine": True}
     assert records.folder == records_path(tmp_path, command="merge")
+
+
+def test_a_pending_entry_names_the_new_bytes_and_keeps_the_earlier_record(pair, tmp_path):
+    """Before an output is renamed into place its digest is recorded (issue 17): a run killed
+    after the rename leaves an output the rerun may replace; one killed before, the earlier
+    output still recorded as done."""
+    a, b, out = pair
+    records = Records(out.parent, command="merge", settings={})
+    records.add("x", inputs=[a, b], output=out, summary={"objects": 1})
+    new = tmp_path / "new.tmp"
+    new.write_bytes(b"NEW")
+    records.pending("x", outputs={out: new})
+    assert records.done("x", inputs=[a, b], output=out) == {"objects": 1}  # killed before
+    out.write_bytes(b"NEW")  # killed after the rename: the bytes the entry names
+    assert records.done("x", inputs=[a, b], output=out) is None and records.wrote("x", output=out)
+    out.write_bytes(b"NEX")  # anything else (same size, changed since) is not taken for ours
+    assert not records.wrote("x", output=out)
+
+
+def test_a_folder_digest_covers_every_file_and_its_name(tmp_path):
+    from napari_mask_compare.batch import output_digest
+
+    store = tmp_path / "x.zarr"
+    (store / "0").mkdir(parents=True)
+    (store / "0" / "0").write_bytes(b"chunk")
+    before = output_digest(store)
+    (store / "0" / "0").rename(store / "0" / "1")
+    renamed = output_digest(store)
+    (store / "0" / "1").write_bytes(b"chunK")
+    assert len({before, renamed, output_digest(store)}) == 3

@@ -285,6 +285,9 @@ def test_engine_options_are_checked():
         engine.Engine(scheduler="tcp://127.0.0.1:8786", workers=2)
     with pytest.raises(InputError, match="--scheduler"):
         engine.Engine(scheduler=" ")
+    for seconds in (0, -1, float("nan")):
+        with pytest.raises(InputError, match="--worker-timeout"):
+            engine.Engine(workers=2, worker_timeout=seconds)
     assert engine.Engine().describe().startswith("dask local threads")
     assert engine.current().scheduler is None
     with engine.Engine(scheduler="synchronous") as e:

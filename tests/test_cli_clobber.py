@@ -99,7 +99,7 @@ def test_merge_keeps_a_read_only_earlier_output(masks, tmp_path, capsys):
 def test_merge_never_replaces_a_device(masks, tmp_path, capsys, kind):
     # a /dev/null of our own: if the check broke, the test must not replace the system's
     # (a FIFO is not used: reading it to see whether it is ours would block)
-    out = tmp_path / "null"
+    out = tmp_path / "null.tif"  # a name with an output suffix, so that the file is looked at
     try:
         if kind == "socket":
             with socket.socket(socket.AF_UNIX) as sock:
@@ -231,10 +231,49 @@ def test_report_never_overwrites_a_file_it_did_not_write(masks, tmp_path, capsys
     out.mkdir()
     (out / "pairs.csv").write_text("my own pairs\n")
     before = tree(out)
-    line = refused(capsys, ["report", *masks, "--out", out, "--overwrite"],
-                   named=out / "pairs.csv")
-    assert "not written by mask-compare" in line
+    line = refused(capsys, ["report", *masks, "--out", out, "--overwrite"], named=out)
+    assert "did not write (pairs.csv)" in line
     assert tree(out) == before
+
+
+def entries(folder):
+    """Every file and folder under ``folder``: what a report must not add to."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("kind", ["user folder", "zarr store", "review"])
+def test_report_never_writes_into_a_folder_it_does_not_own(masks, tmp_path, capsys, kind):
+    """A folder holding the user's files, a zarr store or a review: nothing added (issue 17)."""
+    import zarr
+
+    out = tmp_path / ("other.zarr" if kind == "zarr store" else "out")
+    if kind == "user folder":
+        out.mkdir()
+        (out / "notes.txt").write_text("my notes\n")
+    elif kind == "zarr store":
+        zarr.create_array(str(out), shape=(8, 8), dtype="uint16", chunks=(4, 4))[...] = 1
+    else:
+        a, b = (tifffile.imread(mask) for mask in masks)
+        with Review.open(a, b, output=out / "x.tif") as review:
+            review.decide("A")
+    before, listing = tree(out), entries(out)
+    for overwrite in ([], ["--overwrite"]):
+        line = refused(capsys, ["report", *masks, "--out", out, *overwrite], named=out)
+        assert "did not write" in line and "new or empty folder" in line
+        assert tree(out) == before and entries(out) == listing
+
+
+def test_report_goes_into_a_new_folder_or_an_empty_one(masks, tmp_path, capsys):
+    from napari_mask_compare.report import report_files
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    stale = empty / ".summary.json.999999999.0123abcd.tmp"  # of a report killed while writing
+    stale.write_text("{")
+    for out in (tmp_path / "new" / "deeper", empty):
+        assert run_report(*masks, "--out", out) == 0
+        assert entries(out) == sorted(report_files())
+    assert "removed 1 temporary file(s)" in capsys.readouterr().err
 
 
 def test_report_rerun_needs_overwrite_and_then_replaces_its_files(masks, tmp_path, capsys):
@@ -257,8 +296,8 @@ def test_report_folder_with_a_foreign_summary_is_not_ours(masks, tmp_path, capsy
     out.mkdir()
     (out / "summary.json").write_text('{"generator": "my lab notebook"}\n')
     before = tree(out)
-    refused(capsys, ["report", *masks, "--out", out, "--overwrite"],
-            named=out / "summary.json")
+    line = refused(capsys, ["report", *masks, "--out", out, "--overwrite"], named=out)
+    assert "did not write (summary.json)" in line
     assert tree(out) == before
 
 

@@ -6,12 +6,14 @@ written file fails with ENOSPC (as on file systems that allocate late), which
 runs everywhere.
 """
 
+import contextlib
 import errno
 import os
 import subprocess
 
 import numpy as np
 import pytest
+import tifffile
 
 from napari_mask_compare.cli import main
 
@@ -29,6 +31,9 @@ class TmpfsDisk:
         free = info.f_bavail * info.f_frsize
         with open(self.folder / "filler", "wb") as f:
             f.write(b"\0" * max(0, free - leave))
+
+    def free(self) -> None:
+        (self.folder / "filler").unlink()
 
     def files(self):
         return sorted(p.name for p in self.folder.iterdir() if p.name != "filler")
@@ -52,6 +57,29 @@ class SimulatedDisk(TmpfsDisk):
         self.monkeypatch.setattr(os, "fsync", no_space)
 
 
+class InjectedDisk(TmpfsDisk):
+    """A folder where the writers of a review's output (a TIFF, a store's chunks) meet
+    ENOSPC once ``fill()`` is called, until ``free()``; the journal is written."""
+
+    def __init__(self, folder):
+        super().__init__(folder)
+        self.patch = pytest.MonkeyPatch()
+
+    def fill(self, *, leave: int = 0) -> None:
+        import zarr
+
+        from napari_mask_compare import _files
+
+        def no_space(*args, **kwargs):
+            raise OSError(errno.ENOSPC, NO_SPACE)
+
+        self.patch.setattr(_files._Stage, "open", no_space)
+        self.patch.setattr(zarr.Array, "__setitem__", no_space)
+
+    def free(self) -> None:
+        self.patch.undo()
+
+
 def _mount_tmpfs(folder):
     """Mount a 256 KiB tmpfs on ``folder``; the reason why not, or None."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
@@ -66,13 +94,9 @@ def _mount_tmpfs(folder):
     return None
 
 
-@pytest.fixture(params=["tmpfs", "simulated"])
-def disk(request, tmp_path, monkeypatch):
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    if request.param == "simulated":
-        yield SimulatedDisk(folder, monkeypatch)
-        return
+@contextlib.contextmanager
+def tmpfs_disk(folder):
+    """A :class:`TmpfsDisk` mounted on ``folder`` for the block (the test is skipped without)."""
     reason = _mount_tmpfs(folder)
     if reason:
         pytest.skip(reason)
@@ -80,6 +104,17 @@ def disk(request, tmp_path, monkeypatch):
         yield TmpfsDisk(folder)
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)  # lazy: even if a file is open
+
+
+@pytest.fixture(params=["tmpfs", "simulated"])
+def disk(request, tmp_path, monkeypatch):
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if request.param == "simulated":
+        yield SimulatedDisk(folder, monkeypatch)
+        return
+    with tmpfs_disk(folder) as tmpfs:
+        yield tmpfs
 
 
 @pytest.fixture
@@ -185,3 +220,59 @@ def test_a_review_on_a_full_disk_loses_nothing_and_resumes(disk, masks):
         assert resumed.session.output.tobytes() == review.session.output.tobytes()
     assert disk.files() == sorted(["o.journal.jsonl", "o.lock", "o.summary.json", "o.tif",
                                    "o.view.json"])
+
+
+@pytest.fixture(params=["tmpfs", "injected"])
+def transient_disk(request, tmp_path):
+    """A disk that is full for a while: a real tmpfs, or writers that fail (runs everywhere)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if request.param == "injected":
+        disk = InjectedDisk(folder)
+        yield disk
+        disk.free()
+        return
+    with tmpfs_disk(folder) as tmpfs:
+        yield tmpfs
+
+
+@pytest.mark.parametrize("retried_by", ["flush", "close"])
+@pytest.mark.parametrize("output", ["o.tif", "o.zarr"])
+def test_a_save_that_failed_on_a_full_disk_is_retried_once_there_is_space(
+        transient_disk, masks, output, retried_by):
+    """flush() and close() save again: the output holds every decision, the summary is
+    written (issue 17: the stale error was raised and Q failed until another action)."""
+    import json
+
+    from napari_mask_compare import _files, store
+    from napari_mask_compare.review import Review
+
+    a, b = (np.load(path)[:96, :96] for path in masks)
+    out = transient_disk.folder / output
+    review = Review.open(a, b, output=out, chunks=(32, 32))
+    whole = (slice(None), slice(None))
+
+    def saved():
+        return (np.asarray(store.labels_array(out)[...]) if output.endswith(".zarr")
+                else tifffile.imread(out))
+
+    try:
+        review.decide("A")
+        review.flush()
+        transient_disk.fill(leave=0)
+        review.decide("B")  # its journal line fits in the journal's last page
+        with pytest.raises(OSError, match=NO_SPACE):  # the output's save did not
+            review.flush()
+        assert np.count_nonzero(saved() != review.session.read("output", whole)) > 0
+        transient_disk.free()
+        if retried_by == "flush":
+            assert review.flush() and review.save_error is None
+            assert np.array_equal(saved(), review.session.read("output", whole))
+    finally:
+        summary = review.close()
+    final = saved()
+    assert np.array_equal(final, review.session.read("output", whole))
+    assert json.loads(_files.sidecar(out, ".summary.json").read_text()) == summary
+    assert summary["B"] > 0
+    with Review.open(a, b, output=out) as resumed:  # the journal holds the same decisions
+        assert np.array_equal(resumed.session.read("output", whole), final)

@@ -13,6 +13,7 @@ from npe2 import PluginManifest
 from npe2.manifest.utils import import_python_name
 
 import napari_mask_compare
+from napari_mask_compare.write import FORMATS
 
 MANIFEST = Path(str(files(napari_mask_compare) / "napari.yaml"))
 WIDGET_MODULE = Path(napari_mask_compare.__file__).parent / "_qt" / "_widget.py"
@@ -51,7 +52,7 @@ def test_contributions(manifest):
     assert {"*.tif", "*.tiff", "*.npy", "*.mrc", "*.rec"} <= set(reader.filename_patterns)
     (writer,) = contributions.writers
     assert [str(t) for t in writer.layer_types] == ["labels"]
-    assert set(writer.filename_extensions) == {".tif", ".tiff"}
+    assert set(writer.filename_extensions) == set(FORMATS)  # what merge --out writes
     assert {(s.key, s.display_name) for s in contributions.sample_data} == {
         ("two_masks_2d", "Two masks (2D)"), ("two_masks_3d", "Two masks (3D)")}
     commands = _commands(manifest)

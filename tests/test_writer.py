@@ -59,6 +59,30 @@ def test_tif_suffix_is_added(tmp_path):
     assert io.read_array(written[0]).data.max() == 1
 
 
+@pytest.mark.parametrize("name", ["curated.npy", "curated.zarr"])
+def test_the_suffix_names_the_format_as_for_merge(tmp_path, name):
+    """NPY and OME-Zarr hold what the TIFF holds: ids 1..n in uint16 (issue 17)."""
+    from napari_mask_compare import store
+
+    meta = {"scale": (2.0, 0.5, 0.25), "units": (UNITS.micrometer,) * 3}
+    (tif,) = write_labels(str(tmp_path / "curated.tif"), _labels_3d(), meta)
+    (written,) = write_labels(str(tmp_path / name), _labels_3d(), meta)
+    assert written == str(tmp_path / name)
+    if name.endswith(".npy"):
+        result = np.load(written)
+    else:
+        result = np.asarray(store.labels_array(written)[...])
+        assert store.open_array(written).voxel_size == (2.0, 0.5, 0.25)
+    assert result.dtype == np.uint16 and np.array_equal(result, io.read_array(tif).data)
+
+
+@pytest.mark.parametrize("name", ["curated.png", "curated.h5"])
+def test_a_suffix_that_names_no_format_offered_is_refused(tmp_path, name):
+    with pytest.raises(ValueError, match=rf"{name}: \.\w+ is not a format mask-compare writes"):
+        write_labels(str(tmp_path / name), _labels_3d(), {})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_multiscale_writes_the_full_resolution_level(tmp_path):
     full = _labels_3d()[1]
     written = write_labels(str(tmp_path / "m.tif"), [full, full[::2, ::2]],
@@ -89,13 +113,15 @@ def test_four_dimensional_labels_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_napari_saves_a_labels_layer_with_this_writer(make_napari_viewer, tmp_path):
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_napari_saves_a_labels_layer_with_this_writer(make_napari_viewer, tmp_path, suffix):
     viewer = make_napari_viewer()
     viewer.add_labels(_labels_3d(np.uint32), scale=(3.0, 1.5, 1.5), units="nm", name="curated")
-    path = tmp_path / "curated.tif"
+    path = tmp_path / f"curated{suffix}"
     written = viewer.layers.save(str(path), selected=True, plugin="napari-mask-compare")
     assert written == [str(path)]
     loaded = io.read_array(path)
     assert loaded.data.dtype == np.uint16 and int(loaded.data.max()) == 3
-    assert loaded.voxel_size == (3.0, 1.5, 1.5)
-    assert loaded.unit == "nm"
+    if suffix == ".tif":  # NPY holds no voxel size
+        assert loaded.voxel_size == (3.0, 1.5, 1.5)
+        assert loaded.unit == "nm"

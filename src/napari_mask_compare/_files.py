@@ -13,8 +13,10 @@ every file fsynced, then renamed in place (an earlier output of ours is
 swapped out and removed only once the new one is in place).
 
 :func:`check_output` is the one never-overwrite rule: an output is never one
-of the inputs, never a file this package did not make, and never a review's
-file unless the caller is that review.
+of the inputs, never a file this package did not make, never inside a zarr
+store, and never a review's file unless the caller is that review;
+:func:`check_output_folder` its rule for a folder that files are written
+into (new, empty, or ours).
 
 A failed write raises :class:`WriteError`, an ``OSError`` whose message is one
 line naming the file and the error's words.
@@ -39,6 +41,7 @@ __all__ = [
     "atomic_open",
     "atomic_write_bytes",
     "check_output",
+    "check_output_folder",
     "check_writable",
     "fsync_folder",
     "fsync_path",
@@ -184,12 +187,19 @@ class _Stage:
                 folder.rmdir()
 
 
+#: ``before_commit(temporaries)``: called with ``{target: temporary}`` once every file is
+#: written and fsynced, before the first rename (e.g. to record what is about to appear).
+BeforeCommit = Callable[[dict[Path, Path]], None]
+
+
 @contextlib.contextmanager
-def staged() -> Iterator[_Stage]:
+def staged(*, before_commit: BeforeCommit | None = None) -> Iterator[_Stage]:
     """Write several files with ``stage.open(path)``; all are renamed in place only at the end.
 
     If anything fails before, no target is touched, and the temporary files
-    and the folders made for them are removed.
+    and the folders made for them are removed. ``before_commit`` is called
+    with ``{target: temporary file}`` between the last write and the first
+    rename; if it raises, nothing is renamed.
 
     Examples
     --------
@@ -205,6 +215,8 @@ def staged() -> Iterator[_Stage]:
     stage = _Stage()
     try:
         yield stage
+        if before_commit is not None:
+            before_commit({path: tmp for tmp, path in stage.files})
         stage.commit()
     except BaseException:
         stage.discard()
@@ -246,7 +258,8 @@ def fsync_tree(folder: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
+def staged_folder(path: str | os.PathLike, *,
+                  before_commit: BeforeCommit | None = None) -> Iterator[Path]:
     """A temporary folder that becomes the folder ``path`` only if the block succeeds.
 
     The folder ``.<name>.<pid>.<hex>.tmp`` is made beside ``path`` and
@@ -255,6 +268,8 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
     :func:`check_output` to be an output of ours) is first renamed to a
     temporary name and removed after the new folder is in place. If the block
     fails, the temporary folder is removed and ``path`` is left as it was.
+    ``before_commit`` is called with ``{path: temporary folder}`` once the
+    folder is written and fsynced, before the rename (as for :func:`staged`).
 
     Raises
     ------
@@ -285,6 +300,8 @@ def staged_folder(path: str | os.PathLike) -> Iterator[Path]:
             fsync_tree(tmp)
         except OSError as err:
             raise write_error(path, err) from err
+        if before_commit is not None:
+            before_commit({path: tmp})
         _replace_folder(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -433,6 +450,74 @@ def input_root(given: str | os.PathLike) -> Path:
     return stores[-1] if stores else path
 
 
+def _check_not_in_a_store(path: Path, *, option: str) -> None:
+    """Refuse ``path`` inside a zarr store: an output never goes among a store's chunks."""
+    from .io import InputError
+    from .store import enclosing_store
+
+    store = enclosing_store(path)
+    if store is not None:
+        raise InputError(f"{path}: is inside the zarr store {store}; nothing is written into "
+                         f"a store: choose another {option}")
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """Names in ``folder`` other than temporary files of ours (those of a killed writer)."""
+    return sorted(entry.name for entry in os.scandir(folder) if not _TEMP.match(entry.name))
+
+
+def check_output_folder(
+    folder: str | os.PathLike,
+    *,
+    ours: Callable[[Path], bool],
+    what: str,
+    option: str = "--out",
+) -> Path:
+    """Check that files may be written into ``folder``: it is new, empty, or ours.
+
+    A folder that holds anything else (the user's files, a zarr store, a
+    review's files) is never written into, not even with ``--overwrite``.
+    Whether each file in it may be written is then :func:`check_output`'s
+    question.
+
+    Parameters
+    ----------
+    folder : path
+        The folder the files go into (it need not exist).
+    ours : callable
+        ``ours(folder)`` is True when ``folder`` holds an earlier output of
+        this kind (e.g. a report's ``summary.json``).
+    what : str
+        What is written, for the message (e.g. ``"a report"``).
+    option : str
+        How the user named ``folder``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        One line naming the folder, some of what it holds, and what would be right.
+    """
+    from .io import InputError
+
+    folder = Path(folder)
+    if not (folder.exists() or folder.is_symlink()):
+        return folder
+    if not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder; choose another {option}")
+    foreign = _foreign_entries(folder)
+    if foreign and not ours(folder):
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise InputError(f"{folder}: holds files that mask-compare did not write ({shown}); "
+                         f"{what} goes into a new or empty folder, or replaces an earlier "
+                         f"one: choose another {option}")
+    return folder
+
+
 def check_output(
     path: str | os.PathLike,
     *,
@@ -487,6 +572,7 @@ def check_output(
             raise InputError(f"{path}: is inside an input or holds one ({given}); choose another "
                              f"{option} so that the input is not overwritten")
     _check_folder(path)
+    _check_not_in_a_store(path, option=option)
     journal = _review_journal(path)  # also before the review's first save
     if journal is not None:
         raise InputError(f"{path}: belongs to a review ({journal.name} beside it); open it "

@@ -1,8 +1,11 @@
-"""npe2 writer: one Labels layer to an ImageJ-compatible TIFF, by the core's rules.
+"""npe2 writer: one Labels layer to a TIFF, NPY or OME-Zarr file, by the core's rules.
 
-Thin glue over :func:`napari_mask_compare.io.write_labels`: ids become 1..n
-(background 0), uint16 (uint32 with a warning beyond 65,535 objects), the
-layer's scale is the voxel size, and the file is replaced atomically.
+Thin glue: the format is the one the name's suffix asks for
+(:func:`napari_mask_compare.write.output_format`, as for ``mask-compare
+merge``); ids become 1..n (background 0), uint16 (uint32 with a warning
+beyond 65,535 objects), the layer's scale is the voxel size (not kept by
+NPY), and the file or store is replaced atomically (napari asked first; a
+store that mask-compare did not write is never replaced).
 """
 
 from __future__ import annotations
@@ -15,19 +18,19 @@ from typing import Any
 import numpy as np
 
 from . import io
+from .write import output_format
 
 __all__ = ["write_labels"]
 
-_TIFF_SUFFIXES = (".tif", ".tiff")
-
 
 def write_labels(path: str | os.PathLike, data: Any, meta: dict) -> list[str]:
-    """Write a Labels layer's data as a TIFF with ids 1..n.
+    """Write a Labels layer's data with ids 1..n, in the format its name's suffix names.
 
     Parameters
     ----------
     path : str or PathLike
-        Target file; ``.tif`` is appended when it ends otherwise.
+        Target: ``.tif``/``.tiff`` (ImageJ TIFF), ``.npy`` or ``.zarr``
+        (OME-Zarr labels); ``.tif`` is appended to a name without a suffix.
     data : array-like of int, shape (y, x) or (z, y, x)
         The layer's data (for a multiscale layer, the list of levels: the
         full-resolution one is written).
@@ -43,7 +46,9 @@ def write_labels(path: str | os.PathLike, data: Any, meta: dict) -> list[str]:
     Raises
     ------
     ValueError
-        Negative ids, or not 2D/3D (from :func:`io.write_labels`).
+        Negative ids, or not 2D/3D (from :func:`io.write_labels`); a suffix
+        that names no format offered, or a store that is not ours
+        (:class:`io.InputError`).
 
     Examples
     --------
@@ -54,18 +59,26 @@ def write_labels(path: str | os.PathLike, data: Any, meta: dict) -> list[str]:
     >>> Path(written[0]).name
     'm.tif'
     """
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".tif")
+    fmt = output_format(path, option="the file name")
     labels = _full_resolution(data, multiscale=bool(meta.get("multiscale", False)))
     if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
         raise ValueError(
             f"{path}: the labels hold negative ids (min {labels.min()}), "
             "expected background 0 and ids >= 1"
         )
-    written = io.write_labels(
-        _tiff_path(path),
-        labels,
-        voxel_size=_voxel_size(meta.get("scale"), labels.ndim),
-        unit=_unit_name(meta.get("units")),
-    )
+    voxel_size = _voxel_size(meta.get("scale"), labels.ndim)
+    unit = _unit_name(meta.get("units"))
+    if fmt == "OME-Zarr":
+        from .labels import check_labels, relabel_sequential
+        from .store import write_ome_zarr_labels
+
+        written = write_ome_zarr_labels(path, relabel_sequential(check_labels(labels)),
+                                        voxel_size=voxel_size, unit=unit, overwrite=True)
+    else:
+        written = io.write_labels(path, labels, voxel_size=voxel_size, unit=unit, fmt=fmt)
     return [str(written)]
 
 
@@ -74,11 +87,6 @@ def _full_resolution(data: Any, *, multiscale: bool) -> np.ndarray:
     if multiscale:
         data = data[0]
     return np.asarray(data)
-
-
-def _tiff_path(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    return path if path.suffix.lower() in _TIFF_SUFFIXES else path.with_name(path.name + ".tif")
 
 
 def _voxel_size(scale: Sequence[float] | None, ndim: int) -> tuple[float, ...] | None:

@@ -9,18 +9,28 @@ new policy) runs the pair again. Each pair's record is its own small file in
 made the output (:func:`._files.atomic_write_bytes`): tasks on several workers
 never share a file, and a killed run keeps every record it finished.
 
+An output and its record cannot appear in one rename, so the record is
+written twice: before the output is renamed into place, the record gets a
+``pending`` entry naming the new output's bytes (a SHA-256 digest,
+:meth:`Records.pending`; what the record said before is kept); once the
+output is in place, the whole record. A run killed in between leaves an
+output whose bytes the pending entry names: the rerun knows it as ours
+(:meth:`Records.wrote`) and merges the pair again over it. An output whose
+bytes no record names is never taken for ours.
+
 No Qt, no napari.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 from ._files import atomic_write_bytes, check_output
 
-__all__ = ["Records", "records_path"]
+__all__ = ["Records", "output_digest", "records_path"]
 
 #: ``generator`` of a records file: what makes it ours.
 GENERATOR = "napari-mask-compare"
@@ -101,11 +111,25 @@ class Records:
         return record.get("summary")
 
     def wrote(self, name: str, *, output) -> bool:
-        """True when ``output`` is, unchanged, what a recorded run wrote for pair ``name``
-        (a rerun may replace it when the pair is not done)."""
+        """True when ``output`` is, unchanged, what a recorded run wrote for pair ``name``,
+        or the output whose bytes its pending entry names (a run killed before it recorded
+        the pair): a rerun may replace it when the pair is not done."""
         record = self._read(name)
-        return (record is not None and path_state(output) is not None
-                and record.get("output") == _states([output]))
+        if record is None or path_state(output) is None:
+            return False
+        if record.get("output") == _states([output]):
+            return True
+        pending = record.get("pending")
+        return (isinstance(pending, dict) and str(output) in pending
+                and pending[str(output)] == output_digest(output))
+
+    def pending(self, name: str, *, outputs: dict) -> None:
+        """Note in pair ``name``'s record the digests of the files about to be renamed into
+        place (``outputs``: ``{target: temporary}``, as :func:`._files.staged` gives them)."""
+        record = self._read(name) or {"generator": GENERATOR, "command": self.command}
+        record["pending"] = {str(target): output_digest(temporary)
+                             for target, temporary in outputs.items()}
+        atomic_write_bytes(self.path(name), json.dumps(record, indent=1).encode())
 
     def add(self, name: str, *, inputs, output, summary: dict) -> None:
         """Record pair ``name`` as done (its record file written atomically)."""
@@ -120,6 +144,22 @@ class Records:
             return None
         return record if isinstance(record, dict) and record.get("generator") == GENERATOR \
             else None
+
+
+def output_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes; of a folder (a zarr store), of every file in it, in
+    sorted order, each with its path relative to the folder."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if file != path:
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _states(paths) -> dict[str, list[int] | None]:

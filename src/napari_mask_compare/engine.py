@@ -12,6 +12,13 @@ Three engines, chosen like the command line's ``--scheduler`` / ``--workers``:
 - ``scheduler="tcp://HOST:PORT"``: an existing dask.distributed cluster. An address that does
   not answer within ``timeout`` seconds is a :class:`SchedulerError` (one line, no traceback).
 
+On a cluster (an address or a LocalCluster) a computation that has had no worker for
+``worker_timeout`` seconds (:data:`WORKER_TIMEOUT` by default) is cancelled and is a
+:class:`SchedulerError`, as are a scheduler that stops answering and a task whose workers keep
+dying; distributed waits for a worker forever. distributed's log lines (workers lost, restarted,
+connections closed) are kept off stderr while the engine is open, in the LocalCluster's worker
+processes too, unless ``verbose``.
+
 Every computation goes through :func:`compute`, which runs the collections on the current
 engine (the innermost ``with Engine(...)`` of this thread, else the local threads) and reports
 progress: dask's progress bar on stderr when ``progress`` is on, and ``callback(desc, done,
@@ -27,13 +34,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .io import InputError, quiet_logger
+from .io import InputError
 
 __all__ = ["LOCAL_SCHEDULERS", "Engine", "SchedulerError", "check_scheduler", "compute", "current"]
 
@@ -49,6 +58,18 @@ THREADS_PER_CORE = 2
 #: Seconds a computation runs before its text progress bar appears (short steps stay quiet).
 PROGRESS_AFTER = 1.0
 
+#: Seconds a computation on a cluster waits for a worker when the cluster has none left (a worker
+#: is gone for the scheduler when its process ends, or after distributed's ``worker-ttl`` when its
+#: host falls silent), before it is cancelled; the default of ``Engine(worker_timeout=)``.
+WORKER_TIMEOUT = 60.0
+
+#: Seconds between two looks at a cluster's workers while a computation runs.
+WORKER_POLL = 1.0
+
+#: The level of distributed's log handlers while an engine that is not verbose is open: above
+#: every level, so that nothing distributed logs reaches stderr.
+_SILENT = logging.CRITICAL + 1
+
 #: ``callback(desc, done, total)``: ``done`` of ``total`` tasks of the step ``desc`` are finished.
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -57,7 +78,7 @@ _CURRENT: contextvars.ContextVar[Engine | None] = contextvars.ContextVar(
 
 
 class SchedulerError(InputError):
-    """A scheduler that cannot be used (does not answer, has no workers): one line for the user."""
+    """A cluster that cannot be used (no answer, no worker left, workers dying): one line."""
 
 
 class Engine:
@@ -79,6 +100,11 @@ class Engine:
         ``callback(desc, done, total)`` as tasks finish (the default of :func:`compute`'s).
     timeout : float
         Seconds to wait for a scheduler address to answer, and for its first worker.
+    worker_timeout : float, optional
+        On a cluster: seconds a computation waits for a worker when none is left, then it is
+        cancelled (:class:`SchedulerError`); default :data:`WORKER_TIMEOUT`.
+    verbose : bool
+        On a cluster: let distributed's log lines through to stderr (by default none is shown).
 
     Examples
     --------
@@ -90,7 +116,8 @@ class Engine:
 
     def __init__(self, *, scheduler: str | None = None, workers: int | None = None,
                  progress: bool = False, callback: ProgressCallback | None = None,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, worker_timeout: float | None = None,
+                 verbose: bool = False):
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
             raise InputError(f"--scheduler {scheduler!r}: expected a dask scheduler address "
                              f"such as tcp://HOST:PORT, or one of {', '.join(LOCAL_SCHEDULERS)}")
@@ -102,13 +129,21 @@ class Engine:
                              "its own workers; give one of the two")
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
+        worker_timeout = WORKER_TIMEOUT if worker_timeout is None else worker_timeout
+        if not worker_timeout > 0:  # NaN too
+            raise InputError(f"--worker-timeout {worker_timeout!r}: expected a number of "
+                             "seconds > 0")
         self.scheduler = scheduler.strip() if scheduler else None
         self.workers = workers
         self.progress = bool(progress)
         self.callback = callback
         self.timeout = float(timeout)
+        self.worker_timeout = float(worker_timeout)
+        self.verbose = bool(verbose)
         self.client = None
         self._cluster = None
+        self._quiet = contextlib.ExitStack()
+        self._workers_seen: set[str] = set()  # addresses, to name the lost ones
         self._tokens: list[contextvars.Token] = []
 
     # ------------------------------------------------------------------ lifetime
@@ -119,11 +154,18 @@ class Engine:
         return self.scheduler is None and self.workers is not None or _is_address(self.scheduler)
 
     def __enter__(self) -> Engine:
-        if self.client is None:
-            if _is_address(self.scheduler):
-                self.client = _connect(self.scheduler, timeout=self.timeout)
-            elif self.distributed:
-                self.client, self._cluster = _local_cluster(self.workers)
+        if self.client is None and self.distributed:
+            if not self.verbose:
+                self._quiet.enter_context(_silence_distributed())
+            try:
+                if _is_address(self.scheduler):
+                    self.client = _connect(self.scheduler, timeout=self.timeout)
+                else:
+                    self.client, self._cluster = _local_cluster(self.workers,
+                                                                verbose=self.verbose)
+            except BaseException:
+                self._quiet.close()
+                raise
         self._tokens.append(_CURRENT.set(self))
         return self
 
@@ -135,7 +177,7 @@ class Engine:
     def close(self) -> None:
         """Disconnect from the cluster, and stop the LocalCluster this engine started."""
         client, cluster, self.client, self._cluster = self.client, self._cluster, None, None
-        with quiet_logger("distributed"):
+        with self._quiet:  # distributed's log lines back on after the cluster is closed
             if client is not None:
                 client.close()
             if cluster is not None:
@@ -154,6 +196,12 @@ class Engine:
             name, os.cpu_count() or 1)
         return f"dask local {name} ({count})"
 
+    def _where(self) -> str:
+        """The cluster as the user named it, to begin a one-line error."""
+        if self._cluster is not None:
+            return f"the local dask cluster (--workers {self.workers})"
+        return f"the dask cluster at {self.scheduler}"
+
     # ------------------------------------------------------------------ computing
 
     def compute(self, *collections, desc: str = "", progress: bool | None = None,
@@ -163,7 +211,9 @@ class Engine:
         callback = self.callback if callback is None else callback
         if self.client is not None:
             return _compute_distributed(self.client, collections, desc=desc,
-                                        progress=progress, callback=callback)
+                                        progress=progress, callback=callback,
+                                        worker_timeout=self.worker_timeout, where=self._where(),
+                                        workers_seen=self._workers_seen)
         if self.distributed:
             raise RuntimeError("Engine with a cluster is not open: use it in a with statement")
         return _compute_local(collections, scheduler=self.scheduler or "threads",
@@ -234,16 +284,14 @@ def _connect(address: str, *, timeout: float):
     start = time.monotonic()
     _handshake(address, timeout=timeout)  # before a Client: a failed one complains at exit
     try:
-        with quiet_logger("distributed"):
-            client = Client(address, timeout=timeout, set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False)
     except OSError:
         raise SchedulerError(f"--scheduler {address}: the scheduler stopped answering; "
                              "check that it runs, or leave --scheduler out") from None
     try:
         client.wait_for_workers(1, timeout=max(timeout - (time.monotonic() - start), 1.0))
     except (OSError, TimeoutError):
-        with quiet_logger("distributed"):
-            client.close()
+        client.close()
         raise SchedulerError(
             f"--scheduler {address}: the scheduler answers but has no worker after {timeout:g} s; "
             f"start workers (dask worker {address}) or leave --scheduler out"
@@ -264,7 +312,7 @@ def _handshake(address: str, *, timeout: float) -> None:
 
     try:
         # a thread of its own: works inside a running event loop too
-        with quiet_logger("distributed"), ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, handshake()).result()
     except OSError:  # refused, unreachable, timed out (TimeoutError is one), unknown host
         raise SchedulerError(
@@ -284,19 +332,35 @@ def _handshake(address: str, *, timeout: float) -> None:
         ) from None
 
 
-def _local_cluster(workers: int):
+def _local_cluster(workers: int, *, verbose: bool):
     """A LocalCluster of ``workers`` single-threaded processes and its Client."""
     from distributed import Client, LocalCluster
 
-    with quiet_logger("distributed"):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")  # any free port, no warning
-        try:
-            client = Client(cluster, set_as_default=False)
-        except BaseException:
-            cluster.close()
-            raise
+    # silence_logs: the level of distributed's log handlers in the worker processes (here it
+    # is _silence_distributed's), False: as distributed's configuration says
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0",  # any free port, no warning
+                           silence_logs=False if verbose else _SILENT)
+    try:
+        client = Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
     return client, cluster
+
+
+@contextlib.contextmanager
+def _silence_distributed():
+    """Keep distributed's log lines off stderr for a while.
+
+    distributed's configuration gives its loggers (``distributed``, ``distributed.client``,
+    ..., ``tornado``) a stream handler of its own; raising the handlers' level silences them
+    all, as ``LocalCluster(silence_logs=)`` does.
+    """
+    from distributed.utils import silence_logging_cmgr
+
+    with silence_logging_cmgr(_SILENT), silence_logging_cmgr(_SILENT, root="tornado"):
+        yield
 
 
 # --------------------------------------------------------------------------- computing
@@ -332,16 +396,92 @@ def _compute_local(collections, *, scheduler: str, workers: int | None, desc: st
 
 
 def _compute_distributed(client, collections, *, desc: str, progress: bool,
-                         callback: ProgressCallback | None) -> tuple:
+                         callback: ProgressCallback | None, worker_timeout: float,
+                         where: str, workers_seen: set[str]) -> tuple:
+    """Compute on a cluster; :class:`SchedulerError` when the cluster fails the computation.
+
+    ``workers_seen`` (the addresses of the workers seen so far) is updated as workers join.
+    """
     futures = client.compute(list(collections))
+    watchdog = _Watchdog(client, futures, timeout=worker_timeout, seen=workers_seen)
     try:
-        if progress or callback is not None:
-            _follow_distributed(futures, client=client, desc=desc, text=progress,
-                                callback=callback)
-        return tuple(client.gather(futures))
-    except BaseException:
-        client.cancel(futures)
-        raise
+        with watchdog:
+            if progress or callback is not None:
+                _follow_distributed(futures, client=client, desc=desc, text=progress,
+                                    callback=callback)
+            return tuple(client.gather(futures))
+    except BaseException as err:
+        client.cancel(futures)  # nothing of a failed computation goes on running
+        failure = _cluster_failure(err, where=where, lost=watchdog.lost,
+                                   worker_timeout=worker_timeout)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _cluster_failure(err: BaseException, *, where: str, lost: list[str] | None,
+                     worker_timeout: float) -> SchedulerError | None:
+    """The one line for a computation that the cluster failed; None for another error."""
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+
+    if isinstance(err, FutureCancelledError) and lost is not None:
+        workers = f" (lost {', '.join(lost)})" if lost else ""
+        return SchedulerError(f"{where}: no worker left{workers}, and none joined within "
+                              f"{worker_timeout:g} s (--worker-timeout); computation cancelled")
+    if isinstance(err, FutureCancelledError) and err.reason == "scheduler-connection-lost":
+        return SchedulerError(f"{where}: the scheduler stopped answering; computation "
+                              "cancelled")
+    if isinstance(err, KilledWorker):
+        return SchedulerError(
+            f"{where}: task {err.task!r} was started on {err.allowed_failures + 1} workers in "
+            "turn and each of them died (out of memory?); see the workers' logs (--verbose)")
+    return None
+
+
+class _Watchdog:
+    """A thread that cancels ``futures`` once the cluster has had no worker for ``timeout``
+    seconds (distributed would wait for one forever); ``lost`` then lists the workers ever
+    seen (``seen``, a set it adds to).
+
+    While open (``with watchdog:``) it asks the scheduler for its workers every
+    :data:`WORKER_POLL` seconds. It stops when the client is no longer connected (a
+    scheduler gone: the client cancels the futures itself).
+    """
+
+    def __init__(self, client, futures, *, timeout: float, seen: set[str]):
+        self.client, self.futures, self.timeout, self.seen = client, futures, timeout, seen
+        self.lost: list[str] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cluster watchdog",
+                                        daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        none_since = None
+        while self.client.status == "running":
+            try:
+                workers = set(self.client.nthreads())
+            except Exception:  # the connection lost meanwhile
+                return
+            self.seen |= workers
+            if workers:
+                none_since = None
+            elif none_since is None:
+                none_since = time.monotonic()
+            elif time.monotonic() - none_since >= self.timeout:
+                self.lost = sorted(self.seen)
+                self.client.cancel(self.futures, reason="no-workers")
+                return
+            if self._stop.wait(WORKER_POLL):
+                return
 
 
 class _Report:
@@ -418,24 +558,26 @@ def _follow_distributed(futures, *, client, desc: str, text: bool,
     from distributed.diagnostics.progressbar import TextProgressBar
 
     report = _Report(desc, callback) if callback is not None else None
+    drawn = False
 
     class Bar(TextProgressBar):
-        drawn = False
-
         def _draw_bar(self, remaining, all, **kwargs):  # noqa: A002 - distributed's name
+            nonlocal drawn
             if report is not None:
                 report(all - remaining, all)
             if text and self.elapsed >= PROGRESS_AFTER:
-                self.drawn = True
+                drawn = True
                 _draw_text(sys.stderr, desc, (1 - remaining / all) if all else 1.0, self.elapsed)
 
         def _draw_stop(self, remaining=0, status="finished", **kwargs):
             if report is not None and status == "finished":
                 total = getattr(self, "_last_response", {}).get("all", len(self.keys))
                 report(total, total, final=True)
-            if self.drawn:
-                with contextlib.suppress(ValueError, OSError):
-                    sys.stderr.write("\n")
-                    sys.stderr.flush()
 
-    Bar(futures, scheduler=client.scheduler.address, loop=client.loop, start=True)
+    try:
+        Bar(futures, scheduler=client.scheduler.address, loop=client.loop, start=True)
+    finally:  # finished, failed, or the feed cut off with the scheduler: end the bar's line
+        if drawn:
+            with contextlib.suppress(ValueError, OSError):
+                sys.stderr.write("\n")
+                sys.stderr.flush()

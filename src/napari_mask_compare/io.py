@@ -38,6 +38,7 @@ __all__ = [
     "load_image",
     "load_mask",
     "load_pair",
+    "native_byte_order",
     "pair_files",
     "read_array",
     "write_labels",
@@ -170,7 +171,35 @@ def read_array(path: str | os.PathLike) -> Loaded:
         raise InputError(f"{path}: cannot be read as {suffix[1:].upper()} ({reason})") from err
     if loaded.data.size == 0:
         raise InputError(f"{given}: holds an empty array of shape {loaded.data.shape}")
-    return dataclasses.replace(loaded, path=given) if series is not None else loaded
+    return dataclasses.replace(loaded, data=native_byte_order(loaded.data),
+                               path=given if series is not None else loaded.path)
+
+
+def native_byte_order(data):
+    """``data`` with its values in this machine's byte order, as ``tifffile.imread`` gives them.
+
+    Files and stores may hold big-endian values (ImageJ TIFFs, ``>u2`` NPY
+    files, zarr v2 and HDF5 arrays of ``>`` dtypes); every array read here
+    leaves in native byte order, so that no compiled kernel or viewer meets
+    swapped bytes.
+
+    Parameters
+    ----------
+    data : ndarray or dask.array.Array
+        Any shape.
+
+    Returns
+    -------
+    ndarray or dask.array.Array
+        ``data`` itself when native already; else a native copy (a dask array
+        converts block by block as it is computed).
+
+    >>> x = native_byte_order(np.array([1, 3], dtype=">u2"))
+    >>> x.dtype.isnative, x.tolist()
+    (True, [1, 3])
+    """
+    dtype = data.dtype
+    return data if dtype.isnative else data.astype(dtype.newbyteorder("="))
 
 
 def _split_series(path: Path) -> tuple[Path, int | None]:
@@ -285,16 +314,19 @@ def _format_shapes(shapes: dict[tuple[int, ...], int], *, most: int = 4) -> str:
 
 
 def _tiff_data(tif, series, *, path: Path) -> np.ndarray:
-    """The series' array: a read-only memory map when uncompressed, else read.
+    """The series' array: a read-only memory map when uncompressed and native, else read.
 
-    Pages are checked to have one shape before they are read (tifffile would
-    read every page with the first one's shape). A memory-mapped series needs
-    no check: tifffile maps only pages that follow each other with the bytes
-    of that shape.
+    The file's byte order is the memory map's: a big-endian file (as ImageJ
+    writes them) is read, not mapped, so that its values arrive in native
+    byte order as ``tifffile.imread`` gives them. Pages are checked to have
+    one shape before they are read (tifffile would read every page with the
+    first one's shape). A memory-mapped series needs no check: tifffile maps
+    only pages that follow each other with the bytes of that shape.
     """
-    if series.dataoffset is not None and len(tif.series) == 1:
+    stored = series.dtype.newbyteorder(tif.byteorder)
+    if series.dataoffset is not None and len(tif.series) == 1 and stored.isnative:
         try:
-            return np.memmap(tif.filehandle.path, dtype=series.dtype, mode="r",
+            return np.memmap(tif.filehandle.path, dtype=stored, mode="r",
                              offset=series.dataoffset, shape=series.shape)
         except (OSError, ValueError):
             pass
@@ -684,8 +716,9 @@ def write_labels(
     voxel_size: tuple[float, ...] | None = None,
     unit: str = "pixel",
     relabel: bool = True,
+    fmt: str = "TIFF",
 ) -> Path:
-    """Write a label image as an ImageJ-compatible TIFF, atomically.
+    """Write a label image as an ImageJ-compatible TIFF (or ``fmt="NPY"``), atomically.
 
     Ids become 1..n (in order of their current values) when ``relabel``;
     uint16 when n fits, uint32 with a warning beyond 65,535 (see
@@ -701,7 +734,8 @@ def write_labels(
         Spacing per axis, (y, x) or (z, y, x).
     """
     path = check_writable(path)
-    write_label_files({path: labels}, voxel_size=voxel_size, unit=unit, relabel=relabel)
+    write_label_files({path: labels}, voxel_size=voxel_size, unit=unit, relabel=relabel,
+                      fmt=fmt)
     return path
 
 
@@ -711,13 +745,20 @@ def write_label_files(
     voxel_size: tuple[float, ...] | None = None,
     unit: str = "pixel",
     relabel: bool = True,
+    fmt: str = "TIFF",
+    before_commit: _files.BeforeCommit | None = None,
 ) -> None:
-    """Write several label TIFFs (e.g. an output and its classes) that appear together.
+    """Write several label files (e.g. an output and its classes) that appear together.
 
     Parameters
     ----------
     files : dict of path to ndarray
         Label images, as for :func:`write_labels`.
+    fmt : {"TIFF", "NPY"}
+        The format of every file (:func:`.write.output_format` of the name):
+        an NPY file holds the same array as the TIFF, without voxel size.
+    before_commit : callable, optional
+        See :func:`._files.staged`.
 
     Raises
     ------
@@ -726,12 +767,18 @@ def write_label_files(
     """
     import tifffile
 
-    tiffs = {Path(path): labels_tiff(labels, voxel_size=voxel_size, unit=unit, relabel=relabel)
-             for path, labels in files.items()}
-    with _files.staged() as stage:
-        for path, (data, kwargs) in tiffs.items():
+    if fmt not in ("TIFF", "NPY"):
+        raise ValueError(f"label files are written as TIFF or NPY, not {fmt!r}")
+    encoded = {Path(path): labels_tiff(labels, voxel_size=voxel_size, unit=unit,
+                                       relabel=relabel, warn=fmt == "TIFF")
+               for path, labels in files.items()}
+    with _files.staged(before_commit=before_commit) as stage:
+        for path, (data, kwargs) in encoded.items():
             with stage.open(path) as f:
-                tifffile.imwrite(f, data, **kwargs)
+                if fmt == "NPY":
+                    np.save(f, data, allow_pickle=False)
+                else:
+                    tifffile.imwrite(f, data, **kwargs)
 
 
 def labels_tiff(
@@ -740,6 +787,7 @@ def labels_tiff(
     voxel_size: tuple[float, ...] | None = None,
     unit: str = "pixel",
     relabel: bool = True,
+    warn: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """What :func:`write_labels` writes: the checked array and ``tifffile.imwrite`` keywords.
 
@@ -750,6 +798,8 @@ def labels_tiff(
     unit : str
     relabel : bool
         Ids 1..n in order of their current values.
+    warn : bool
+        Warn that uint32 is needed (ImageJ reads it as 32-bit).
 
     Returns
     -------
@@ -761,7 +811,7 @@ def labels_tiff(
     if relabel:
         labels = relabel_sequential(labels)
     max_id = int(labels.max(initial=0))
-    data = labels.astype(labels_dtype(max_id, warn=True), copy=False)
+    data = labels.astype(labels_dtype(max_id, warn=warn), copy=False)
     return data, _tiff_metadata(data, voxel_size, unit)
 
 

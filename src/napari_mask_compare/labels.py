@@ -160,7 +160,7 @@ def check_id_range(lo, hi, path, *, what: str = "mask") -> None:
     if lo < 0:
         raise InputError(f"{path}: {what} holds negative labels (min {_number(lo)}), "
                          "expected ids >= 0")
-    if hi > UINT32_MAX:
+    if float(hi) > UINT32_MAX:
         raise InputError(f"{path}: {what} holds ids up to {_number(hi)}, expected ids <= "
                          f"{UINT32_MAX}")
 

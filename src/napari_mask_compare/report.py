@@ -33,10 +33,12 @@ With a curated output: ``morphology_curated.csv``, ``matching_curated_vs_a.csv``
 and ``matching_curated_vs_b.csv``; with a filter, ``filter_curated.csv`` and
 ``curated_filtered.tif`` (see :func:`report_files`).
 
-Nothing is overwritten that the report did not write: a report's folder is
-known by its ``summary.json`` (``"generator": "napari-mask-compare report"``);
-its files are replaced only with ``overwrite=True``, and an input is never
-replaced (:func:`check_report_folder`, by :func:`._files.check_output`).
+Nothing is overwritten that the report did not write: a report goes into a new
+or empty folder, or into an earlier report's folder, known by its
+``summary.json`` (``"generator": "napari-mask-compare report"``), whose files
+are replaced only with ``overwrite=True``; an input is never replaced
+(:func:`check_report_folder`, by :func:`._files.check_output_folder` and
+:func:`._files.check_output`).
 
 No Qt, no napari; matplotlib is imported when a plot is made, without pyplot.
 """
@@ -116,9 +118,11 @@ def check_report_folder(
 ) -> Path:
     """Check that the files ``names`` may be written into ``out``, before anything is computed.
 
-    The files of an earlier report in ``out`` (:func:`is_report_folder`) are
-    replaced only with ``overwrite``; any other existing file of these names,
-    and any of ``inputs``, never.
+    ``out`` is new, empty, or an earlier report's folder
+    (:func:`is_report_folder`): a folder holding anything else (the user's
+    files, a zarr store, a review) is never written into. The files of an
+    earlier report are replaced only with ``overwrite``; any other existing
+    file of these names, and any of ``inputs``, never.
 
     Parameters
     ----------
@@ -140,7 +144,7 @@ def check_report_folder(
     InputError
         One line naming the file that is not written and why.
     """
-    out = Path(out)
+    out = _files.check_output_folder(out, ours=is_report_folder, what="a report")
     ours = is_report_folder(out)
     for name in names:
         _files.check_output(out / name, inputs=inputs, ours=lambda _: ours,

@@ -605,6 +605,8 @@ class _Autosaver:
     meanwhile join the same save): compressing chunks then does not take the
     CPU from the widget while it handles a key press. The journal line is
     fsynced at once either way; :meth:`flush` and :meth:`close` do not wait.
+    A save that failed keeps its regions (and a chunked output its dirty
+    chunks): the next action, :meth:`flush` or :meth:`close` saves them again.
     """
 
     def __init__(self, review: Review, *, voxel_size=None, unit: str = "pixel"):
@@ -617,6 +619,7 @@ class _Autosaver:
         self._shadow = None if session.chunked else session.output.copy()
         self._pending: list[tuple[slice, ...]] = []
         self._dirty = self._writing = self._unsynced = self._syncing = self._closed = False
+        self._failed = False  # the last save failed: flush() tries it again
         self._hurry = False  # flush() waits: no delay
         self._delay = CHUNK_SAVE_DELAY_S if session.chunked else 0.0
         self._last_action = 0.0  # time.monotonic() of the last action scheduled
@@ -671,17 +674,20 @@ class _Autosaver:
                 self._wait_for_a_pause()
                 regions, self._pending, self._dirty = self._pending, [], False
                 self._writing = True
+            error = None
             try:
                 if self.review.session.chunked:
                     self.review.session.flush_output()
                 else:
                     self._save_tiff(regions)
-                self.error = None
             except OSError as err:  # reported by flush(); the journal is whole
-                self.error = err
+                error = err
             except Exception as err:  # a bug: still never silent
-                self.error = _files.WriteError(0, f"{self.review.output}: not saved ({err!r})")
+                error = _files.WriteError(0, f"{self.review.output}: not saved ({err!r})")
             with self._wake:
+                self.error, self._failed = error, error is not None
+                if error is not None:  # saved again by the next action, flush() or close()
+                    self._pending[:0] = regions
                 self._writing = False
                 self.writes += 1
                 self._wake.notify_all()
@@ -716,7 +722,11 @@ class _Autosaver:
         write_label_files(files, voxel_size=self.voxel_size, unit=self.unit, relabel=False)
 
     def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the journal's fsync and the output's save; a save that failed (a full
+        disk, space since freed) is tried again first. Raises the error if it fails again."""
         with self._wake:
+            if self._failed and not (self._dirty or self._writing):
+                self._dirty, self._failed = True, False
             self._hurry = True  # no waiting for a pause
             self._wake.notify_all()
             done = self._wake.wait_for(

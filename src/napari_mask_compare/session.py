@@ -360,7 +360,8 @@ class ChunkedRegions:
         """Write the dirty chunks (those changed since the last flush); return how many.
 
         A chunk changed again meanwhile is written by a later flush; an
-        older copy never overwrites a newer one.
+        older copy never overwrites a newer one. If writing fails, the chunks
+        not written stay dirty (the next flush writes them).
         """
         with self._lock:
             todo = list(self._dirty.items())
@@ -375,6 +376,12 @@ class ChunkedRegions:
                         self.array[self.chunk_region(key)] = data
                         self._written[key] = version
                         self.writes += 1
+        except BaseException:  # a full disk: the chunks not written stay dirty, for a retry
+            with self._lock:
+                for key, version in todo:
+                    if self._written.get(key, -1) < version:
+                        self._dirty.setdefault(key, version)
+            raise
         finally:
             with self._lock:
                 self._flushing.subtract(key for key, _ in todo)

@@ -26,17 +26,19 @@ problem and what would be right. No Qt, no napari.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import _files
+from ._chunks import Hdf5Dataset, ZarrChunks, first_line
+from ._ngff import UNITS, axis_type, labels_of, multiscale_of, ngff_attrs
 from .labels import labels_dtype
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "check_store_output",
     "contents",
     "create_ome_zarr_labels",
+    "enclosing_store",
     "is_our_store",
     "is_store_path",
     "labels_array",
@@ -66,10 +69,8 @@ _HDF5_SPEC = re.compile(r"(?P<file>.+\.(?:h5|hdf5|hdf|he5)):(?P<dataset>.*)", re
 #: Files that make a folder a zarr node.
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
-#: NGFF unit names -> the short names used in this package (see io._METRES).
-_UNITS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm",
-          "meter": "m", "angstrom": "Å", "picometer": "pm"}
-_NGFF_UNITS = {**{short: ngff for ngff, short in _UNITS.items()},
+#: Short unit names (see io._METRES) -> NGFF's.
+_NGFF_UNITS = {**{short: ngff for ngff, short in UNITS.items()},
                "μm": "micrometer", "um": "micrometer", "micron": "micrometer"}
 
 
@@ -176,11 +177,14 @@ def _zarr_contents(path: Path) -> list[str]:
         return []
     if isinstance(node, zarr.Array):
         return [str(path)]
-    attrs = _ngff_attrs(node)
-    found = [str(path)] if attrs.get("multiscales") else []
-    labels = attrs.get("labels")
-    if labels is None and "labels" in node:
-        labels = _ngff_attrs(node["labels"]).get("labels")
+    try:
+        attrs = ngff_attrs(node.attrs, where=path)
+        found = [str(path)] if multiscale_of(attrs, where=path) else []
+        labels = labels_of(attrs, where=path)
+        if labels is None and "labels" in node:
+            labels = labels_of(ngff_attrs(node["labels"].attrs, where=path), where=path)
+    except ValueError:  # malformed NGFF metadata: open_array says which field
+        return []
     if labels:
         found += [str(path / "labels" / name) for name in labels]
     elif not found:
@@ -245,48 +249,74 @@ def _open_zarr(path: Path, *, what: str):
     try:
         node = zarr.open(store=str(path), mode="r")
     except Exception as err:  # zarr raises several types for damaged metadata
-        raise _input_error(f"{path}: cannot be read as zarr ({_first_line(err)})") from err
-    array, group_attrs, level = _resolve_zarr(node, path)
-    multiscale = (group_attrs.get("multiscales") or [None])[0]
-    axes, scale, unit = _ngff_axes(multiscale, level, ndim=array.ndim, path=path)
-    data = _dask_from_zarr(array)
+        raise _input_error(f"{path}: cannot be read as zarr ({first_line(err)})") from err
+    array, multiscale, level, label = _resolve_zarr(node, path)
+    if what == "mask":
+        _warn_if_missing_chunks_are_objects(array, path)
+    axes, scale, unit = (multiscale.axes_scale_unit(level, ndim=array.ndim)
+                         if multiscale is not None else (None, [1.0] * array.ndim, "pixel"))
+    data = _dask_from_zarr(array, spec=path)
     loaded = _finish(data, axes=axes, scale=scale, unit=unit, path=path, what=what)
-    return dataclasses.replace(loaded, labels=True) if "image-label" in group_attrs else loaded
+    return dataclasses.replace(loaded, labels=True) if label else loaded
+
+
+def _warn_if_missing_chunks_are_objects(array, path: Path) -> None:
+    """An :class:`.io.InputWarning` when chunks of a mask are missing and its fill value is not 0.
+
+    zarr reads a missing chunk as the fill value: 0 is background, anything
+    else an object as large as the chunk. Counting the chunks stored lists the
+    store: done only for a fill value other than 0.
+    """
+    from .io import InputWarning
+
+    fill = array.fill_value
+    if fill is None or fill == 0:
+        return
+    missing = array.nchunks - array.nchunks_initialized
+    if missing > 0:
+        fill = fill.item() if hasattr(fill, "item") else fill
+        warnings.warn(f"{path}: fill_value is {fill}, so its {missing} missing chunk(s) (of "
+                      f"{array.nchunks}) read as objects of id {fill}, not as background; "
+                      "a mask's fill_value should be 0", InputWarning, stacklevel=4)
 
 
 def _resolve_zarr(node, path: Path) -> tuple:
-    """The array that ``node`` names, the NGFF attributes of its multiscale group, its level.
+    """The array that ``node`` names, the NGFF multiscale that holds it, its level there.
 
     Returns
     -------
     array : zarr.Array
-    group_attrs : dict
-        The NGFF attributes of the multiscale group that holds ``array`` as a
-        level ("multiscales", "image-label"), ``{}`` when there is none.
+    multiscale : _ngff.Multiscale or None
+        The multiscale whose level ``array`` is (None when there is none).
     level : int
+    label : bool
+        Whether the multiscale group is an NGFF image-label.
 
     A multiscale group gives its level 0; a labels group its only label; a
     container without image its only label; an array that is a level of a
     multiscale (its parent folder) gives that level.
+
+    Raises
+    ------
+    io.InputError
+        Malformed NGFF metadata (the field named, :mod:`._ngff`), a level 0 or
+        a label that is listed but missing, a group that names no array.
     """
     import zarr
 
     if isinstance(node, zarr.Array):
         return (node, *_parent_multiscale(path))
-    attrs = _ngff_attrs(node)
-    if attrs.get("multiscales"):
-        multiscale = attrs["multiscales"][0]
-        datasets = multiscale.get("datasets") or []
-        if not datasets or "path" not in datasets[0]:
-            raise _input_error(f"{path}: its NGFF multiscales metadata lists no dataset; "
-                               "expected datasets with a path (level 0 first)")
+    attrs = ngff_attrs(node.attrs, where=path)
+    multiscale = multiscale_of(attrs, where=path)
+    if multiscale is not None:
         try:
-            array = node[datasets[0]["path"]]
+            array = node[multiscale.paths[0]]
         except KeyError as err:
-            raise _input_error(f"{path}: its level 0 {datasets[0]['path']!r} is missing; expected "
-                               "the array that the NGFF multiscales metadata names") from err
-        return array, attrs, 0
-    labels = attrs.get("labels")
+            raise _input_error(f"{path}: its level 0 {multiscale.paths[0]!r} is missing; "
+                               "expected the array that the NGFF multiscales metadata "
+                               "names") from err
+        return array, multiscale, 0, "image-label" in attrs
+    labels = labels_of(attrs, where=path)
     if labels is None and "labels" in node and not _arrays_of(node, deep=False):
         return _resolve_zarr(node["labels"], path / "labels")
     if labels is not None:
@@ -321,120 +351,44 @@ def _arrays_of(group, *, deep: bool = True) -> list[str]:
     return found
 
 
-def _parent_multiscale(path: Path) -> tuple[dict, int]:
-    """The NGFF attributes of the group above the array ``path`` and its level there.
+def _parent_multiscale(path: Path) -> tuple:
+    """The NGFF multiscale of the group above the array ``path``, the level, image-label or not.
 
-    ``({}, 0)`` unless that group is a multiscale that lists ``path`` as a level.
+    ``(None, 0, False)`` unless that group is a multiscale that lists ``path``
+    as a level.
     """
     import zarr
 
     parent = path.resolve().parent
     if not any((parent / marker).is_file() for marker in _ZARR_MARKERS):
-        return {}, 0
+        return None, 0, False
     try:
-        attrs = _ngff_attrs(zarr.open_group(store=str(parent), mode="r"))
+        attrs = zarr.open_group(store=str(parent), mode="r").attrs
     except Exception:  # no group above, or unreadable: no voxel size
-        return {}, 0
-    multiscale = (attrs.get("multiscales") or [{}])[0]
-    paths = [d.get("path") for d in multiscale.get("datasets", [])]
-    if path.resolve().name not in paths:
-        return {}, 0
-    return attrs, paths.index(path.resolve().name)
+        return None, 0, False
+    attrs = ngff_attrs(attrs, where=parent)
+    multiscale = multiscale_of(attrs, where=parent)
+    if multiscale is None or path.resolve().name not in multiscale.paths:
+        return None, 0, False
+    return multiscale, multiscale.paths.index(path.resolve().name), "image-label" in attrs
 
 
-def _ngff_attrs(node) -> dict:
-    """The OME-NGFF attributes of a zarr node: under "ome" (0.5) or at the top (0.4)."""
-    attrs = dict(node.attrs)
-    return dict(attrs.get("ome", attrs))
+def _dask_from_zarr(array, *, spec):
+    """A dask array over a zarr array, one block per stored chunk (or shard).
 
-
-def _ngff_axes(multiscale: dict | None, level: int, *, ndim: int, path: Path):
-    """(axis names, scale per axis, unit) of level ``level`` of an NGFF multiscale.
-
-    Without NGFF metadata: no names, ones, "pixel".
-
-    Returns
-    -------
-    axes : list of (name, type) or None
-    scale : list of float, length ``ndim``
-    unit : str
+    A damaged chunk is an InputError naming ``spec`` and the chunk when a
+    block is computed (:class:`._chunks.ZarrChunks`).
     """
-    if multiscale is None:
-        return None, [1.0] * ndim, "pixel"
-    axes = multiscale.get("axes")
-    if axes is None:  # NGFF 0.1-0.2: (t, c, z, y, x)
-        names = ["t", "c", "z", "y", "x"][-ndim:]
-        axes = [{"name": n} for n in names]
-    axes = [{"name": a} if isinstance(a, str) else a for a in axes]
-    if len(axes) != ndim:
-        raise _input_error(f"{path}: its NGFF axes ({len(axes)}) do not match its array's "
-                           f"{ndim} dimensions; expected one axis per dimension")
-    pairs = [(a.get("name", ""), a.get("type") or _axis_type(a.get("name", ""))) for a in axes]
-    scale = np.ones(ndim)
-    datasets = multiscale.get("datasets") or [{}]
-    transforms = list(datasets[min(level, len(datasets) - 1)].get("coordinateTransformations")
-                      or [])
-    transforms += list(multiscale.get("coordinateTransformations") or [])
-    for transform in transforms:
-        if transform.get("type") == "scale" and len(transform.get("scale", ())) == ndim:
-            scale = scale * np.asarray(transform["scale"], dtype=float)
-    units = [a.get("unit") for a, (_, kind) in zip(axes, pairs)
-             if kind == "space" and a.get("unit")]
-    unit = _UNITS.get(units[-1], units[-1]) if units else "pixel"
-    return pairs, [float(s) if s > 0 else 1.0 for s in scale], unit
-
-
-def _axis_type(name: str) -> str:
-    return {"x": "space", "y": "space", "z": "space", "c": "channel", "t": "time"}.get(
-        name.lower(), "")
-
-
-def _dask_from_zarr(array):
-    """A dask array over a zarr array, one block per stored chunk (or shard)."""
     import dask.array as da
+    from dask.base import tokenize
 
-    chunks = getattr(array, "shards", None) or array.chunks
-    return da.from_zarr(array, chunks=chunks)
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+    source = ZarrChunks(array, spec=spec)
+    return da.from_array(source, chunks=source.chunks, lock=False, asarray=True,
+                         meta=np.empty((0,) * array.ndim, dtype=array.dtype),
+                         name="from-zarr-" + tokenize(array, source.chunks))
 
 
 # HDF5 ----------------------------------------------------------------------
-
-
-class _Hdf5Dataset:
-    """An HDF5 dataset that dask can slice: the file stays open while this object lives.
-
-    Pickled (e.g. to a dask.distributed worker) by file name and dataset
-    path, and opened again on the other side.
-    """
-
-    def __init__(self, file: str | os.PathLike, name: str):
-        import h5py
-
-        self.file, self.name = os.fspath(file), name
-        self._h5 = h5py.File(self.file, "r")
-        self._dataset = self._h5[name]
-        self.shape = self._dataset.shape
-        self.dtype = self._dataset.dtype
-        self.ndim = self._dataset.ndim
-        self.chunks = self._dataset.chunks
-        self.attrs = dict(self._dataset.attrs)
-
-    def __getitem__(self, key):
-        return self._dataset[key]
-
-    def __getstate__(self) -> dict:
-        return {"file": self.file, "name": self.name}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["file"], state["name"])
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._h5.close()
 
 
 def _open_hdf5(file: Path, dataset: str | None, *, given, what: str):
@@ -446,9 +400,9 @@ def _open_hdf5(file: Path, dataset: str | None, *, given, what: str):
                            else f"{file}: is not a file, expected an HDF5 file")
     name = _hdf5_dataset_name(file, dataset, given=given)
     try:
-        source = _Hdf5Dataset(file, name)
+        source = Hdf5Dataset(file, name)
     except Exception as err:
-        raise _input_error(f"{given}: cannot be read as HDF5 ({_first_line(err)})") from err
+        raise _input_error(f"{given}: cannot be read as HDF5 ({first_line(err)})") from err
     if source.dtype.kind not in "biuf":
         source.close()
         raise _input_error(f"{given}: holds {source.dtype} data, expected a numeric array")
@@ -492,7 +446,7 @@ def _hdf5_dataset_name(file: Path, dataset: str | None, *, given) -> str:
                                        f"it: {_listing(inner)}); give FILE.h5:/path/to/dataset")
                 return node.name
     except OSError as err:
-        raise _input_error(f"{file}: cannot be read as HDF5 ({_first_line(err)})") from err
+        raise _input_error(f"{file}: cannot be read as HDF5 ({first_line(err)})") from err
     if len(found) != 1:
         example = f"{file.name}:{(found or ['/data'])[0]}"
         raise _input_error(f"{file}: holds {len(found)} datasets ({_listing(found)}); choose one "
@@ -530,16 +484,18 @@ def _ilastik_axes(axistags, *, ndim: int):
         return None
     if len(keys) != ndim:
         return None
-    return [(key, _axis_type(key)) for key in keys]
+    return [(key, axis_type(key)) for key in keys]
 
 
 # shared --------------------------------------------------------------------
 
 
 def _finish(data, *, axes, scale, unit: str, path: Path, what: str):
-    """Drop single time/channel axes, check or move a channel axis, check the dtype: a Loaded."""
-    from .io import Loaded
+    """Drop single time/channel axes, check or move a channel axis, check the dtype: a Loaded
+    in native byte order (:func:`.io.native_byte_order`)."""
+    from .io import Loaded, native_byte_order
 
+    data = native_byte_order(data)
     channels = None
     if axes is not None:
         keep = [i for i, (_, kind) in enumerate(axes) if kind == "space" or data.shape[i] > 1]
@@ -598,6 +554,23 @@ def is_our_store(path: str | os.PathLike) -> bool:
     return False
 
 
+def enclosing_store(path: str | os.PathLike) -> Path | None:
+    """The outermost zarr store that ``path`` lies inside (``path`` itself not counted), or None.
+
+    A folder is a store by its name (``*.zarr``) or by zarr's metadata files
+    in it; links are followed.
+
+    Examples
+    --------
+    >>> enclosing_store("/data/img.ome.zarr/labels/x.tif").as_posix(), enclosing_store("a.zarr")
+    ('/data/img.ome.zarr', None)
+    """
+    stores = [folder for folder in Path(os.path.realpath(path)).parents
+              if folder.name.lower().endswith(ZARR_SUFFIXES)
+              or any((folder / marker).is_file() for marker in _ZARR_MARKERS)]
+    return stores[-1] if stores else None
+
+
 def check_store_output(
     path: str | os.PathLike,
     *,
@@ -631,6 +604,7 @@ def write_ome_zarr_labels(
     overwrite: bool = False,
     max_id: int | None = None,
     ngff: str = "0.4",
+    before_commit: _files.BeforeCommit | None = None,
 ) -> Path:
     """Write labels as an OME-Zarr container with a multiscale pyramid, atomically.
 
@@ -668,6 +642,8 @@ def write_ome_zarr_labels(
         the storage dtype then needs no pass over ``data``.
     ngff : {"0.4", "0.5"}
         NGFF 0.4 (zarr v2, read by most tools) or 0.5 (zarr v3).
+    before_commit : callable, optional
+        See :func:`._files.staged_folder`.
 
     Returns
     -------
@@ -696,7 +672,7 @@ def write_ome_zarr_labels(
     dtype = _output_dtype(data) if max_id is None else labels_dtype(max_id, warn=True)
     chunks = _chunks_for(data.shape, chunks if chunks is not None else _dask_chunksize(data))
     try:
-        with _files.staged_folder(path) as tmp:
+        with _files.staged_folder(path, before_commit=before_commit) as tmp:
             target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
                                     voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
             compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False,
@@ -919,8 +895,9 @@ def _labels_group(path: str | os.PathLike, *, name: str, mode: str):
 
 def _levels(group) -> list:
     """The arrays of a labels multiscale group, level 0 first."""
-    datasets = _ngff_attrs(group)["multiscales"][0]["datasets"]
-    return [group[d["path"]] for d in datasets]
+    path = Path(str(group.store.root), group.path)
+    return [group[name] for name in multiscale_of(ngff_attrs(group.attrs, where=path),
+                                                   where=path).paths]
 
 
 def labels_array(path: str | os.PathLike, *, name: str = "curated"):
@@ -969,7 +946,7 @@ def write_pyramid(
     for above, level in zip(levels[:-1], levels[1:]):
         steps = tuple(1 if a == n else 2 for a, n in zip(above.shape, level.shape))
         if region is None:
-            source = _dask_from_zarr(above)[tuple(slice(None, None, s) for s in steps)]
+            source = _dask_from_zarr(above, spec=path)[tuple(slice(None, None, s) for s in steps)]
             compute(da.store(source.rechunk(level.chunks), level, lock=False, compute=False),
                     desc=f"pyramid level {levels.index(level)}")
             continue

@@ -153,3 +153,35 @@ def test_review_help_lists_the_keys_of_the_table(capsys):
     with pytest.raises(SystemExit):
         cli.main(["review", "--help"])
     assert cli_help() in capsys.readouterr().out
+
+
+def test_an_input_warning_is_printed_once_though_review_opens_the_store_twice(
+        make_napari_viewer, monkeypatch, qtbot, tmp_path, capsys):
+    """review checks a store pair before napari opens, and the window reads it again: a
+    store's warning (here: missing chunks that read as objects of its fill value) is one line,
+    once."""
+    import numpy as np
+    import zarr
+
+    viewers = []
+
+    def viewer(**kwargs):
+        viewers.append(make_napari_viewer(show=True))
+        return viewers[-1]
+
+    monkeypatch.setattr(napari, "Viewer", viewer)
+    monkeypatch.setattr(napari, "run", lambda *a, **k: _wait_started(_widget(viewers[0]), qtbot))
+    mask = np.zeros((40, 48), np.uint16)
+    mask[3:12, 4:20] = 1
+    mask[25:35, 30:44] = 2
+    for name, fill in (("a.zarr", 0), ("b.zarr", 7)):
+        array = zarr.create_array(str(tmp_path / name), shape=mask.shape, dtype=mask.dtype,
+                                  chunks=(20, 24), fill_value=fill)
+        array[...] = np.where(mask == 0, fill, mask)  # chunks all fill_value are not written
+    assert cli.main(["review", str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr"),
+                     "--out_dir", str(tmp_path / "out")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert lines == [f"mask-compare review: warning: {tmp_path / 'b.zarr'}: fill_value is 7, so "
+                     "its 2 missing chunk(s) (of 4) read as objects of id 7, not as background; "
+                     "a mask's fill_value should be 0"]
+    _widget(viewers[0]).end_review()

@@ -291,6 +291,55 @@ def test_the_next_groups_crops_are_read_ahead_and_moving_there_reads_no_chunk(
     assert prefetcher._thread is None or not prefetcher._thread.is_alive()
 
 
+def test_a_damaged_chunk_of_the_image_is_one_red_line_and_the_review_goes_on(
+        lazy_review, qtbot, tmp_path):
+    """The image is read crop by crop as groups are shown: a chunk that cannot be decoded
+    is one red line naming the store and the chunk; the panels keep the group they showed,
+    the keys act on it, and the review goes on (a decision, Q)."""
+    viewer, widget, volumes, out_dir, _ = lazy_review
+    session, view = widget.session, widget.view
+    for chunk in (tmp_path / "image.zarr" / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.write_bytes(chunk.read_bytes()[:5])  # truncated: zstd cannot decode it
+    shown, region = session.current.index, _region(view)
+    viewer.layers.selection.active = view.layers["a"]
+    press(viewer, "Right")
+    message = widget.message.text()
+    assert widget.message.property("error") and "\n" not in message
+    assert message.startswith(f"{tmp_path / 'image.zarr'}: chunk c/"), message
+    assert "cannot be read (" in message and "restore the store" in message
+    assert _region(view) == region and view.group.index == shown  # the layers as they were
+    assert session.current.index == shown  # what the keys act on is what is shown
+    press(viewer, "1")
+    assert session.choice_of(shown) == "A"
+    assert widget.message.property("error") and "image.zarr" in widget.message.text()
+    press(viewer, "Q")
+    assert widget.session is None
+    ops = _ops(out_dir / "a.zarr")
+    assert [(op["op"], op["group"], op["choice"]) for op in ops] == [("decide", shown, "A")]
+
+def test_a_damaged_chunk_of_a_mask_refuses_the_review_in_one_red_line(
+        make_napari_viewer, qtbot, tmp_path):
+    """The overlap table reads every chunk of A and B: one that cannot be decoded stops the
+    start with one line naming the store and the chunk, and no review (no journal)."""
+    a, b, _ = _masks()
+    for name, data in (("a.zarr", a), ("b.zarr", b)):
+        _write(tmp_path / name, data)
+    viewer = make_napari_viewer()
+    widget = MaskCompareWidget(viewer)
+    layers = [_open_lazily(viewer, tmp_path / name) for name in ("a.zarr", "b.zarr")]
+    chunk = tmp_path / "b.zarr" / "c" / "1" / "2" / "3"
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    widget.set_layers(mask_a=layers[0], mask_b=layers[1])
+    widget.set_out_dir(tmp_path / "out")
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.session is None
+    assert widget.message.property("error")
+    assert widget.message.text().startswith(f"{tmp_path / 'b.zarr'}: chunk c/1/2/3 cannot be "
+                                            "read (")
+    assert not any((tmp_path / "out").glob("*.journal.jsonl"))
+
 def test_the_prefetcher_reads_the_latest_request_in_order_and_stops_when_closed():
     """Regions in the order asked, A, B and the output of each; a newer request drops the
     rest of the older one; the budget bounds the bytes of a request; closed, it is idle."""

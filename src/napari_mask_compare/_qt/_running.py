@@ -129,29 +129,39 @@ class Running:
         if session.place(index) is None:
             self.say(f"{side} {label} is in group {index + 1}, a group of a kind not shown "
                      "(see the kinds shown)", error=True)
-        elif self.act("go_to", index) is not None:
+        elif self.act("go_to", index) is not None and session.current_index == index:
             self.say(f"group {index + 1} shown: it holds {side} {label}; click it again to "
-                     "pick it")
+                     "pick it")  # (not when its crop could not be read: said why)
 
-    def open_view(self) -> None:
+    def open_view(self) -> bool:
         """The view as the review opens: its overlay, the output's features, the brush
-        on a new object, the current group."""
+        on a new object, the current group (False: its crop cannot be read, and said)."""
         self.view.set_overlay(self.review.view.overlay)
         self.refresh_features()
         self.view.layers["output"].selected_label = self.session.next_id
-        self.draw()
+        return self.draw()
 
-    def draw(self, *, regions=(), refocus: bool = True) -> None:
+    def draw(self, *, regions=(), refocus: bool = True) -> bool:
         """Show the review as it is now: the current group (the camera moved only on
         ``refocus``, or to another group), the output's changed ``regions``, the picks
-        and the caption."""
+        and the caption.
+
+        A chunk of a store that cannot be read (damaged, see :mod:`.._chunks`) is
+        one red line naming the store and the chunk; the layers keep the group
+        they showed and the review goes back to it (the keys act on the group
+        shown), and goes on from there. Returns False then.
+        """
         session, view = self.session, self.view
         group = session.current
         resliced = False
         if group is not None:
             picked = session.picks(group.index)
             if refocus or view.group is None or view.group.index != group.index:
-                resliced = view.show(group, picked=picked)
+                try:
+                    resliced = view.show(group, picked=picked)
+                except io.InputError as err:
+                    self._go_back(err)
+                    return False
                 view.read_ahead(session.upcoming(_READ_AHEAD))  # a review larger than memory
             else:
                 view.mark_picked(picked)  # nothing when they are as shown
@@ -159,6 +169,15 @@ class Running:
             view.refresh_output(session.output, regions=regions, redraw=not resliced)
         view.set_caption(group_caption(group, session=session) if group is not None
                          else "no group in the queue")
+        return True
+
+    def _go_back(self, err: Exception) -> None:
+        """The current group could not be shown: say why, and go back to the group shown."""
+        self.say(one_line(err), error=True)
+        shown, current = self.view.group, self.session.current_index
+        if shown is not None and shown.index != current \
+                and self.session.place(shown.index) is not None:
+            self.review.go_to(shown.index)  # its change draws it again
 
     def refresh_features(self) -> None:
         """The features of the output layer (hover), as the session has them now."""

@@ -512,11 +512,12 @@ class ReviewView:
             True when the slice changed, i.e. every layer was read again.
         """
         focus = group_focus(group, a=self.a, b=self.b, margin=self.margin)
-        self.group, self._picked = group, frozenset(picked)
         resliced = False
         cropped = self.crops is not None
-        if cropped:  # the layers hold the new crops, not yet sliced
+        if cropped:  # the layers hold the new crops, not yet sliced (or, should a chunk
+            # fail to read, io.InputError, the old ones: nothing changed)
             self._show_crop(self.crops.region(focus, visible=self._visible(focus)))
+        self.group, self._picked = group, frozenset(picked)
         self._highlight(group, redraw=focus.z_range is None and not cropped)
         if focus.z_range is not None:
             before = self.viewer.dims.point[0]

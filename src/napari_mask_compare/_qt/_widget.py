@@ -318,9 +318,9 @@ class MaskCompareWidget(QWidget):
                                 say=self.message.say, parent=self)
         self._review = running
         self._add_review_callbacks(running)
-        running.open_view()
+        if running.open_view():  # else the line that says why the group is not shown stays
+            self.message.say(running.opening_words())
         self._show_panel(running)
-        self.message.say(running.opening_words())
         self.metrics.describe_review(review, locked=() if self.setup.folders else (
             self.a_combo.layer(), self.b_combo.layer()))
         self._update_enabled()
@@ -341,13 +341,13 @@ class MaskCompareWidget(QWidget):
             return
         # a new overlay is a new layout: the group is fitted again
         refocus = change.moved or (change.view and self._apply_look(running))
-        running.draw(regions=change.regions, refocus=refocus)
+        shown = running.draw(regions=change.regions, refocus=refocus)
         self._show_panel(running)
         if change.decided:
             self._features_timer.start()
         if change.save_error is not None:
             self.message.say(f"autosave failed: {one_line(change.save_error)}", error=True)
-        elif change.message is not None:
+        elif change.message is not None and shown:  # else: why the group is not shown
             self.message.say(change.message)
 
     def _show_panel(self, running: Running) -> None:

@@ -99,14 +99,21 @@ def add_engine_options(p) -> None:
     p.add_argument("--workers", type=int, metavar="N", default=None,
                    help="start a local dask cluster of N worker processes for this run (with "
                         "--scheduler threads or processes: that many threads or processes)")
+    p.add_argument("--worker-timeout", type=float, metavar="SECONDS", default=None,
+                   help="on a dask cluster: fail when it has had no worker for this long "
+                        "(default: 60)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show dask.distributed's log lines (workers lost, restarted, "
+                        "connections closed) on stderr")
 
 
 def engine_of(args):
-    """The :class:`..engine.Engine` that ``--scheduler`` / ``--workers`` ask for (a context
-    manager: a cluster is started on entry and stopped on exit), with progress on stderr."""
+    """The :class:`..engine.Engine` that the engine options ask for (a context manager: a
+    cluster is started on entry and stopped on exit), with progress on stderr."""
     from ..engine import Engine
 
-    return Engine(scheduler=args.scheduler, workers=args.workers, progress=True)
+    return Engine(scheduler=args.scheduler, workers=args.workers, progress=True,
+                  worker_timeout=args.worker_timeout, verbose=args.verbose)
 
 
 def is_mask_folder(path: Path) -> bool:

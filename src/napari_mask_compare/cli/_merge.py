@@ -34,9 +34,9 @@ def add_merge(commands) -> None:
     p.add_argument("mask_a", type=Path, metavar="MASK_A", help="mask A file, or a folder of them")
     p.add_argument("mask_b", type=Path, metavar="MASK_B", help="mask B file, or a folder of them")
     p.add_argument("--out", type=Path, required=True,
-                   help="output .tif, or .zarr for OME-Zarr labels (written block by block: "
-                        "for masks larger than memory); a folder when MASK_A and MASK_B are "
-                        "folders")
+                   help="output .tif, .zarr for OME-Zarr labels (written block by block: "
+                        "for masks larger than memory) or .npy (no voxel size); a folder when "
+                        "MASK_A and MASK_B are folders")
     p.add_argument("--policy", choices=("a", "b", "union", "larger"), default="a",
                    help="a: keep A; b: keep B; union: merge each group into one object; "
                         "larger: the side with more voxels (default: a)")
@@ -48,11 +48,12 @@ def add_merge(commands) -> None:
 
 def _run_merge(args) -> int:
     from ..io import pair_files
+    from ..write import FORMATS
 
     if is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b):
         pairs, unpaired = pair_files(args.mask_a, args.mask_b)
         warn_unpaired(unpaired)
-        if args.out.suffix.lower() in (".tif", ".tiff", ".zarr") or args.out.is_file():
+        if args.out.suffix.lower() in FORMATS or args.out.is_file():
             raise input_error(f"{args.out}: with folders of masks, --out must be a folder")
         _check_not_an_input_folder(args.out, folders=(args.mask_a, args.mask_b))
         jobs = [(a, b, args.out / _output_name(a)) for a, b in pairs]
@@ -94,7 +95,9 @@ def _check_not_an_input_folder(out: Path, *, folders) -> None:
 def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -> int:
     """Merge every pair as one task on the engine; a failed pair is reported, the rest go on.
 
-    Each task records its pair when its output is written (:class:`..batch.Records`):
+    Each task records its pair when its output is written (:class:`..batch.Records`;
+    a pending entry naming the output's bytes first, so that a kill in between
+    leaves an output the rerun knows as ours):
     a rerun skips the pairs whose inputs, output and settings are unchanged (all
     of them are merged again with ``overwrite``); an output that a recorded run
     wrote and nobody changed since is replaced when its pair is not done. A pair
@@ -135,9 +138,10 @@ def _merge_pair(mask_a, mask_b, out, *, records, policy, iou_threshold, overwrit
     from ..io import InputError
 
     try:
-        summary = merge_files(mask_a, mask_b, out=out, policy=policy,
-                              iou_threshold=iou_threshold,
-                              overwrite=overwrite or records.wrote(out.stem, output=out))
+        summary = merge_files(
+            mask_a, mask_b, out=out, policy=policy, iou_threshold=iou_threshold,
+            overwrite=overwrite or records.wrote(out.stem, output=out),
+            before_commit=lambda outputs: records.pending(out.stem, outputs=outputs))
         records.add(out.stem, inputs=(mask_a, mask_b), output=out, summary=summary)
     except InputError as err:
         return False, str(err)
@@ -147,16 +151,19 @@ def _merge_pair(mask_a, mask_b, out, *, records, policy, iou_threshold, overwrit
 
 
 def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float = 0.1,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, before_commit=None) -> dict:
     """Read two masks, merge them by ``policy`` and write the output.
 
-    A ``.zarr`` output is OME-Zarr labels (``out.zarr/labels/curated``), computed
-    and written block by block on the current engine: masks read lazily (zarr,
-    HDF5) are never loaded whole. Otherwise a TIFF. ``out`` (and a TIFF's
-    ``_classes.tif`` side-car, with class channels) is checked first: never an
-    input, a review's output or a file mask-compare did not write; an earlier
-    output of ours only with ``overwrite``. The files are replaced together, or
-    not at all.
+    The output's suffix names its format (:func:`..write.output_format`): a
+    ``.zarr`` output is OME-Zarr labels (``out.zarr/labels/curated``),
+    computed and written block by block on the current engine (masks read
+    lazily, zarr or HDF5, are never loaded whole); ``.tif``/``.tiff`` a TIFF;
+    ``.npy`` an NPY array. ``out`` (and a file output's ``_classes`` side-car,
+    with class channels) is checked first: never an input, a review's output,
+    a file mask-compare did not write or a path inside a zarr store; an
+    earlier output of ours only with ``overwrite``. The files are replaced
+    together, or not at all; ``before_commit`` is called just before (see
+    :func:`.._files.staged`).
 
     Returns
     -------
@@ -167,45 +174,51 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     Raises
     ------
     InputError
-        Bad input, or an output that may not be written.
+        Bad input, or an output that may not be written (a suffix that names no
+        format offered among them).
     OSError
         :class:`.._files.WriteError`: the write failed; the old files are intact.
     """
     from .._files import sidecar
     from ..io import load_pair, write_label_files
     from ..merging import merge_masks
-    from ..store import check_store_output, is_store_path, write_ome_zarr_labels
+    from ..store import write_ome_zarr_labels
+    from ..write import check_label_output
 
     inputs = (mask_a, mask_b)
-    zarr_out = is_store_path(out)
-    if zarr_out:
-        out = check_store_output(out, inputs=inputs, overwrite=overwrite)
-    else:
-        out = _check_merge_output(out, inputs=inputs, overwrite=overwrite)
+    out, fmt = check_label_output(out, inputs=inputs, overwrite=overwrite)
     pair = load_pair(mask_a, mask_b)
     merged, classes, tables = merge_masks(
         pair.a, pair.b, policy=policy, iou_threshold=iou_threshold,
         classes_a=pair.classes_a, classes_b=pair.classes_b,
     )
-    if zarr_out:
+    if fmt == "OME-Zarr":
         write_ome_zarr_labels(out, merged, voxel_size=pair.voxel_size, unit=pair.unit,
-                              inputs=inputs, overwrite=overwrite, max_id=tables.n_objects)
+                              inputs=inputs, overwrite=overwrite, max_id=tables.n_objects,
+                              before_commit=before_commit)
         return tables.summary
-    tiffs = {out: merged}
+    files = {out: merged}
     if classes is not None:
-        classes_path = _check_merge_output(sidecar(out, "_classes.tif"), inputs=inputs,
-                                           overwrite=overwrite)
-        tiffs[classes_path] = classes
-    write_label_files(tiffs, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False)
+        classes_path, _ = check_label_output(sidecar(out, "_classes" + out.suffix),
+                                             inputs=inputs, overwrite=overwrite)
+        files[classes_path] = classes
+    if fmt == "NPY":
+        _warn_voxel_size_lost(out, pair)
+    write_label_files(files, voxel_size=pair.voxel_size, unit=pair.unit, relabel=False, fmt=fmt,
+                      before_commit=before_commit)
     return tables.summary
 
 
-def _check_merge_output(path, *, inputs, overwrite: bool) -> Path:
-    """:func:`._files.check_output` for merge: ours is a TIFF that mask-compare wrote."""
-    from .._files import check_output
-    from ..io import is_our_tiff
+def _warn_voxel_size_lost(out: Path, pair) -> None:
+    """An NPY output keeps no voxel size: say so when the masks have one."""
+    import warnings
 
-    return check_output(path, inputs=inputs, ours=is_our_tiff, overwrite=overwrite)
+    from ..io import InputWarning, _format_size
+
+    if pair.unit != "pixel" or any(size != 1 for size in pair.voxel_size):
+        size = _format_size(pair.voxel_size, pair.unit)
+        warnings.warn(f"{out}: an NPY file holds no voxel size; {size} is not kept (a .tif "
+                      "or .zarr output keeps it)", InputWarning, stacklevel=2)
 
 
 def _format_summary(summary: dict) -> str:

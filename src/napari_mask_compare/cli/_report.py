@@ -23,14 +23,16 @@ def add_report(commands) -> None:
         description=(
             "Write the quality report of B against A into a folder: matching statistics, "
             "review groups, per-object morphology, an RGB association map (true positives "
-            "green, false negatives red, false positives blue) and plots. The files of an "
-            "earlier report in the folder are replaced only with --overwrite; an input or a "
-            "file that mask-compare did not write is never overwritten."
+            "green, false negatives red, false positives blue) and plots. The folder must be "
+            "new, empty or an earlier report's, whose files are replaced only with "
+            "--overwrite; an input, a folder holding other files or a file that mask-compare "
+            "did not write is never written into or over."
         ),
     )
     p.add_argument("mask_a", type=Path, metavar="MASK_A", help="reference mask file")
     p.add_argument("mask_b", type=Path, metavar="MASK_B", help="predicted mask file")
-    p.add_argument("--out", type=Path, required=True, help="report folder (created if needed)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="report folder: new, empty, or an earlier report's (created if needed)")
     p.add_argument("--image", type=Path, help="the image: grey base of the association map")
     p.add_argument("--roi", type=Path,
                    help="region mask (non-zero inside): objects mostly outside are left out")
@@ -63,8 +65,6 @@ def _run_report(args) -> int:
     for path in (args.mask_a, args.mask_b):
         if is_mask_folder(path):
             raise input_error(f"{path}: is a folder; report compares two mask files")
-    if args.out.exists() and not args.out.is_dir():
-        raise input_error(f"{args.out}: is a file, --out must be a folder")
     rules = _parse_filter(args.filter, curated=args.curated)
     inputs = [path for path in (args.mask_a, args.mask_b, args.image, args.roi, args.curated)
               if path is not None]
