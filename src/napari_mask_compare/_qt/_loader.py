@@ -163,6 +163,7 @@ class ReviewLoader(QObject):
         self._bar = None  # napari's progress bar of the blocks paired
         self._reporting = False
         self._latest = None
+        self._pairing = False  # reports are taken until the worker returns
         self._reported.connect(self._on_reported)  # queued: emitted in the worker
 
     @property
@@ -187,6 +188,7 @@ class ReviewLoader(QObject):
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self._worker = worker
+        self._pairing = True
         worker.start()
 
     def abort(self) -> None:
@@ -204,24 +206,29 @@ class ReviewLoader(QObject):
         napari's bar serves the event loop as it is made and updated: a report
         that comes in meanwhile is only noted, and the latest one is shown
         when the one being shown is done (so the last report is never lost).
+        A report that comes after the worker returned (the engine's threads
+        report on their own) is dropped: it would cover the refusal's line.
         """
         self._latest = (desc, done, total)
-        if self._reporting:
+        if self._reporting or not self._pairing:
             return
         self._reporting = True
         try:
             shown = None
-            while self._latest != shown:
+            while self._pairing and self._latest != shown:
                 shown = desc, done, total = self._latest
                 if self._bar is None:
                     self._bar = progress(total=total, desc=desc)
                 self._bar.update(done - self._bar.n)
                 text = f"{desc}: {done}/{total} blocks"
                 self._bar.set_description(text)
-                self.step.emit(text)
-                self.progressed.emit(done, total)
+                if self._pairing:  # (it may have returned while the bar served the loop)
+                    self.step.emit(text)
+                    self.progressed.emit(done, total)
         finally:
             self._reporting = False
+            if not self._pairing:  # a bar made after the worker returned goes too
+                self._close_bar()
 
     def _close_bar(self) -> None:
         bar, self._bar = self._bar, None
@@ -229,6 +236,7 @@ class ReviewLoader(QObject):
             bar.close()
 
     def _on_returned(self, opened) -> None:
+        self._pairing = False
         self._close_bar()
         if isinstance(opened, _Refused):
             self.refused.emit(opened.message)
@@ -258,6 +266,8 @@ class ReviewLoader(QObject):
         QTimer.singleShot(0, self._on_open_step)
 
     def _on_errored(self, err: Exception) -> None:
+        self._pairing = False
+        self._close_bar()
         self.failed.emit(f"could not start: {type(err).__name__}: {err}")
 
     def _on_finished(self) -> None:
