@@ -218,7 +218,8 @@ def test_a_review_on_a_full_disk_loses_nothing_and_resumes(disk, masks):
     assert journal_path(out).read_bytes().startswith(journal)
     with Review.open(a, b, output=out) as resumed:
         assert resumed.session.output.tobytes() == review.session.output.tobytes()
-    assert disk.files() == sorted(["o.journal.jsonl", "o.lock", "o.summary.json", "o.tif"])
+    assert disk.files() == sorted(["o.journal.jsonl", "o.lock", "o.summary.json", "o.tif",
+                                   "o.view.json"])
 
 
 @pytest.fixture(params=["tmpfs", "injected"])

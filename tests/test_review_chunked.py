@@ -28,7 +28,8 @@ from napari_mask_compare.labels import relabel_sequential
 from napari_mask_compare.matching import KINDS, overlap_table, review_groups
 from napari_mask_compare.review import Review
 from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
-from test_review import _act, masks, steps
+from test_review_properties import _act, masks
+from test_review_properties import with_kills as steps
 
 
 def as_zarr(folder: Path, name: str, data: np.ndarray, chunks) -> zarr.Array:
@@ -187,7 +188,7 @@ def test_actions_on_a_zarr_pair_equal_the_in_memory_review(every_kind_2d, tmp_pa
     ids = np.unique(exported[exported > 0])
     assert np.array_equal(ids, np.arange(1, ids.size + 1))  # ids 1..n after export
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o.")) == [
-        "o.journal.jsonl", "o.lock", "o.summary.json", "o.table.npz", "o.zarr"]
+        "o.journal.jsonl", "o.lock", "o.summary.json", "o.table.npz", "o.view.json", "o.zarr"]
 
 
 def test_a_3d_review_with_lower_levels_rebuilt_at_close(tmp_path):

@@ -13,7 +13,8 @@ order and the kind filter) is given as "3/25".
 from __future__ import annotations
 
 __all__ = [
-    "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "LARGER_THAN_MEMORY", "describe_counts",
+    "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "LARGER_THAN_MEMORY", "QUEUE_DECIDED",
+    "describe_counts",
     "describe_group",
     "display_features", "group_caption", "group_number", "picked_text", "summary_text",
     "unpaired_fate",
@@ -25,6 +26,9 @@ KIND_LABELS = {"match": "match", "split": "split", "merge": "merge", "complex": 
 #: The Metrics tab on a review larger than memory (chunked): what it leaves out, and why.
 LARGER_THAN_MEMORY = ("curated vs A and vs B: not computed for reviews larger than memory "
                       "(A vs B comes from the review's overlap table)")
+#: Said when a decision leaves no undecided group in the queue to move on to.
+QUEUE_DECIDED = ("Every group in the queue is decided: Finish adds the unpaired objects left "
+                 "and saves; Q saves and quits.")
 #: Lines of :func:`describe_group` (always this many: the panel below it does not move).
 GROUP_LINES = 6
 #: Lines of :func:`describe_counts` (always this many).

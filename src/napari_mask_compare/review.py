@@ -12,7 +12,13 @@ journal line is fsynced by another background thread.
 Files beside the output ``cells.tif``: ``cells.journal.jsonl`` (the journal),
 ``cells.summary.json`` (written on close), ``cells.lock`` and
 ``cells.owner.json`` (who holds the review), ``cells_classes.tif`` (with
-class channels).
+class channels), ``cells.view.json`` (how it is looked at and where the
+reviewer was: :mod:`.view_settings`).
+
+Every change, journaled or not (a move to another group, the queue order),
+goes through :class:`Review`, and its listeners get one
+:class:`.session.Change` that says all of it: the widget redraws from that
+alone, whoever drove the review.
 
 A volume larger than memory is reviewed into ``cells.zarr``, an OME-Zarr
 labels image (``labels/curated``, created by :mod:`.store`), uint32 from the
@@ -43,6 +49,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -50,11 +57,14 @@ import numpy as np
 
 from . import _files
 from ._files import check_writable
+from ._text import QUEUE_DECIDED
 from .io import InputError, write_label_files
-from .journal import Journal, fingerprint, journal_path
+from .journal import Journal, bulk_op, default_axes, fingerprint, journal_path
+from .journal import header as journal_header
 from .labels import relabel_sequential
-from .matching import Group, OverlapTable, overlap_table, review_groups
+from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 from .session import Change, ChunkedRegions, Session, edit_op
+from .view_settings import ViewSettings, read_view_settings, write_view_settings
 
 __all__ = ["Review", "ReviewLock"]
 
@@ -132,8 +142,14 @@ class ReviewLock:
 class Review:
     """An open review of two masks that saves itself to ``output``.
 
-    Use :meth:`open`. Actions: :meth:`decide`, :meth:`pick`, :meth:`edit`, :meth:`undo`,
-    :meth:`finish`; :meth:`close` at the end (or use it as a context manager).
+    Use :meth:`open`. Actions (journaled, undone by :meth:`undo`): :meth:`decide`,
+    :meth:`pick`, :meth:`edit`, :meth:`undo`, :meth:`finish`, :meth:`bulk`. Moves and
+    settings (not journaled, kept in ``<out>.view.json``, see
+    :mod:`.view_settings`): :meth:`go_to`, :meth:`next`, :meth:`previous`,
+    :meth:`set_order`, :meth:`set_kinds`, :meth:`set_view`. Each of them
+    tells every listener (:meth:`add_listener`) what changed in one
+    :class:`.session.Change`, in the thread that called it. :meth:`close` at
+    the end (or use it as a context manager).
 
     Attributes
     ----------
@@ -143,16 +159,25 @@ class Review:
     journal : Journal
     notes : list of str
         What opening found and repaired (a torn journal tail, stale files).
+    resumed : bool
+        The review existed (its journal was replayed).
+    voxel_size : tuple of float or None
+    unit : str
     """
 
     def __init__(self, session: Session, journal: Journal, lock: ReviewLock, output: Path, *,
-                 voxel_size=None, unit: str = "pixel", notes=()):
+                 voxel_size=None, unit: str = "pixel", notes=(), resumed: bool = False,
+                 view: ViewSettings | None = None):
         self.session = session
         self.journal = journal
         self.output = Path(output)
         self.notes = list(notes)
+        self.resumed = resumed
+        self.voxel_size = voxel_size
+        self.unit = unit
         self._lock = lock
         self._listeners: list[Callable[[Change], None]] = []
+        self._look = view or ViewSettings()  # overlay and colour by disagreement
         self._saver = _Autosaver(self, voxel_size=voxel_size, unit=unit)
         self.closed = False
 
@@ -174,8 +199,13 @@ class Review:
         unit: str = "pixel",
         table: OverlapTable | None = None,
         chunks: tuple[int, ...] | None = None,
+        view: ViewSettings | None = None,
     ) -> Review:
         """Open a review, resuming it where it stopped if ``output`` has a journal.
+
+        A resumed review opens as it was left: the queue order, the kinds
+        shown, the view and the group the reviewer was on (when it is in the
+        queue, decided or not) come from ``<out>.view.json``.
 
         Parameters
         ----------
@@ -195,6 +225,9 @@ class Review:
             The overlap table of ``a`` and ``b`` when already computed.
         chunks : tuple of int, optional
             Chunk shape of a new ``.zarr`` output; A's chunks by default.
+        view : ViewSettings, optional
+            Order, kinds and view when none are saved beside the output (e.g.
+            those of the previous image of a folder); its group is not used.
 
         Raises
         ------
@@ -211,10 +244,12 @@ class Review:
                 from err
         lock = ReviewLock(output).acquire()
         try:
-            return cls._open_locked(
+            review = cls._open_locked(
                 a, b, lock=lock, output=output, iou_threshold=iou_threshold, inputs=inputs,
                 groups=groups, classes_a=classes_a, classes_b=classes_b,
                 voxel_size=voxel_size, unit=unit, table=table, chunks=chunks)
+            review._restore_view(view)
+            return review
         except BaseException:
             lock.release()
             raise
@@ -238,12 +273,13 @@ class Review:
         else:
             session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b,
                               table=table)
-        if journal is None:
-            journal = Journal.create(path, header)
-        else:
+        resumed = journal is not None
+        if resumed:
             _resume(session, journal, notes=notes)
+        else:
+            journal = Journal.create(path, header)
         return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
-                            notes=notes)
+                            notes=notes, resumed=resumed)
 
     @classmethod
     def _open_chunked(cls, a, b, *, lock, output, iou_threshold, inputs, groups, classes_a,
@@ -271,7 +307,7 @@ class Review:
         if not new:
             _resume(session, journal, notes=notes)
         return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
-                            notes=notes)
+                            notes=notes, resumed=not new)
 
     @classmethod
     def _started(cls, session, journal, lock, output, **options) -> Review:
@@ -312,6 +348,29 @@ class Review:
         """Add every undecided unpaired group (Auto)."""
         return self.act({"op": "finish"})
 
+    def bulk(self, groups: dict, *, rule: str) -> Change:
+        """Decide many groups in one action (a rule): one journal line, one U undoes it.
+
+        Parameters
+        ----------
+        groups : dict of str to iterable of int
+            Choice ("A", "B", "M", "N") -> the group indices it decides. Groups
+            already decided are left out (a rule never touches them).
+        rule : str
+            The rule's text, as the reviewer wrote it (journaled with it).
+
+        Raises
+        ------
+        ValueError
+            No undecided group is left to decide (nothing changed).
+        """
+        choice_of = self.session.choice_of
+        undecided = {choice: [g for g in map(int, indices) if choice_of(g) is None]
+                     for choice, indices in groups.items()}
+        if not any(undecided.values()):
+            raise ValueError(f"{rule}: decides no undecided group")
+        return self.act(bulk_op(undecided, rule=rule))
+
     def act(self, op: dict) -> Change:
         """Prepare, journal, then apply one action; tell the listeners.
 
@@ -322,15 +381,142 @@ class Review:
         WriteError
             The journal could not be written (nothing changed).
         """
-        if self.closed:
-            raise ValueError("the review is closed")
+        self._check_open()
         op = self.session.prepare(op)
+        if not self.journal.holds(op):  # an older journal: made version 2 first, lines kept
+            self.journal.upgrade(axes=default_axes(len(self.session.output.shape)))
         self.journal.append(op)
         change = self.session.apply(op)
         self._saver.saved_action(change.regions)
+        return self._tell(replace(change, message=self._message_after(change),
+                                  save_error=self.save_error))
+
+    def _message_after(self, change: Change) -> str:
+        """What to say after an action: that nothing is left to decide, or nothing."""
+        current = change.current
+        if change.op["op"] in ("decide", "bulk") and current is not None \
+                and self.session.choice_of(current) is not None:
+            return QUEUE_DECIDED  # a decision moves on to an undecided group: none is left
+        return ""
+
+    def _tell(self, change: Change) -> Change:
         for callback in list(self._listeners):
             callback(change)
         return change
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("the review is closed")
+
+    # ------------------------------------------------------------------ moves and settings
+
+    def go_to(self, group: int) -> Change:
+        """Make group index ``group`` current (it must be in the queue: ValueError otherwise)."""
+        return self._move({"op": "go_to", "group": int(group)},
+                          lambda: self.session.go_to(group), message=None)
+
+    def next(self) -> Change:
+        """Move to the next group of the queue without deciding (wraps around)."""
+        return self._move({"op": "next"}, self.session.next)
+
+    def previous(self) -> Change:
+        """Move to the previous group of the queue without deciding (wraps around)."""
+        return self._move({"op": "previous"}, self.session.previous)
+
+    def set_order(self, order: str) -> Change:
+        """Review in ``"spatial"`` order or ``"iou"`` (lowest IoU first); saved with the view."""
+        return self._move({"op": "order", "order": order},
+                          lambda: self.session.set_order(order), message=None, save=True)
+
+    def set_kinds(self, kinds) -> Change:
+        """Review only the groups of these kinds (all when None); saved with the view."""
+        kinds = list(KINDS if kinds is None else kinds)
+        return self._move({"op": "kinds", "kinds": kinds},
+                          lambda: self.session.set_kinds(kinds), message=None, save=True)
+
+    def set_view(self, *, overlay: bool | None = None,
+                 disagreement: bool | None = None) -> Change:
+        """The overlay view and colour by disagreement (each left as it is when None); saved."""
+        self._check_open()
+        look = self._look
+        self._look = replace(look, overlay=look.overlay if overlay is None else bool(overlay),
+                             disagreement=(look.disagreement if disagreement is None
+                                           else bool(disagreement)))
+        self._save_view()
+        return self._tell(Change({"op": "view", "overlay": self._look.overlay,
+                                  "disagreement": self._look.disagreement},
+                                 current=self.session.current_index, view=True))
+
+    def _move(self, op: dict, move: Callable[[], object], *, message: str | None = "",
+              save: bool = False) -> Change:
+        """Change the position or the queue, then tell the listeners (nothing journaled).
+
+        ``message`` "" takes back what was said about the group left
+        behind; None leaves it. ``save``: write the view settings file.
+        """
+        self._check_open()
+        move()
+        if save:
+            self._save_view()
+        return self._tell(Change(op, current=self.session.current_index, moved=True,
+                                 message=message))
+
+    @property
+    def view(self) -> ViewSettings:
+        """How the review is looked at now: order, kinds, view, current group."""
+        session = self.session
+        return replace(self._look, order=session.order,
+                       kinds=tuple(k for k in KINDS if k in session.kinds),
+                       group=session.current_index, actions=len(self.journal.ops))
+
+    def _restore_view(self, default: ViewSettings | None) -> None:
+        """Order, kinds and view as saved (else ``default``); a resumed review's group too.
+
+        The group is where the reviewer was when the file was saved, if the
+        journal holds the same actions as then (a kill may have lost the
+        last save of the file; the review then starts on its first undecided
+        group, as the replay left it) and the group is in the queue.
+        """
+        saved = read_view_settings(self.output)
+        settings = saved or default or ViewSettings()
+        self.session.set_order(settings.order)
+        self.session.set_kinds(settings.kinds)
+        self._look = settings
+        if saved is not None and self.resumed and saved.group is not None \
+                and saved.actions == len(self.journal.ops) \
+                and self.session.place(saved.group) is not None:
+            self.session.go_to(saved.group)
+
+    def _save_view(self) -> None:
+        write_view_settings(self.output, self.view)  # a convenience: a failure costs nothing
+
+    @property
+    def iou_threshold(self) -> float:
+        """The IoU that links objects into the review's groups."""
+        return float(self.journal.params["iou_threshold"])
+
+    def saved_labels(self):
+        """The curated labels as saved, ids 1..n, and their features (one row per saved id).
+
+        See :meth:`.session.Session.saved_labels`; a chunked review's, once
+        closed, from its store (compacted, pyramided) as a dask array, its
+        features only without edits (finding the ids left would read the
+        whole volume).
+
+        Returns
+        -------
+        labels : ndarray or dask.array.Array, shape of the masks
+        features : dict of str to list
+        """
+        session = self.session
+        if not session.chunked:
+            return session.saved_labels()
+        import dask.array as da
+
+        from . import store
+
+        labels = da.from_zarr(store.labels_array(self.output))
+        return labels, session.features() if not session.edited else {"label": []}
 
     # ------------------------------------------------------------------ saving
 
@@ -374,6 +560,7 @@ class Review:
         """
         if self.closed:
             return self.session.summary()
+        self._save_view()  # where the reviewer was: a resumed review opens there
         self.closed = True
         summary = self.session.summary()
         try:
@@ -579,18 +766,24 @@ def _check_new_review(output: Path, journal: Path, *, adopt_output: bool = False
 
 
 def _check_same_review(journal: Journal, header: dict) -> None:
-    for key, label in (("mask_a", "mask A"), ("mask_b", "mask B")):
-        then = journal.header.get("inputs", {}).get(key, {})
-        if then.get("fingerprint") != header["inputs"][key]["fingerprint"]:
+    """The journal is of a review of the same masks (fingerprints), read the same way
+    (axes, when it says) with the same parameters; InputError otherwise."""
+    then = {source["key"]: source for source in journal.sources}
+    for source in header["sources"]:
+        was = then.get(source["key"], {})
+        if was.get("fingerprint") != source["fingerprint"]:
             raise InputError(
-                f"{journal.path}: this folder holds a review of another {label} "
-                f"({then.get('name', '?')}); use another output folder, or move the journal "
+                f"{journal.path}: this folder holds a review of another mask {source['key']} "
+                f"({was.get('name', '?')}); use another output folder, or move the journal "
                 "away to start over"
             )
-    then = journal.header.get("params", {})
-    if then != header["params"]:
+    if journal.axes is not None and journal.axes != header["axes"]:
+        raise InputError(f"{journal.path}: the review here read the masks as {journal.axes}, "
+                         f"not {header['axes']}; resume with the same axes or use another "
+                         "output folder")
+    if journal.params != header["params"]:
         raise InputError(
-            f"{journal.path}: the review here used {then}, not {header['params']}; "
+            f"{journal.path}: the review here used {journal.params}, not {header['params']}; "
             "resume with the same settings or use another output folder"
         )
 
@@ -678,17 +871,13 @@ def _opening_notes(lock: ReviewLock, output: Path) -> list[str]:
 
 
 def _header(a, b, *, inputs: dict | None, iou_threshold: float) -> dict:
-    """The journal header: the inputs' names and fingerprints, the parameters."""
+    """The journal header's fields: the inputs' names and fingerprints, axes, parameters."""
     names = {"mask_a": "mask A", "mask_b": "mask B", **(inputs or {})}
     given = inputs or {}
-    return {
-        "inputs": {
-            key: {"name": str(names[key]),
-                  "fingerprint": fingerprint(mask, source=given.get(key))}
-            for key, mask in (("mask_a", a), ("mask_b", b))
-        },
-        "params": {"iou_threshold": float(iou_threshold)},
-    }
+    return journal_header(
+        sources=[(names[key], fingerprint(mask, source=given.get(key)))
+                 for key, mask in (("mask_a", a), ("mask_b", b))],
+        axes=default_axes(len(a.shape)), params={"iou_threshold": float(iou_threshold)})
 
 
 def _table_path(output: Path) -> Path:
@@ -697,9 +886,9 @@ def _table_path(output: Path) -> Path:
 
 def _table_key(header: dict) -> str:
     """What a cached table must have been computed from: both inputs' fingerprints."""
-    return json.dumps({"format": TABLE_FORMAT,
-                       **{key: header["inputs"][key]["fingerprint"]
-                          for key in ("mask_a", "mask_b")}}, sort_keys=True)
+    prints = {source["key"]: source["fingerprint"] for source in header["sources"]}
+    return json.dumps({"format": TABLE_FORMAT, "mask_a": prints["A"], "mask_b": prints["B"]},
+                      sort_keys=True)
 
 
 def _cached_table(output: Path, a, b, *, key: str, notes: list[str]) -> OverlapTable:

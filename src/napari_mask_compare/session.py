@@ -6,7 +6,8 @@ of it again: a group with picks counts as decided ("P").
 No Qt, no napari, no files: :class:`.review.Review` keeps a session on disk
 (journal first, then :meth:`Session.apply`) and the widget and the CLI drive
 that. Every action is one operation dict, as the journal records it
-(see :mod:`.journal`): ``decide``, ``undo``, ``finish`` and ``edit``.
+(see :mod:`.journal`): ``decide``, ``pick``, ``undo``, ``finish``, ``edit`` and
+``bulk`` (a rule: many groups decided in one step, undone as one).
 Decisions write objects only into background voxels of the output (no silent
 overwrite); an edit is the user's explicit overwrite. Output ids are given in
 action order; an edit that erases an object leaves its id unused until the
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .journal import decode_mask, encode_mask
-from .labels import labels_dtype
+from .journal import decode_mask, encode_mask, ids_by_source, unpack_groups
+from .labels import labels_dtype, relabel_sequential
 from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
 
 __all__ = [
@@ -132,21 +133,52 @@ class Step:
 
 @dataclass(frozen=True)
 class Change:
-    """What an action changed: passed to listeners.
+    """What one change of a review did: all a listener needs to show it.
+
+    :meth:`Session.apply` fills what the session knows; :class:`.review.Review`
+    adds the words and the save state, and makes one for every move and
+    setting too (see :meth:`.review.Review.go_to`).
 
     Attributes
     ----------
     op : dict
-        The action as the journal records it, e.g. ``{"op": "decide", "group": 3, "choice": "A"}``.
+        What was done: an action as the journal records it (``decide``,
+        ``pick``, ``edit``, ``undo``, ``finish``, ``bulk``), e.g.
+        ``{"op": "decide", "group": 3, "choice": "A", ...}``; or a move or a
+        setting, not journaled: ``{"op": "go_to", "group": 3}``,
+        ``{"op": "next"}``, ``{"op": "previous"}``, ``{"op": "order", "order":
+        "iou"}``, ``{"op": "kinds", "kinds": [...]}``, ``{"op": "view",
+        "overlay": ..., "disagreement": ...}``.
     regions : tuple of tuple of slice
-        Regions of the output that may have changed.
+        Regions of the output that may have changed (none for a move or a setting).
     undone : dict or None
-        For an ``undo``, the operation taken back.
+        For an ``undo``, the action taken back.
+    current : int or None
+        Index of the group current after the change; None when the queue is empty.
+    moved : bool
+        Show the current group: it is another group than before, or a move or
+        a new queue (order, kinds) asked for it. False when the reviewer stays
+        on the group (a pick, an edit, their undo): the camera stays too.
+    decided : bool
+        Decisions, picks, output objects or counts changed (an action applied).
+    view : bool
+        The overlay view or colour by disagreement changed.
+    message : str or None
+        Words for the reviewer ("" takes back what was said before); None
+        when there is nothing to say (what is shown stays).
+    save_error : OSError or None
+        The last background save's error when it failed (the journal is whole).
     """
 
     op: dict
-    regions: tuple[tuple[slice, ...], ...]
-    undone: dict | None = field(default=None)
+    regions: tuple[tuple[slice, ...], ...] = ()
+    undone: dict | None = None
+    current: int | None = None
+    moved: bool = False
+    decided: bool = False
+    view: bool = False
+    message: str | None = None
+    save_error: OSError | None = field(default=None, compare=False)
 
 
 def edit_op(pieces: Iterable[tuple[tuple[slice, ...], np.ndarray | None, int]]) -> dict:
@@ -643,6 +675,14 @@ class Session:
         return [d for step in self.steps for d in step.decisions]
 
     @property
+    def next_id(self) -> int:
+        """The id the next output object gets (ids are given in action order, from 1).
+
+        A brush set to this id (or above) paints a new object (see :meth:`prepare`).
+        """
+        return len(self.objects) + 1
+
+    @property
     def edited(self) -> bool:
         """True when an edit or an unpicked object is in force (ids may have gaps: compact)."""
         return any(step.edits for step in self.steps)
@@ -667,6 +707,11 @@ class Session:
     def current(self) -> Group | None:
         """The group under review, None when the queue is empty."""
         return self.groups[self._queue[self._position]] if self._queue else None
+
+    @property
+    def current_index(self) -> int | None:
+        """Index of :attr:`current`, None when the queue is empty."""
+        return self._queue[self._position] if self._queue else None
 
     @property
     def order(self) -> str:
@@ -707,7 +752,7 @@ class Session:
 
     def _rebuild_queue(self) -> None:
         """The queue of the kinds shown, in the order asked (vectorised: many groups)."""
-        current = self.current.index if self._queue else None
+        current = self.current_index
         wanted = [KINDS.index(kind) for kind in self._kinds]
         queue = np.flatnonzero(np.isin(self._kind_code, wanted))
         if self._order == "iou":  # lowest IoU first, ties by index
@@ -819,6 +864,8 @@ class Session:
             return self._prepare_edit(op)
         if kind == "pick":
             return self._prepare_pick(op)
+        if kind == "bulk":
+            return self._prepare_bulk(op)
         raise ValueError(f"unknown operation {op!r}")
 
     def _group_of(self, op: dict, *, verb: str) -> int:
@@ -854,13 +901,32 @@ class Session:
             raise ValueError(f"group {group + 1} is already decided "
                              f"({self._choice_of[group]}); undo (U) to change it")
         g = self.groups[group]
-        ids = [list(map(int, g.ids_a)), list(map(int, g.ids_b))]
-        if "ids" in op and op["ids"] != ids:
+        ids = {"A": list(map(int, g.ids_a)), "B": list(map(int, g.ids_b))}
+        if "ids" in op and ids_by_source(op["ids"]) != ids:
             raise ValueError(f"group #{group} holds other objects than the operation names")
         return {"op": "decide", "group": int(group), "choice": choice, "ids": ids}
 
+    def _prepare_bulk(self, op: dict) -> dict:
+        """A rule's decisions (:func:`.journal.bulk_op`): every group exists and is undecided."""
+        for choice, groups in self._bulk_groups(op):
+            if choice not in CHOICES:
+                raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
+            if groups.size and (groups[0] < 0 or groups[-1] >= len(self.groups)):
+                raise ValueError(f"there is no group #{int(groups[-1])}")
+            decided = [g for g in groups.tolist() if g in self._choice_of]
+            if decided:
+                raise ValueError(f"group {decided[0] + 1} is already decided "
+                                 f"({self._choice_of[decided[0]]}); a rule decides only "
+                                 "undecided groups")
+        return op
+
+    @staticmethod
+    def _bulk_groups(op: dict) -> list[tuple[str, np.ndarray]]:
+        """(choice, group indices) of a ``bulk`` operation."""
+        return [(choice, unpack_groups(text)) for choice, text in op["groups"].items()]
+
     def _prepare_edit(self, op: dict) -> dict:
-        pieces, new_ids, next_id = [], {}, len(self.objects) + 1
+        pieces, new_ids, next_id = [], {}, self.next_id
         for piece in op["pieces"]:
             box = piece["box"]
             shape = self._out.shape
@@ -884,17 +950,25 @@ class Session:
         Change
         """
         kind = op["op"]
+        before = self.current_index
         if kind == "undo":
-            return self._undo()
+            return self._undo(before)
         with self.lock:
             step = self._apply_step(op)
-            if step.decisions or step.edits or step.pick:  # an empty finish is no step
+            applied = bool(step.decisions or step.edits or step.pick)
+            if applied:  # an empty finish is no step
                 self.steps.append(step)
                 self._contested += sum(d.contested for d in step.decisions)
-        if move and kind == "decide" and self.current is not None \
-                and self.current.index == op["group"]:
-            self._move_to_undecided(start=self._position + 1)
-        return Change(op, self._regions(step))
+        if move and before is not None and kind in ("decide", "bulk") \
+                and any(d.group == before for d in step.decisions):
+            self._move_to_undecided(start=self._position + 1)  # the current group decided
+        return self._change(op, step, before=before, decided=applied)
+
+    def _change(self, op: dict, step: Step, *, before: int | None, decided: bool = True,
+                undone: dict | None = None) -> Change:
+        """The :class:`Change` of an applied step (the current group compared with ``before``)."""
+        current = self.current_index
+        return Change(op, self._regions(step), undone, current, current != before, decided)
 
     def _regions(self, step: Step) -> tuple[tuple[slice, ...], ...]:
         """Regions of the output that ``step`` changed."""
@@ -904,19 +978,26 @@ class Session:
 
     def _apply_step(self, op: dict) -> Step:
         kind = op["op"]
-        first_id = len(self.objects) + 1
+        first_id = self.next_id
         if kind == "decide":
             decisions = (self._decide_group(op["group"], op["choice"]),)
-            return Step(op, decisions, (), first_id, len(self.objects) + 1)
-        if kind == "finish":
-            todo = [g for g in np.flatnonzero(~self._paired).tolist()
-                    if g not in self._choice_of]
-            decisions = tuple(self._decide_group(g, _AUTO) for g in todo)
-            return Step(op, decisions, (), first_id, len(self.objects) + 1)
+            return Step(op, decisions, (), first_id, self.next_id)
+        if kind in ("finish", "bulk"):
+            decisions = tuple(self._decide_group(g, choice) for g, choice in self._to_decide(op))
+            return Step(op, decisions, (), first_id, self.next_id)
         if kind == "pick":
             return self._pick(op, first_id)
         edits = tuple(self._edit_piece(piece) for piece in op["pieces"])
-        return Step(op, (), edits, first_id, len(self.objects) + 1)
+        return Step(op, (), edits, first_id, self.next_id)
+
+    def _to_decide(self, op: dict) -> list[tuple[int, str]]:
+        """(group, choice) of a ``finish`` (every undecided unpaired group, Auto) or of a
+        ``bulk`` (its groups in group order, whatever their choice)."""
+        if op["op"] == "finish":
+            return [(g, _AUTO) for g in np.flatnonzero(~self._paired).tolist()
+                    if g not in self._choice_of]
+        return sorted((g, choice) for choice, groups in self._bulk_groups(op)
+                      for g in groups.tolist())
 
     def _pick(self, op: dict, first_id: int) -> Step:
         """Toggle one object of a group into the output (or out of it again)."""
@@ -924,10 +1005,10 @@ class Session:
         picks = self._picks.setdefault(group, {})
         if key not in picks:  # in: into background voxels, as a decision writes
             self._write_object(self.groups[group], _PICK, (key,))
-            made = len(self.objects) + 1 > first_id
+            made = self.next_id > first_id
             picks[key] = first_id if made else None
             self._set_choice(group, _PICK)
-            return Step(op, (), (), first_id, len(self.objects) + 1,
+            return Step(op, (), (), first_id, self.next_id,
                         (group, key, picks[key], True))
         out_id = picks.pop(key)  # out again: its voxels back to background
         edits = ()
@@ -941,7 +1022,8 @@ class Session:
             self._drop_choice(group)
         return Step(op, (), edits, first_id, first_id, (group, key, out_id, False))
 
-    def _undo(self) -> Change:
+    def _undo(self, was: int | None) -> Change:
+        """Take the last step back; ``was`` the current group's index before."""
         with self.lock:
             step = self.steps.pop()
             self._contested -= sum(d.contested for d in step.decisions)
@@ -956,7 +1038,7 @@ class Session:
         place = self.place(groups[0]) if groups else None
         if place is not None:
             self._position = place
-        return Change({"op": "undo"}, self._regions(step), undone=step.op)
+        return self._change({"op": "undo"}, step, before=was, undone=step.op)
 
     def _revert_pick(self, step: Step) -> None:
         group, key, out_id, added = step.pick
@@ -1035,12 +1117,12 @@ class Session:
 
     def _decide_group(self, group_index: int, choice: str) -> Decision:
         group = self.groups[group_index]
-        first_id = len(self.objects) + 1
+        first_id = self.next_id
         contested = 0
         for source, parts in self._objects_to_keep(group, choice):
             contested += self._write_object(group, source, parts)
         self._set_choice(group_index, choice)
-        return Decision(group_index, choice, len(self.steps), first_id, len(self.objects) + 1,
+        return Decision(group_index, choice, len(self.steps), first_id, self.next_id,
                         contested)
 
     @staticmethod
@@ -1060,7 +1142,7 @@ class Session:
 
     def _new_id(self) -> int:
         """The next output id; an output in memory widens to uint32 when it needs to."""
-        new_id = len(self.objects) + 1
+        new_id = self.next_id
         if np.iinfo(self._out.dtype).max < new_id:
             if self._out.chunked:  # not reachable with uint32; never wrap
                 raise ValueError(f"{new_id} objects do not fit the output's {self._out.dtype}")
@@ -1090,7 +1172,7 @@ class Session:
         """Set the voxels of one edit piece; return (region, mask, previous values)."""
         region = _region(piece["box"])
         value = piece["value"]
-        if value > len(self.objects):
+        if value >= self.next_id:
             value = self._new_id()
             self.objects.append(OutputObject(value, EDIT, -1, 0.0, (), 0))
         out = self._out.get(region)
@@ -1167,6 +1249,46 @@ class Session:
             "class": [o.cls if o.cls is not None else -1 for o in self.objects],
         }
 
+    def saved_labels(self) -> tuple[np.ndarray, dict[str, list]]:
+        """The output as it is saved, ids 1..n, and its features (one row per saved id).
+
+        With edits in force (an erased object leaves its id unused) the ids
+        are compacted to 1..n in order (:func:`.labels.relabel_sequential`, as
+        the saved TIFF) and the features follow; otherwise both are as they are.
+
+        Returns
+        -------
+        labels : ndarray, shape of the masks
+            :attr:`output` itself when nothing is compacted, else a compacted copy.
+        features : dict of str to list
+            As :meth:`features`, row k describing id k + 1.
+
+        Raises
+        ------
+        ValueError
+            On a chunked output: its ids are compacted in its store when the
+            review closes (see :meth:`.review.Review.saved_labels`).
+
+        Examples
+        --------
+        >>> s = Session.from_masks(np.array([[1, 0, 2]]), np.array([[0, 0, 0]]))
+        >>> _ = s.finish()
+        >>> _ = s.edit([((slice(0, 1), slice(0, 1)), None, 0)])  # object 1 erased
+        >>> labels, features = s.saved_labels()
+        >>> labels.tolist(), features["label"], features["from"]
+        ([[0, 0, 1]], [1], ['A2'])
+        """
+        if self._out.chunked:
+            raise ValueError("a chunked output is compacted in its store when the review closes")
+        output, features = self._out.array, self.features()
+        if not self.edited:
+            return output, features
+        present = np.bincount(output.reshape(-1), minlength=self.next_id)[1:] > 0
+        rows = np.flatnonzero(present)  # row k describes id k + 1
+        features = {key: [values[k] for k in rows] for key, values in features.items()}
+        features["label"] = list(range(1, len(rows) + 1))
+        return relabel_sequential(output), features
+
     def _edited_ids(self) -> set[int]:
         """Ids that an edit in force painted or painted over."""
         ids: set[int] = set()
@@ -1181,7 +1303,7 @@ class Session:
         """Class per output id, shape (n_objects + 1,), 0 on background; None without classes."""
         if all(c is None for c in self.classes.values()):
             return None
-        lut = np.zeros(len(self.objects) + 1, dtype=np.uint16)
+        lut = np.zeros(self.next_id, dtype=np.uint16)
         lut[1:] = [max(o.cls or 0, 0) for o in self.objects]
         return lut
 

@@ -335,7 +335,7 @@ def test_a_damaged_chunk_of_a_mask_refuses_the_review_in_one_red_line(
     widget.start()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert widget.session is None
-    assert widget.message.property("error")
+    assert widget.message.property("error"), widget.message.text()
     assert widget.message.text().startswith(f"{tmp_path / 'b.zarr'}: chunk c/1/2/3 cannot be "
                                             "read (")
     assert not any((tmp_path / "out").glob("*.journal.jsonl"))

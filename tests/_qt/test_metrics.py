@@ -262,7 +262,7 @@ def _object_rows(widget):
 
 
 def _metrics_columns():
-    from napari_mask_compare._qt._metrics import OBJECT_COLUMNS
+    from napari_mask_compare._qt._objects import OBJECT_COLUMNS
 
     return OBJECT_COLUMNS
 

@@ -414,22 +414,29 @@ def test_resume_restores_the_view_and_keeps_one_result_layer(reviewing, qtbot):
     panel.kind_boxes["match"].setChecked(False)
     panel.overlay_box.setChecked(True)
     press(viewer, "1")
+    decided = widget.session.log[-1].group
+    press(viewer, "Left")  # back to the group just decided, and quit there
+    assert widget.session.current.index == decided
     press(viewer, "Q")
     for box in panel.kind_boxes.values():  # the controls as a new window would have them
         box.setChecked(True)
     panel.order_combo.setCurrentIndex(0)
     panel.overlay_box.setChecked(False)
 
-    start(widget, qtbot)  # resumed: as it was left
+    start(widget, qtbot)  # resumed: as it was left, where it was left
     assert "resumed" in widget.message.text()
     assert panel.order() == "iou" and widget.session.order == "iou"
     assert "match" not in panel.kinds() and "match" not in widget.session.kinds
     assert panel.overlay_box.isChecked() and not viewer.canvas.grid.enabled
+    assert widget.session.current.index == decided == widget.view.group.index
+    assert "decided <b>A</b>" in panel.group_label.text()  # said before a key is pressed
+    press(viewer, "Right")
     press(viewer, "2")
+    session = widget.session
     press(viewer, "Q")
     results = [layer for layer in viewer.layers if layer.name.startswith("curated")]
     assert [layer.name for layer in results] == ["curated: mask_A"]
-    np.testing.assert_array_equal(results[0].data, widget._compared.session.output)
+    np.testing.assert_array_equal(results[0].data, session.output)
 
 
 def test_a_filtered_mask_is_compared_again(reviewing, qtbot):
@@ -449,11 +456,11 @@ def test_a_filtered_mask_is_compared_again(reviewing, qtbot):
 
 
 def test_the_metrics_tab_widens_the_dock_and_the_review_narrows_it(reviewing, qtbot):
-    from napari_mask_compare._qt._widget import METRICS_WIDTH
+    from napari_mask_compare._qt._window import METRICS_WIDTH, dock_of
 
     viewer, widget, _ = reviewing("2d", "1366x768")
     window, canvas = viewer.window._qt_window, viewer.window._qt_viewer.canvas.native
-    dock = widget._dock()
+    dock = dock_of(widget)
     narrow = dock.width()
     widget.tabs.setCurrentIndex(1)
     qtbot.waitUntil(lambda: dock.width() >= METRICS_WIDTH - 10, timeout=5000)

@@ -32,6 +32,7 @@ from napari_mask_compare._qt._view import highlight_colors
 from napari_mask_compare._qt._widget import MaskCompareWidget
 from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
 from napari_mask_compare.disagreement import BIN_COLORS, iou_bins
+from napari_mask_compare.view_settings import read_view_settings
 
 SIZES = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
 SAMPLES = {"2d": make_sample_2d, "3d": make_sample_3d}
@@ -282,8 +283,9 @@ def test_colour_by_disagreement_is_kept_and_picks_show_in_it(reviewing, qtbot):
     assert _shown_color(view.layers["a"], a_id) == WHITE
     press(viewer, "U")
     assert _shown_color(view.layers["a"], a_id) != WHITE
+    output = widget.review.output
     press(viewer, "Q")
-    assert widget.panel.view_settings()["disagreement"] is True  # saved beside the output
+    assert read_view_settings(output).disagreement is True  # saved beside the output
 
 
 def test_keys_table_has_d_and_the_panel_says_it(reviewing, qtbot):

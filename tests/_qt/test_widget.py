@@ -1,8 +1,10 @@
-"""Whole reviews in a real napari viewer, driven by key presses on the canvas."""
+"""Whole reviews in a real napari viewer, driven by key presses on the canvas, or by a script
+through the Review (the widget follows every change, from any thread)."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 
 import numpy as np
@@ -16,6 +18,7 @@ from napari_mask_compare._qt._keys import REVIEW_KEYS
 from napari_mask_compare._qt._view import group_focus, is_review_layer
 from napari_mask_compare._qt._widget import MaskCompareWidget
 from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
+from napari_mask_compare._text import group_caption
 from napari_mask_compare.matching import overlap_table
 
 #: Keys pressed in turn, each a decision.
@@ -304,7 +307,7 @@ def test_order_kind_filter_overlay_and_signals(docked, qtbot, tmp_path):
     viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
     session = widget.session
     changes = []
-    widget.review_changed.connect(changes.append)
+    widget.review.add_listener(changes.append)
     widget.panel.order_combo.setCurrentIndex(1)  # lowest IoU first
     ious = [session.groups[g].min_iou for g in session.queue]
     assert ious == sorted(ious)
@@ -313,8 +316,8 @@ def test_order_kind_filter_overlay_and_signals(docked, qtbot, tmp_path):
     assert session.current.kind == "only_b"
     assert "UNPAIRED" in widget.panel.group_label.text()
     press(viewer, "2")
-    assert [c.op["op"] for c in changes] == ["decide"]
-    assert changes[0].op["choice"] == "B"
+    assert [c.op["op"] for c in changes] == ["order"] + ["kinds"] * 5 + ["decide"]
+    assert changes[-1].op["choice"] == "B"
     grid = viewer.canvas.grid
     assert grid.enabled
     widget.panel.overlay_box.setChecked(True)
@@ -440,3 +443,98 @@ def test_metrics_tab_compares_the_chosen_layers_without_a_review(docked, qtbot):
     qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy)
     swapped = stats.matching_stats(overlap_table(layer_b.data, layer_a.data))
     assert metrics.comparisons["A vs B"].summary["matching"] == swapped != expected
+
+
+# --------------------------------------------------------------------------- driven from outside
+
+
+def _camera(viewer) -> np.ndarray:
+    return np.asarray(viewer.scene.camera.center)[-2:]
+
+
+def _shows_the_current_group(viewer, widget) -> None:
+    """Caption, panel, highlighted group and camera (and slider in 3D) on the current group."""
+    session = widget.session
+    group = session.current
+    assert widget.view.group.index == group.index
+    assert viewer.canvas.overlays.text.text == group_caption(group, session=session)
+    assert f"<b>Group {group.index + 1}</b>" in widget.panel.group_label.text()
+    _check_focus(viewer, widget, group)
+
+
+@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
+def test_every_change_made_through_the_review_shows(docked, qtbot, tmp_path, sample):
+    """A script drives the review through its API: the widget follows every change."""
+    viewer, widget, _ = _open(docked, qtbot, tmp_path, sample)
+    review, session = widget.review, widget.session
+    output = widget.view.layers["output"]
+
+    first = session.current.index
+    review.decide("A")
+    assert session.current.index != first
+    assert shows_output(output, session) and "A 1 ·" in widget.panel.counts_label.text()
+    _shows_the_current_group(viewer, widget)
+    review.undo()
+    assert session.current.index == first and shows_output(output, session)
+    _shows_the_current_group(viewer, widget)
+
+    review.next()
+    _shows_the_current_group(viewer, widget)
+    far = session.queue[-1]
+    review.go_to(far)
+    _shows_the_current_group(viewer, widget)
+    review.previous()
+    _shows_the_current_group(viewer, widget)
+    review.set_kinds(["split"])
+    assert session.current.kind == "split"
+    _shows_the_current_group(viewer, widget)
+    assert [kind for kind, box in widget.panel.kind_boxes.items() if box.isChecked()] == [
+        "split"]
+    review.set_kinds(None)
+    review.set_order("iou")
+    assert widget.panel.order() == "iou"
+    _shows_the_current_group(viewer, widget)
+
+    # a pick and an edit leave the camera where the reviewer put it
+    group = session.current
+    camera = viewer.scene.camera
+    camera.center = (*camera.center[:-2], 1.0, 2.0)
+    panned = _camera(viewer)
+    picked = group.ids_b[0]
+    review.pick("B", picked)
+    assert ("B", picked) in widget.view._picked and shows_output(output, session)
+    assert f"picked</b> B{picked}" in widget.panel.group_label.text()
+    box = tuple(slice(0, n) for n in session.output.shape[:-2]) + (slice(0, 3), slice(0, 3))
+    review.edit([(box, None, session.next_id)])
+    assert shows_output(output, session) and (output.data[box] == len(session.objects)).all()
+    review.undo()
+    assert shows_output(output, session) and not output.data[box].any()
+    np.testing.assert_allclose(_camera(viewer), panned)
+    qtbot.waitUntil(lambda: len(output.features) == len(session.objects) + 1, timeout=5000)
+
+    review.set_view(overlay=True)
+    assert widget.panel.overlay_box.isChecked() and not viewer.canvas.grid.enabled
+    _shows_the_current_group(viewer, widget)
+    review.set_view(overlay=False)
+    assert viewer.canvas.grid.enabled
+    widget.end_review()
+
+
+def test_a_change_made_in_another_thread_is_drawn_on_the_gui_thread(docked, qtbot, tmp_path):
+    viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+    review, session = widget.review, widget.session
+    output, metrics = widget.view.layers["output"], widget.metrics
+    widget.tabs.setCurrentIndex(1)  # the Metrics tab listens to the review too
+    qtbot.waitUntil(lambda: "A vs B" in metrics.comparisons and not metrics.busy,
+                    timeout=30_000)
+    worker = threading.Thread(target=review.decide, args=("B",))
+    worker.start()
+    worker.join()
+    assert len(session.objects) > 0 and not shows_output(output, session)  # not yet drawn
+    qtbot.waitUntil(lambda: shows_output(output, session), timeout=5000)
+    _shows_the_current_group(viewer, widget)
+    qtbot.waitUntil(lambda: "curated vs A" in metrics.comparisons and not metrics.busy,
+                    timeout=10_000)
+    rows = metrics.comparisons["curated vs A"].summary["matching"]
+    assert all(row["n_pred"] == len(session.objects) for row in rows)
+    widget.end_review()

@@ -4,16 +4,17 @@
 only when the session has none) into every object's best IoU and group
 (:func:`..disagreement.object_ious`) and builds the two colormaps (napari
 validates every colour of a direct colormap: about 0.3 s for 30,000
-objects). :class:`ColouringWorker` runs it in a napari thread worker and
-hands the result back on the GUI thread.
+objects). :class:`ColouringWorker` runs it in a napari thread worker for the
+running review and shows it when it comes back on the GUI thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..disagreement import ObjectIoU, object_ious
 from ..matching import overlap_table
@@ -73,15 +74,34 @@ def colouring(session, *, picked=frozenset(), objects: ObjectIoU | None = None) 
 
 
 class ColouringWorker(QObject):
-    """Runs :func:`colouring` in a thread; :attr:`ready` gives the :class:`Colouring`."""
+    """Runs :func:`colouring` in a thread; :attr:`ready` gives the :class:`Colouring`.
+
+    :meth:`apply` colours a running review's view as its review says (on or
+    off), computing the colours the first time; they are kept for the review
+    and shown when they come back.
+
+    Parameters
+    ----------
+    running : callable, optional
+        Returns the running review (:class:`._running.Running`) or None: the
+        colours that come back are adopted by it (or computed again for it,
+        when they were computed for a review that ended since).
+    say : callable, optional
+        ``say(text)``: one line for the reviewer (that the colours are computed).
+    """
 
     ready = Signal(object)
     #: The worker failed: one line.
     failed = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, *, running: Callable[[], object] | None = None,
+                 say: Callable[[str], None] | None = None):
         super().__init__(parent)
         self._worker = None
+        self._running = running
+        self._say = say or (lambda text: None)
+        if running is not None:
+            self.ready.connect(self._on_ready)
 
     @property
     def busy(self) -> bool:
@@ -100,3 +120,50 @@ class ColouringWorker(QObject):
 
     def _on_finished(self) -> None:
         self._worker = None
+
+    def apply(self, running) -> None:
+        """Colour ``running``'s objects as its review's view says: by disagreement, or not.
+
+        Parameters
+        ----------
+        running : ._running.Running
+        """
+        view = running.view
+        if not running.review.view.disagreement:
+            view.set_disagreement(None)
+        elif running.colouring is not None:
+            _show(view, running.colouring)
+        elif not self.busy:
+            group = running.session.current
+            picked = running.session.picks(group.index) if group is not None else ()
+            self._say("colouring the objects by their best IoU…")
+            self.start(running.session, picked=frozenset(picked), objects=running.objects)
+
+    def _on_ready(self, colouring: Colouring) -> None:
+        running = self._running()
+        if self._adopt(running, colouring):
+            self._say("")
+        elif running is not None and running.review.view.disagreement:
+            # computed for a review that ended since: the one running wants its own
+            QTimer.singleShot(0, self._colour_again)
+
+    def _colour_again(self) -> None:
+        running = self._running()
+        if running is not None:
+            self.apply(running)
+
+    def _adopt(self, running, colouring: Colouring) -> bool:
+        """Keep ``colouring`` for ``running`` and show it if asked; False when it is not
+        ``running``'s (computed for a review that ended since)."""
+        if running is None or colouring.session is not running.session:
+            return False
+        running.colouring = colouring
+        running.objects = colouring.objects
+        if running.review.view.disagreement:
+            _show(running.view, colouring)
+        return True
+
+
+def _show(view, colouring: Colouring) -> None:
+    view.set_disagreement(colouring.colors, colormaps=colouring.colormaps,
+                          picked=colouring.picked)

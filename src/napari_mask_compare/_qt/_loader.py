@@ -27,6 +27,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from .. import io
 from ..engine import Engine
 from ..review import Review
+from ..view_settings import ViewSettings
 from ._crops import Crops
 from ._view import ReviewView, make_review_layers
 
@@ -51,14 +52,17 @@ class _Refused:
     message: str
 
 
-def open_review(load, *, output: Path, iou_threshold: float, report=None):
+def open_review(load, *, output: Path, iou_threshold: float, report=None,
+                view: ViewSettings | None = None):
     """Worker body: read and validate, pair and open (or resume) the review, make layers.
 
     ``report(desc, done, total)`` is told the blocks of the overlap table of
     lazy inputs as they are paired (in this thread: the engine is opened
-    here). Yields a step name before each long step; returns :class:`Opened`, or
-    :class:`_Refused` with the message of the :class:`io.InputError` (a
-    review refused, e.g. open in another window, holds nothing to release).
+    here). ``view``: the order, kinds and view of a review that has none saved
+    (:meth:`..review.Review.open`). Yields a step name before each long step;
+    returns :class:`Opened`, or :class:`_Refused` with the message of the
+    :class:`io.InputError` (a review refused, e.g. open in another window,
+    holds nothing to release).
     The review is closed again if anything fails after it opened.
     """
     yield "reading"
@@ -71,7 +75,7 @@ def open_review(load, *, output: Path, iou_threshold: float, report=None):
                 inputs={"mask_a": str(pair.paths.get("mask_a")),
                         "mask_b": str(pair.paths.get("mask_b"))},
                 classes_a=pair.classes_a, classes_b=pair.classes_b,
-                voxel_size=pair.voxel_size or None, unit=pair.unit,
+                voxel_size=pair.voxel_size or None, unit=pair.unit, view=view,
             )
     except io.InputError as err:
         return _Refused(str(err))
@@ -159,6 +163,7 @@ class ReviewLoader(QObject):
         self._bar = None  # napari's progress bar of the blocks paired
         self._reporting = False
         self._latest = None
+        self._pairing = False  # reports are taken until the worker returns
         self._reported.connect(self._on_reported)  # queued: emitted in the worker
 
     @property
@@ -166,12 +171,16 @@ class ReviewLoader(QObject):
         """True while inputs are read and paired, and while the review layers go in."""
         return self._worker is not None or self._opening is not None
 
-    def start(self, load, *, output: Path, iou_threshold: float, margin: int) -> None:
-        """Read with ``load()`` and open the review of ``output`` in a worker."""
+    def start(self, load, *, output: Path, iou_threshold: float, margin: int,
+              view: ViewSettings | None = None) -> None:
+        """Read with ``load()`` and open the review of ``output`` in a worker.
+
+        ``view``: the order, kinds and view of a new review (one with none saved).
+        """
         self._margin = int(margin)
         worker = create_worker(
             open_review, load, output=output, iou_threshold=float(iou_threshold),
-            report=self._reported.emit,
+            report=self._reported.emit, view=view,
             _progress={"total": 3, "desc": "mask-compare: pairing"},
         )
         worker.yielded.connect(self.step.emit)
@@ -179,6 +188,7 @@ class ReviewLoader(QObject):
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self._worker = worker
+        self._pairing = True
         worker.start()
 
     def abort(self) -> None:
@@ -196,24 +206,29 @@ class ReviewLoader(QObject):
         napari's bar serves the event loop as it is made and updated: a report
         that comes in meanwhile is only noted, and the latest one is shown
         when the one being shown is done (so the last report is never lost).
+        A report that comes after the worker returned (the engine's threads
+        report on their own) is dropped: it would cover the refusal's line.
         """
         self._latest = (desc, done, total)
-        if self._reporting:
+        if self._reporting or not self._pairing:
             return
         self._reporting = True
         try:
             shown = None
-            while self._latest != shown:
+            while self._pairing and self._latest != shown:
                 shown = desc, done, total = self._latest
                 if self._bar is None:
                     self._bar = progress(total=total, desc=desc)
                 self._bar.update(done - self._bar.n)
                 text = f"{desc}: {done}/{total} blocks"
                 self._bar.set_description(text)
-                self.step.emit(text)
-                self.progressed.emit(done, total)
+                if self._pairing:  # (it may have returned while the bar served the loop)
+                    self.step.emit(text)
+                    self.progressed.emit(done, total)
         finally:
             self._reporting = False
+            if not self._pairing:  # a bar made after the worker returned goes too
+                self._close_bar()
 
     def _close_bar(self) -> None:
         bar, self._bar = self._bar, None
@@ -221,6 +236,7 @@ class ReviewLoader(QObject):
             bar.close()
 
     def _on_returned(self, opened) -> None:
+        self._pairing = False
         self._close_bar()
         if isinstance(opened, _Refused):
             self.refused.emit(opened.message)
@@ -250,6 +266,8 @@ class ReviewLoader(QObject):
         QTimer.singleShot(0, self._on_open_step)
 
     def _on_errored(self, err: Exception) -> None:
+        self._pairing = False
+        self._close_bar()
         self.failed.emit(f"could not start: {type(err).__name__}: {err}")
 
     def _on_finished(self) -> None:

@@ -5,10 +5,16 @@ Thin over the core: :mod:`..stats` computes, :mod:`..report` plots and writes,
 the widget shows results when they come back. Events are wired in
 :meth:`MetricsWidget._add_callbacks`.
 
-The review widget calls :meth:`MetricsWidget.show_comparison` with A vs B and,
-as curation goes on, with the curated output vs A and vs B; it hears of every
-filter applied (:attr:`MetricsWidget.filtered`) to compare a filtered mask
-again. The message under the panel speaks of the comparison shown.
+What the tab describes, the review widget says once: a review
+(:meth:`MetricsWidget.describe_review`: A vs B, and the curated output vs A
+and vs B as curation goes on), the mask layers chosen when no review runs
+(:meth:`MetricsWidget.describe_layers`), or nothing new while a review opens.
+The tab listens to the review itself (:class:`._listen.ReviewListener`), keeps
+its own list of what is out of date, and computes it only while it is shown
+(a second after the last change: pairing a large volume takes seconds of CPU
+the review needs). It tells of every filter applied
+(:attr:`MetricsWidget.filtered`) so that a filtered mask is compared again.
+The message under the panel speaks of the comparison shown.
 
 Every comparison is :func:`..stats.compare` (the one recipe the CLI and the
 report use too): the summary line, the metric suite (:func:`..stats.suite_lines`),
@@ -16,18 +22,19 @@ the plots (matching scores, IoU histogram, error taxonomy) and the per-object
 table. The boundary metrics (slow on big data) are measured for A vs B only.
 When the comparison is the running review's A vs B, the review's overlap table
 and groups are reused (nothing is paired again) and a click on an object's row
-emits :attr:`MetricsWidget.object_chosen` with its group.
+moves the review to its group (:meth:`..review.Review.go_to`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -46,14 +53,20 @@ from qtpy.QtWidgets import (
 )
 
 from .. import measure, report, stats
+from .._text import LARGER_THAN_MEMORY
 from ..matching import OverlapTable
 from ._crops import is_lazy
+from ._inputs import load_from_layers
+from ._listen import ReviewListener
+from ._objects import ObjectModel
 from ._view import is_review_layer
 
 __all__ = ["MetricsWidget", "ObjectModel", "default_rules"]
 
 #: Label of the comparison of the inputs (the only one with boundary metrics).
 INPUTS_LABEL = "A vs B"
+#: The curated output is compared again this long after the last change (milliseconds).
+DELAY_MS = 1000
 
 #: The filter offered first, per number of dimensions (circularity is 2D, sphericity 3D).
 DEFAULT_RULES = {2: "npixels < 50 or circularity < 0.5 and npixels < 200",
@@ -70,10 +83,6 @@ def default_rules(ndim: int) -> str:
 
 #: Columns of the statistics table: (header, key of a matching dict, format).
 COLUMNS = stats.MATCHING_COLUMNS
-
-#: Columns of the per-object table: (header, column of :func:`..suite.object_table`).
-OBJECT_COLUMNS = (("side", "side"), ("id", "id"), ("size", "size"), ("partner", "partner"),
-                  ("IoU", "iou"), ("kind", "kind"), ("error", "error"))
 
 
 @dataclass(frozen=True)
@@ -159,78 +168,6 @@ def filter_changes(labels: np.ndarray, rules, *, voxel_size=None):
     return np.nonzero(filtered != labels), result
 
 
-class ObjectModel(QAbstractTableModel):
-    """The per-object table of a comparison (:func:`..suite.object_table` columns).
-
-    Sorted by numpy (a header click calls :meth:`sort`), so that tens of
-    thousands of objects sort at once; numbers sort as numbers, an object
-    without partner first.
-    """
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._columns: dict = {}
-        self._order = np.zeros(0, dtype=int)
-        self._sorted_by: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
-
-    def set_objects(self, columns: dict | None) -> None:
-        self.beginResetModel()
-        self._columns = columns or {}
-        self._order = np.arange(len(self._columns.get("id", ())))
-        self.endResetModel()
-        self.sort(*self._sorted_by)
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
-        return 0 if parent.isValid() else len(self._order)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
-        return 0 if parent.isValid() else len(OBJECT_COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return OBJECT_COLUMNS[section][0]
-        return None
-
-    def value(self, row: int, key: str):
-        """The value of column ``key`` shown in ``row`` (in the sorted order)."""
-        return self._columns[key][int(self._order[row])]
-
-    def group(self, row: int) -> int:
-        """Index of the review group of the object shown in ``row``."""
-        return int(self.value(row, "group"))
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole,
-                                               Qt.ItemDataRole.TextAlignmentRole):
-            return None
-        key = OBJECT_COLUMNS[index.column()][1]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter) \
-                if key in ("id", "size", "partner", "iou") else None
-        value = self.value(index.row(), key)
-        if value is None:
-            return "—"
-        return f"{value:.3f}" if key == "iou" else str(value)
-
-    def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
-        self._sorted_by = (column, order)
-        n = len(self._columns.get("id", ()))
-        self.layoutAboutToBeChanged.emit()
-        if column < 0 or n == 0:
-            self._order = np.arange(n)
-        else:
-            values = self._columns[OBJECT_COLUMNS[column][1]]
-            if isinstance(values[0], str) or any(isinstance(v, str) for v in values):
-                keys = np.array([str(v) for v in values])
-            else:
-                keys = np.array([-np.inf if v is None else v for v in values], dtype=float)
-            order_ = np.argsort(keys, kind="stable")
-            if order == Qt.SortOrder.DescendingOrder:
-                order_ = order_[::-1]
-            self._order = order_
-        self.layoutChanged.emit()
-
-
 class MetricsWidget(QWidget):
     """Statistics table, F1/PQ and IoU plots, report export and a property filter.
 
@@ -247,7 +184,7 @@ class MetricsWidget(QWidget):
     #: Emitted with the layer after a filter removed objects from it.
     filtered = Signal(object)
     #: Emitted with a review group's index when the row of one of its objects is
-    #: clicked (only for the running review's A vs B, groups in its queue).
+    #: clicked and the review moved there (the running review's A vs B only).
     object_chosen = Signal(int)
 
     def __init__(self, viewer, parent=None):
@@ -256,8 +193,13 @@ class MetricsWidget(QWidget):
         self.comparisons: dict[str, Comparison] = {}
         self.last_filter: measure.FilterResult | None = None
         self.locked_layers: tuple = ()
-        self.review = None            # the review session (its table and groups are reused)
-        self.review_running = False   # its rows lead to its groups while it runs
+        self.review = None  # the review described (its table and groups are reused)
+        self._layers = None  # or (mask A, mask B, IoU threshold) described without a review
+        self._stale: set[str] = set()  # of "inputs", "curated", "layers": to compute
+        self._listener = ReviewListener(self._on_review_change, parent=self)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DELAY_MS)
         self._workers: set = set()
         self._generation = 0  # results of workers started before a clear() are dropped
         self._build()
@@ -358,6 +300,7 @@ class MetricsWidget(QWidget):
         self.filter_button.clicked.connect(self._on_filter_clicked)
         self.save_filter_button.clicked.connect(self._on_save_filter_clicked)
         self.objects_view.clicked.connect(self._on_object_clicked)
+        self._timer.timeout.connect(self._update)
         for emitter in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             emitter.connect(self._reset_layers)
 
@@ -441,9 +384,8 @@ class MetricsWidget(QWidget):
             if arr.dtype.kind not in "biu" or arr.ndim not in (2, 3):
                 raise ValueError(f"{label}: {name} must be 2D or 3D integer labels, got "
                                  f"{arr.dtype} of shape {arr.shape}")
-        review = self.review
-        if table is None and review is not None and a is getattr(review, "a", None) \
-                and b is getattr(review, "b", None):
+        review = self.review.session if self.review is not None else None
+        if table is None and review is not None and a is review.a and b is review.b:
             table, groups = review.table, review.groups  # the review paired them already
         else:
             review = None
@@ -461,14 +403,86 @@ class MetricsWidget(QWidget):
         self.note.setText(text)
         self.note.setVisible(bool(text))
 
-    def set_review(self, session) -> None:
-        """A review started (or resumed) on ``session``: its A vs B reuses its pairing,
-        and a click on one of its objects asks for its group (:attr:`object_chosen`)."""
-        self.review, self.review_running = session, True
+    # ------------------------------------------------------------------ what to describe
 
-    def end_review(self, *args) -> None:
-        """The review ended: its rows lead nowhere now."""
-        self.review_running = False
+    def describe_review(self, review, *, locked=()) -> None:
+        """Describe ``review`` (a :class:`..review.Review`), from now on, as it changes.
+
+        Its A vs B reuses its pairing, and its curated output is compared with
+        A and with B after each change; a click on one of its objects moves
+        the review to its group while it is open. ``locked``: the layers of
+        its inputs, never filtered while it runs (:attr:`locked_layers`).
+        """
+        self.locked_layers = tuple(layer for layer in locked if layer is not None)
+        self._listener.attach(review)
+        self.review, self._layers = review, None
+        self._stale = {"inputs", "curated"}
+        self.clear()
+        self.set_note("")
+        self._update()
+
+    def describe_layers(self, mask_a, mask_b, *, iou_threshold: float) -> None:
+        """No review: describe A vs B of these Labels layers (None: nothing), soon."""
+        self._listener.detach()
+        self.review, self._layers = None, (mask_a, mask_b, float(iou_threshold))
+        self._stale = {"layers"}
+        self._timer.start()  # both layers may change at once
+
+    def describe_nothing(self) -> None:
+        """Compute nothing new (a review is being opened): what is shown stays."""
+        self._listener.detach()
+        self.review, self._layers = None, None
+        self._stale = set()
+
+    def _on_review_change(self, change) -> None:
+        if change.decided:
+            self._stale.add("curated")
+            self._timer.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        """The tab is looked at: what it lacks is computed now."""
+        super().showEvent(event)
+        self._update()
+
+    def _update(self) -> None:
+        """Compute what is out of date, if the tab shows and no worker runs (else later)."""
+        if not self._stale or not self.isVisible():
+            return
+        if self.busy:
+            self._timer.start()
+        elif "layers" in self._stale:
+            self._compare_layers()
+        else:
+            self._compare_review()
+
+    def _compare_layers(self) -> None:
+        """A vs B of the chosen mask layers (checked and copied in the worker)."""
+        self._stale.clear()
+        self.clear()
+        a, b, iou_threshold = self._layers
+        if a is not None and b is not None:
+            self.compare(partial(load_from_layers, None, a, b), label=INPUTS_LABEL,
+                         iou_threshold=iou_threshold)
+
+    def _compare_review(self) -> None:
+        """The review's stale comparisons: A vs B, the curated output vs A and vs B."""
+        review, stale = self.review, self._stale
+        self._stale = set()
+        session = review.session
+        options = dict(voxel_size=review.voxel_size or None, unit=review.unit,
+                       iou_threshold=review.iou_threshold, copy=False)
+        if session.chunked:  # from the review's table; no voxel is read
+            options["boundary"] = False
+        if "inputs" in stale:
+            self.show_comparison(session.a, session.b, label=INPUTS_LABEL, **options)
+        if session.chunked:
+            self.set_note(LARGER_THAN_MEMORY)
+            return
+        if "curated" in stale and (session.objects or "curated vs A" in self.comparisons):
+            with session.lock:
+                curated = session.output.copy()
+            self.show_comparison(session.a, curated, label="curated vs A", **options)
+            self.show_comparison(session.b, curated, label="curated vs B", **options)
 
     def clear(self) -> None:
         """Forget every comparison (a new review starts), and those still computed."""
@@ -579,15 +593,18 @@ class MetricsWidget(QWidget):
         row = index.row()
         name = f"{self.objects.value(row, 'side').upper()} {self.objects.value(row, 'id')}"
         group = self.objects.group(row)
-        review = comparison.review
-        if review is None or review is not self.review or not self.review_running:
+        review = self.review
+        session = comparison.review
+        if session is None or review is None or session is not review.session \
+                or review.closed:
             self.message.setText(f"{name}: group {group} of {comparison.label}; only the "
                                  "objects of a running review's A vs B lead to its groups.")
-        elif group not in review.queue:
-            self.message.setText(f"{name}: its group {group} ({review.groups[group].kind}) "
+        elif session.place(group) is None:
+            self.message.setText(f"{name}: its group {group} ({session.groups[group].kind}) "
                                  "is not in the queue; tick its kind in the Review tab.")
         else:
             self.message.setText(f"{name}: group {group}.")
+            review.go_to(group)
             self.object_chosen.emit(group)
 
     # ------------------------------------------------------------------ report

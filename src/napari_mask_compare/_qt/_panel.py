@@ -37,6 +37,7 @@ from .._text import (
     describe_group,
 )
 from ..matching import KINDS
+from ..view_settings import ViewSettings
 from ._actions import ACTIONS, key_text
 
 __all__ = ["ORDERS", "ReviewPanel", "confirm_leaving_undecided"]
@@ -202,29 +203,23 @@ class ReviewPanel(QWidget):
         """The kinds of group shown."""
         return [kind for kind, box in self.kind_boxes.items() if box.isChecked()]
 
-    def view_settings(self) -> dict:
-        """Order, kinds, overlay and colour by disagreement, as saved beside a review's output."""
-        return {"order": self.order(), "kinds": self.kinds(),
-                "overlay": self.overlay_box.isChecked(),
-                "disagreement": self.disagreement_box.isChecked()}
+    def view_settings(self) -> ViewSettings:
+        """Order, kinds, overlay and colour by disagreement, as the controls say."""
+        return ViewSettings(order=self.order(), kinds=tuple(self.kinds()),
+                            overlay=self.overlay_box.isChecked(),
+                            disagreement=self.disagreement_box.isChecked())
 
-    def set_view_settings(self, settings: dict) -> None:
-        """Restore :meth:`view_settings` (unknown values are ignored), without signals."""
-        orders = [name for name, _ in ORDERS]
+    def set_view_settings(self, settings: ViewSettings) -> None:
+        """Show ``settings`` in the controls, without their signals (nothing is asked)."""
         controls = [self.order_combo, self.overlay_box, self.disagreement_box,
                     *self.kind_boxes.values()]
         blocked = [control.blockSignals(True) for control in controls]
         try:
-            if settings.get("order") in orders:
-                self.order_combo.setCurrentIndex(orders.index(settings["order"]))
-            kinds = settings.get("kinds")
-            if isinstance(kinds, list):
-                for kind, box in self.kind_boxes.items():
-                    box.setChecked(kind in kinds)
-            for key, box in (("overlay", self.overlay_box),
-                             ("disagreement", self.disagreement_box)):
-                if isinstance(settings.get(key), bool):
-                    box.setChecked(settings[key])
+            self.order_combo.setCurrentIndex([name for name, _ in ORDERS].index(settings.order))
+            for kind, box in self.kind_boxes.items():
+                box.setChecked(kind in settings.kinds)
+            self.overlay_box.setChecked(settings.overlay)
+            self.disagreement_box.setChecked(settings.disagreement)
         finally:
             for control, was in zip(controls, blocked):
                 control.blockSignals(was)

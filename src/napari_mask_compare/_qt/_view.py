@@ -457,10 +457,19 @@ class ReviewView:
 
     # ------------------------------------------------------------------ modes
 
-    def set_overlay(self, overlay: bool) -> None:
-        """Overlay view (one image, A and B contours) or side by side (grid)."""
+    def set_overlay(self, overlay: bool) -> bool:
+        """Overlay view (one image, A and B contours) or side by side (grid).
+
+        Returns
+        -------
+        bool
+            True when the view changed (the group is then fitted again by :meth:`show`).
+        """
+        if bool(overlay) == self.overlay:
+            return False
         self.overlay = bool(overlay)
         self._apply_mode()
+        return True
 
     def _apply_mode(self) -> None:
         grid = _grid(self.viewer)
