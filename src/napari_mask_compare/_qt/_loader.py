@@ -217,12 +217,15 @@ class ReviewLoader(QObject):
             shown = None
             while self._pairing and self._latest != shown:
                 shown = desc, done, total = self._latest
-                if self._bar is None:
-                    self._bar = progress(total=total, desc=desc)
-                self._bar.update(done - self._bar.n)
+                # each call to the bar may serve the event loop, where the worker may return
+                # and close the bar: this report then goes no further
+                bar = self._bar = self._bar or progress(total=total, desc=desc)
                 text = f"{desc}: {done}/{total} blocks"
-                self._bar.set_description(text)
-                if self._pairing:  # (it may have returned while the bar served the loop)
+                for show in (lambda: bar.update(done - bar.n),
+                             lambda: bar.set_description(text)):
+                    if self._pairing:
+                        show()
+                if self._pairing:
                     self.step.emit(text)
                     self.progressed.emit(done, total)
         finally:
