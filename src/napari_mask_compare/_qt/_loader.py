@@ -221,10 +221,10 @@ class ReviewLoader(QObject):
                 # and close the bar: this report then goes no further
                 bar = self._bar = self._bar or progress(total=total, desc=desc)
                 text = f"{desc}: {done}/{total} blocks"
-                for show in (lambda: bar.update(done - bar.n),
-                             lambda: bar.set_description(text)):
-                    if self._pairing:
-                        show()
+                if self._pairing:
+                    bar.update(done - bar.n)
+                if self._pairing:
+                    bar.set_description(text)
                 if self._pairing:
                     self.step.emit(text)
                     self.progressed.emit(done, total)
