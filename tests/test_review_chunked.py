@@ -448,6 +448,68 @@ def test_killed_review_resumes_as_the_journal_says_without_pairing_again(tmp_pat
     assert resumed.session.summary()["decided"] >= 80
 
 
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file under ``folder`` with its bytes, every folder (None); the lock left out."""
+    return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.name != "o.lock"}
+
+
+def _changed_line(op: str, change):
+    """A tampering: the first ``op`` line of the journal changed by ``change(record)``."""
+    def tamper(lines, other):
+        k = next(i for i, line in enumerate(lines) if i and f'"op": "{op}"' in line)
+        record = json.loads(lines[k])
+        change(record)
+        return lines[:k] + [json.dumps(record) + "\n"] + lines[k + 1:]
+    return tamper
+
+
+def _first_decision(lines):
+    return next(line for line in lines[1:] if '"op": "decide"' in line)
+
+
+#: Lines that are well formed but cannot be replayed: the replay fails part way through.
+UNREPLAYABLE = {
+    "a group out of range": _changed_line("decide", lambda r: r.update(group=999_999)),
+    "a decision's ids changed": _changed_line("decide", lambda r: r.update(ids=[[123], []])),
+    "an edit's box outside the image": _changed_line(
+        "edit", lambda r: r["pieces"][0].update(box=[[500, 510], [0, 4]])),
+    "a decision repeated": lambda lines, other: lines + [_first_decision(lines)],
+    "a line from another review": lambda lines, other: lines + [_first_decision(other)],
+}
+
+
+@pytest.mark.parametrize("tampering", list(UNREPLAYABLE))
+@pytest.mark.parametrize("kind", ["o.zarr", "o.tif"])
+def test_a_journal_that_cannot_be_replayed_is_refused_and_nothing_changes(
+        every_kind_2d, tmp_path, tampering, kind):
+    """Resuming a store empties it for the replay: a line that fails part way through must
+    leave every chunk as it was (the chunks were deleted before the refusal)."""
+    a, b = every_kind_2d
+    other_b = b.copy()
+    other_b[b == 13] = 0  # another review: other groups
+    reviews = {}
+    for name, mask_b in (("mine", b), ("other", other_b)):
+        (tmp_path / name).mkdir()
+        za, zb, inputs = zarr_pair(tmp_path / name, a, mask_b, (4, 8))
+        with Review.open(za, zb, output=tmp_path / name / kind, inputs=inputs) as review:
+            review.decide("B")
+            review.edit([(square(0, 2, 30, 33), None, 99)])
+            review.decide("A")
+            review.decide("M")
+        reviews[name] = (za, zb, inputs)
+    journal = journal_path(tmp_path / "mine" / kind)
+    other = journal_path(tmp_path / "other" / kind).read_text().splitlines(keepends=True)
+    journal.write_text("".join(UNREPLAYABLE[tampering](
+        journal.read_text().splitlines(keepends=True), other)))
+    before = _tree(tmp_path / "mine")
+    with pytest.raises(InputError) as err:
+        Review.open(*reviews["mine"][:2], output=tmp_path / "mine" / kind,
+                    inputs=reviews["mine"][2])
+    assert str(err.value).startswith(f"{journal}: line ") and "\n" not in str(err.value)
+    assert _tree(tmp_path / "mine") == before
+
+
 def _must_not_pair(a, b):
     raise AssertionError("the overlap table was computed again")
 

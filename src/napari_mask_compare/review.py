@@ -301,11 +301,11 @@ class Review:
                                       unit=unit)
             journal = Journal.create(path, header)
         else:
-            array = _reopened_output_store(output, a, notes=notes)
+            array = _reopened_output_store(output, a)
         session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table,
                           output=array)
         if not new:
-            _resume(session, journal, notes=notes)
+            _rebuild_from_journal(output, array, session, journal, notes=notes)
         return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
                             notes=notes, resumed=not new)
 
@@ -959,11 +959,8 @@ def _adoptable(output: Path) -> bool:
         return False
 
 
-def _reopened_output_store(output: Path, a, *, notes: list[str]):
-    """The labels array of a review being resumed, emptied for the replay.
-
-    Emptying deletes its chunk files (those written: no pass over the volume).
-    """
+def _reopened_output_store(output: Path, a):
+    """The labels array of a review being resumed (checked to fit the masks)."""
     from . import store
 
     if not output.exists():
@@ -973,10 +970,25 @@ def _reopened_output_store(output: Path, a, *, notes: list[str]):
     if tuple(array.shape) != tuple(a.shape):
         raise InputError(f"{output}: holds labels of shape {tuple(array.shape)}, "
                          f"not {tuple(a.shape)} as the masks; move it away")
-    n = clear_chunks(array)
+    return array
+
+
+def _rebuild_from_journal(output: Path, array, session: Session, journal: Journal, *,
+                          notes: list[str]) -> None:
+    """Replay the journal into an emptied output store: the store is the journal's state.
+
+    The chunk files written before (a chunk torn by a kill among them) are set
+    aside for the replay (:func:`._files.set_aside`: renames, no pass over
+    the volume), deleted once it succeeded; if a line cannot be replayed (a
+    journal changed by hand, of another review), the InputError leaves the
+    store as it was, its chunks put back.
+    """
+    n = len(_chunk_keys(array))
+    with _files.set_aside(Path(array.store.root) / array.path, keep=_ZARR_METADATA,
+                          beside=output):
+        _resume(session, journal, notes=notes)
     if n:
         notes.append(f"rebuilt {output.name} from the journal ({n} chunk files)")
-    return array
 
 
 def _default_chunks(a) -> tuple[int, ...]:
@@ -986,20 +998,6 @@ def _default_chunks(a) -> tuple[int, ...]:
         return tuple(int(c) for c in chunks)
     side = 64 if len(a.shape) == 3 else 512
     return tuple(min(side, int(n)) for n in a.shape)
-
-
-def clear_chunks(array) -> int:
-    """Delete every chunk of a zarr array (it then reads as its fill value); return how many.
-
-    Only the keys that exist are listed and deleted: no pass over the
-    volume. Half-written files of a killed writer go too.
-    """
-    from zarr.core.sync import sync
-
-    keys = _chunk_keys(array)
-    for key in keys:
-        sync(array.store.delete(key))
-    return len(keys)
 
 
 def _chunk_keys(array) -> list[str]:
