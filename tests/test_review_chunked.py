@@ -510,6 +510,47 @@ def test_a_journal_that_cannot_be_replayed_is_refused_and_nothing_changes(
     assert _tree(tmp_path / "mine") == before
 
 
+def _state(review: Review) -> tuple:
+    """What an action changes: the session's output, objects, choices, steps; the journal."""
+    session = review.session
+    return (current(session).tolist(), list(session.objects), session.summary(),
+            len(session.steps), review.journal.path.read_bytes(), len(review.journal.ops))
+
+
+def test_an_action_that_reads_a_damaged_chunk_is_neither_applied_nor_journaled(tmp_path):
+    """A chunk of B damaged after the overlap table was made is read by the action: the
+    journal held the action, half applied for Finish. Now it says so, and neither the
+    session nor the journal holds any of it; once the chunk is mended the actions go on."""
+    a = np.zeros((12, 48), np.uint16)
+    b = np.zeros_like(a)
+    for k in range(6):  # only-B objects, one per chunk of (4, 8) in row 1: Finish reads each
+        b[5:7, 8 * k + 1: 8 * k + 5] = 20 + k
+    a[1:3, 1:5], b[1:3, 2:6] = 1, 11  # a match in chunk (0, 0)
+    a[1:3, 25:29], b[1:3, 26:30] = 2, 12  # a match in chunk (0, 3); Finish fails at (1, 3)
+    _, _, inputs = zarr_pair(tmp_path, a, b, (4, 8))
+    za, zb = (store.open_array(inputs[key]).data for key in ("mask_a", "mask_b"))
+    review = Review.open(za, zb, output=tmp_path / "o.zarr", inputs=inputs)
+    review.decide("A", group=0)
+    chunks = {key: tmp_path / "b.zarr" / "c" / key for key in ("0/3", "1/3")}
+    kept = {key: path.read_bytes() for key, path in chunks.items()}
+    for path in chunks.values():
+        path.write_bytes(path.read_bytes()[:5])  # not decodable any more
+    before = _state(review)
+    match = next(g.index for g in review.session.groups if 12 in g.ids_b)
+    for action in (lambda: review.decide("B", group=match), review.finish):
+        with pytest.raises(InputError, match=r"b\.zarr: chunk c/[01]/3 cannot be read"):
+            action()
+        assert _state(review) == before
+    for key, path in chunks.items():
+        path.write_bytes(kept[key])
+    review.decide("B", group=match)
+    review.finish()
+    review.close()
+    reference = replayed(a, b, tmp_path / "o.zarr")
+    assert [op["op"] for op in read_ops(tmp_path / "o.zarr")] == ["decide", "decide", "finish"]
+    assert np.array_equal(saved(tmp_path / "o.zarr"), relabel_sequential(reference.output))
+
+
 def _must_not_pair(a, b):
     raise AssertionError("the overlap table was computed again")
 

@@ -374,10 +374,20 @@ class Review:
     def act(self, op: dict) -> Change:
         """Prepare, journal, then apply one action; tell the listeners.
 
+        Journal first: a kill at any moment loses at most this action. An
+        action that fails while it is applied (it reads a chunk of an input
+        that cannot be read: a chunk damaged after the overlap table was made)
+        leaves the session as it was (:meth:`.Session.apply`) and its line is
+        taken back out of the journal: neither holds it. (Reading what an
+        action needs before journaling it would read a rule's or Finish's
+        thousands of groups twice, or hold them all in memory.)
+
         Raises
         ------
         ValueError
             The action cannot be taken now (nothing changed).
+        InputError
+            A chunk it reads cannot be read (nothing changed).
         WriteError
             The journal could not be written (nothing changed).
         """
@@ -386,7 +396,11 @@ class Review:
         if not self.journal.holds(op):  # an older journal: made version 2 first, lines kept
             self.journal.upgrade(axes=default_axes(len(self.session.output.shape)))
         self.journal.append(op)
-        change = self.session.apply(op)
+        try:
+            change = self.session.apply(op)
+        except BaseException:  # e.g. a chunk of an input that cannot be read: the session
+            self.journal.take_back_last()  # took back what it changed; so does the journal
+            raise
         self._saver.saved_action(change.regions)
         return self._tell(replace(change, message=self._message_after(change),
                                   save_error=self.save_error))
