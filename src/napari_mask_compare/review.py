@@ -180,6 +180,8 @@ class Review:
         self._look = view or ViewSettings()  # overlay and colour by disagreement
         self._saver = _Autosaver(self, voxel_size=voxel_size, unit=unit)
         self.closed = False
+        self._closing = False  # close() began: no more actions (see close)
+        self._compacted = False  # a chunked output's ids compacted by close()
 
     # ------------------------------------------------------------------ opening
 
@@ -421,6 +423,9 @@ class Review:
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("the review is closed")
+        if self._closing:
+            raise ValueError("the review is being closed and its save failed; close it "
+                             "again once there is space")
 
     # ------------------------------------------------------------------ moves and settings
 
@@ -562,6 +567,12 @@ class Review:
     def close(self) -> dict:
         """Save, write the summary, stop the threads and release the lock.
 
+        Once called, the review takes no more actions (a chunked output's ids
+        are compacted on the way). If saving fails (a full disk), the error is
+        raised and the review stays open and locked: call :meth:`close`
+        again once there is space, it goes on from where it stopped; or
+        :meth:`release` it unsaved.
+
         Returns
         -------
         dict
@@ -570,40 +581,65 @@ class Review:
         Raises
         ------
         OSError
-            Saving failed (the journal is whole: reopening rebuilds the output).
+            :class:`._files.WriteError`, one line naming the file: saving failed
+            (the journal is whole: reopening the review rebuilds the output).
         """
         if self.closed:
             return self.session.summary()
+        self._closing = True
         self._save_view()  # where the reviewer was: a resumed review opens there
-        self.closed = True
         summary = self.session.summary()
+        self._saver.flush()  # the threads keep running until the end: a retry saves again
+        if self.session.chunked:
+            self._finish_store()
+        _files.atomic_write_bytes(_files.sidecar(self.output, ".summary.json"),
+                                  (json.dumps(summary, indent=2) + "\n").encode())
+        self.release()
+        return summary
+
+    def release(self) -> None:
+        """Stop the threads and release the lock without saving any more.
+
+        For a review let go after :meth:`close` failed (e.g. its window goes
+        away): every action is in the journal, so opening the review again
+        rebuilds the output.
+        """
+        self._closing = self.closed = True
         try:
-            self._saver.close()
-            if self.session.chunked:
-                self._finish_store()
-            _files.atomic_write_bytes(_files.sidecar(self.output, ".summary.json"),
-                                      (json.dumps(summary, indent=2) + "\n").encode())
+            self._saver.stop()
         finally:
             self._lock.release()
-        return summary
 
     def _finish_store(self) -> None:
         """A chunked output at the end: ids 1..n (written chunks only), lower levels rebuilt.
 
         From here on the store holds the exported ids, not the session's;
         opening the review again rebuilds the session's from the journal.
+        Retried by :meth:`close` after a failure: the ids are compacted once.
         """
         from . import store
 
-        if self.session.edited:
-            compact_chunks(self.session.output)
-        store.write_pyramid(self.output, name="curated")
+        try:
+            if self.session.edited and not self._compacted:
+                compact_chunks(self.session.output)
+                self._compacted = True
+            self.session.flush_output()
+            store.write_pyramid(self.output, name="curated")
+        except _files.WriteError:
+            raise
+        except OSError as err:
+            raise _files.write_error(self.output, err) from err
 
     def __enter__(self) -> Review:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        """Close; if that fails, let the review go (nothing can retry after the block)."""
+        try:
+            self.close()
+        except BaseException:
+            self.release()
+            raise
 
 
 class _Autosaver:
@@ -694,8 +730,10 @@ class _Autosaver:
                     self.review.session.flush_output()
                 else:
                     self._save_tiff(regions)
-            except OSError as err:  # reported by flush(); the journal is whole
+            except _files.WriteError as err:  # reported by flush(); the journal is whole
                 error = err
+            except OSError as err:  # zarr's own error: one line that names the output
+                error = _files.write_error(self.review.output, err)
             except Exception as err:  # a bug: still never silent
                 error = _files.WriteError(0, f"{self.review.output}: not saved ({err!r})")
             with self._wake:
@@ -757,11 +795,15 @@ class _Autosaver:
         try:
             self.flush()
         finally:
-            with self._wake:
-                self._closed = True
-                self._wake.notify_all()
-            for thread in self._threads:
-                thread.join()
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the threads (a save in flight ends first; nothing more is saved)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join()
 
 
 def _check_new_review(output: Path, journal: Path, *, adopt_output: bool = False) -> None:
@@ -1033,6 +1075,7 @@ def compact_chunks(output: ChunkedRegions) -> np.ndarray:
     Two passes over the chunks written since it was opened (all the others
     hold only background): the ids present, then the lookup table applied.
     The same ids as :func:`.labels.relabel_sequential` of the whole volume.
+    The chunks change in ``output``'s cache: :meth:`.ChunkedRegions.flush` writes them.
 
     Returns
     -------
@@ -1050,5 +1093,4 @@ def compact_chunks(output: ChunkedRegions) -> np.ndarray:
         for key in keys:
             region = output.chunk_region(key)
             output.put(region, lut[output.get(region)])
-        output.flush()
     return ids
