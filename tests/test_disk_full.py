@@ -316,3 +316,35 @@ def test_close_on_a_full_disk_fails_in_one_line_keeps_the_lock_and_is_retried(
         assert resumed.session.summary()["decided"] == 2
         assert np.array_equal(resumed.session.read("output", (slice(None),) * 2) > 0,
                               saved > 0)
+
+
+def test_a_failed_store_write_leaves_no_folder_whatever_zarr_still_writes(masks, tmp_path,
+                                                                          monkeypatch, capsys):
+    """zarr writes a group's .zgroup and .zattrs together: when one fails (a full disk) the
+    other goes on, and it made the temporary folder again after it was removed (a
+    ``.o.zarr.<pid>.<hex>.tmp`` folder was left, 1 run in 10 on a full tmpfs)."""
+    import threading
+    import time
+
+    from zarr.storage import _local
+
+    real_put, late_write = _local._put, threading.Event()
+
+    def put(path, value, exclusive=False):
+        if path.name == ".zattrs":  # the disk is full for this one
+            raise OSError(errno.ENOSPC, NO_SPACE)
+        if path.name == ".zgroup":  # its sibling, written a moment later
+            time.sleep(0.2)
+            try:
+                return real_put(path, value, exclusive=exclusive)
+            finally:
+                late_write.set()
+        return real_put(path, value, exclusive=exclusive)
+
+    monkeypatch.setattr(_local, "_put", put)
+    out = tmp_path / "disk" / "o.zarr"
+    out.parent.mkdir()
+    assert main(["merge", *map(str, masks), "--out", str(out)]) == 2
+    assert late_write.wait(10)
+    one_error_line(capsys, command="merge", named=out)
+    assert list(out.parent.iterdir()) == []
