@@ -991,19 +991,19 @@ class Session:
         first_id = self.next_id
         if kind == "pick":
             return self._pick(op, first_id)
-        done: list = []
+        decisions, edits = [], []  # what is done so far, to take back on a failure
         try:
             if kind == "edit":
-                done.extend(self._edit_piece(piece) for piece in op["pieces"])
-                return Step(op, (), tuple(done), first_id, self.next_id)
-            todo = [(op["group"], op["choice"])] if kind == "decide" else self._to_decide(op)
-            done.extend(self._decide_group(g, choice) for g, choice in todo)
-            return Step(op, tuple(done), (), first_id, self.next_id)
+                for piece in op["pieces"]:
+                    edits.append(self._edit_piece(piece))
+            else:
+                todo = [(op["group"], op["choice"])] if kind == "decide" else self._to_decide(op)
+                for group, choice in todo:
+                    decisions.append(self._decide_group(group, choice))
         except BaseException:
-            partial = (Step(op, (), tuple(done), first_id) if kind == "edit"
-                       else Step(op, tuple(done), (), first_id))
-            self._take_back(partial)
+            self._take_back(Step(op, tuple(decisions), tuple(edits), first_id))
             raise
+        return Step(op, tuple(decisions), tuple(edits), first_id, self.next_id)
 
     def _to_decide(self, op: dict) -> list[tuple[int, str]]:
         """(group, choice) of a ``finish`` (every undecided unpaired group, Auto) or of a
