@@ -256,6 +256,92 @@ def test_a_dead_scheduler_is_one_line_quickly():
         pass
 
 
+@pytest.mark.parametrize(("where", "said"), [
+    ("a dead address", "nothing listens there (connection refused)"),
+    ("a host that does not exist", "the host no-such-host.invalid cannot be found"),
+])
+def test_a_dead_address_is_refused_before_distributed_tries_it(monkeypatch, where, said):
+    """distributed's connect retries a refused connection until its timeout (the whole
+    command took 5.7-6.4 s): a plain TCP connection says it at once, distributed is not asked."""
+    import distributed.comm
+
+    def must_not_connect(*args, **kwargs):
+        raise AssertionError("distributed's connect was tried")
+
+    monkeypatch.setattr(distributed.comm, "connect", must_not_connect)
+    address = {"a dead address": f"tcp://127.0.0.1:{free_port()}",
+               "a host that does not exist": "tcp://no-such-host.invalid:8786"}[where]
+    with pytest.raises(engine.SchedulerError) as err:
+        engine.check_scheduler(address, timeout=60)
+    assert str(err.value).startswith(f"--scheduler {address}: {said}")
+    assert "\n" not in str(err.value)
+
+
+def test_a_server_that_never_answers_is_refused_after_the_connect_timeout(monkeypatch):
+    """The connection and distributed's handshake get CONNECT_TIMEOUT seconds together,
+    whatever the engine's timeout (which is for the first worker)."""
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT", 0.5)
+    server = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        with pytest.raises(engine.SchedulerError) as err:
+            engine.check_scheduler(address, timeout=30)
+    finally:
+        server.close()
+    assert str(err.value).startswith(f"--scheduler {address}: no dask scheduler answered "
+                                     "within 0.5 s;")
+
+
+@pytest.fixture
+def cluster_starts(monkeypatch):
+    """``cluster_starts(failing)``: distributed's LocalCluster fails to start the first
+    ``failing`` times as it does when a worker process is killed while it starts; returns the
+    list of starts tried."""
+    import distributed
+
+    real, starts = distributed.LocalCluster, []
+
+    def cluster_starts(failing: int) -> list:
+        def local_cluster(*args, **kwargs):
+            starts.append(kwargs["n_workers"])
+            if len(starts) <= failing:
+                raise RuntimeError("Nanny failed to start.")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(distributed, "LocalCluster", local_cluster)
+        return starts
+
+    return cluster_starts
+
+
+def test_a_local_cluster_that_fails_to_start_is_started_again(cells, cluster_starts):
+    """A worker killed while the cluster started gave a 48-line traceback and exit status 1."""
+    a, b = cells
+    starts = cluster_starts(1)
+    with engine.Engine(workers=2):
+        table = overlap_table(da.from_array(a, chunks=(10, 30, 35)),
+                              da.from_array(b, chunks=(10, 30, 35)))
+    assert starts == [2, 2]
+    assert_same_table(table, overlap_table(a, b))
+
+
+def test_a_local_cluster_that_never_starts_is_one_line(tmp_path, cluster_starts, capsys):
+    from napari_mask_compare.cli import main
+
+    starts = cluster_starts(engine.CLUSTER_STARTS)
+    for name in ("a", "b"):
+        zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=(8, 8), dtype="u2",
+                          chunks=(4, 4))[...] = 1
+    assert main(["merge", str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr"), "--out",
+                 str(tmp_path / "o.zarr"), "--workers", "2"]) == 2
+    assert len(starts) == engine.CLUSTER_STARTS
+    assert capsys.readouterr().err.splitlines() == [
+        "mask-compare merge: error: the local dask cluster (--workers 2) could not start, "
+        f"{engine.CLUSTER_STARTS} times (Nanny failed to start.); see distributed's log lines "
+        "(--verbose), or leave --workers out to compute on local threads"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zarr", "b.zarr"]
+
+
 def test_something_else_at_the_address_is_one_line(tmp_path):
     # a server that answers with bytes that are not distributed's handshake
     server = socket.create_server(("127.0.0.1", 0))

@@ -93,6 +93,27 @@ def test_a_rerun_refuses_an_output_changed_since_it_was_merged(every_kind_2d, tm
     assert "x.tif: exists (an earlier output); give --overwrite" in capsys.readouterr().err
 
 
+def test_a_folder_run_of_one_pair_is_recorded_and_skipped_when_run_again(every_kind_2d, tmp_path,
+                                                                          capsys):
+    """A folder run is a folder run whatever the number of pairs (one pair was merged as a
+    single file, without a record, so running the same command again was refused)."""
+    a, b = every_kind_2d
+    for folder, mask in (("A", a), ("B", b)):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder / "p.tif", mask)
+    out = tmp_path / "out"
+    args = ["merge", str(tmp_path / "A"), str(tmp_path / "B"), "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["mask-compare-merge.records", "p.tif"]
+    written = (out / "p.tif").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mask-compare merge: 1 of 1 pairs were done by an earlier run with the same "
+                   "inputs and settings, skipped (--overwrite merges them again)"]
+    assert (out / "p.tif").stat().st_mtime_ns == written
+
+
 @pytest.mark.parametrize("problem", ["shape", "float", "missing", "not_tiff", "out_is_file_dir"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, problem):
     a = np.zeros((8, 8), np.uint16)

@@ -448,6 +448,109 @@ def test_killed_review_resumes_as_the_journal_says_without_pairing_again(tmp_pat
     assert resumed.session.summary()["decided"] >= 80
 
 
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file under ``folder`` with its bytes, every folder (None); the lock left out."""
+    return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.name != "o.lock"}
+
+
+def _changed_line(op: str, change):
+    """A tampering: the first ``op`` line of the journal changed by ``change(record)``."""
+    def tamper(lines, other):
+        k = next(i for i, line in enumerate(lines) if i and f'"op": "{op}"' in line)
+        record = json.loads(lines[k])
+        change(record)
+        return lines[:k] + [json.dumps(record) + "\n"] + lines[k + 1:]
+    return tamper
+
+
+def _first_decision(lines):
+    return next(line for line in lines[1:] if '"op": "decide"' in line)
+
+
+#: Lines that are well formed but cannot be replayed: the replay fails part way through.
+UNREPLAYABLE = {
+    "a group out of range": _changed_line("decide", lambda r: r.update(group=999_999)),
+    "a decision's ids changed": _changed_line("decide", lambda r: r.update(ids=[[123], []])),
+    "an edit's box outside the image": _changed_line(
+        "edit", lambda r: r["pieces"][0].update(box=[[500, 510], [0, 4]])),
+    "a decision repeated": lambda lines, other: lines + [_first_decision(lines)],
+    "a line from another review": lambda lines, other: lines + [_first_decision(other)],
+}
+
+
+@pytest.mark.parametrize("tampering", list(UNREPLAYABLE))
+@pytest.mark.parametrize("kind", ["o.zarr", "o.tif"])
+def test_a_journal_that_cannot_be_replayed_is_refused_and_nothing_changes(
+        every_kind_2d, tmp_path, tampering, kind):
+    """Resuming a store empties it for the replay: a line that fails part way through must
+    leave every chunk as it was (the chunks were deleted before the refusal)."""
+    a, b = every_kind_2d
+    other_b = b.copy()
+    other_b[b == 13] = 0  # another review: other groups
+    reviews = {}
+    for name, mask_b in (("mine", b), ("other", other_b)):
+        (tmp_path / name).mkdir()
+        za, zb, inputs = zarr_pair(tmp_path / name, a, mask_b, (4, 8))
+        with Review.open(za, zb, output=tmp_path / name / kind, inputs=inputs) as review:
+            review.decide("B")
+            review.edit([(square(0, 2, 30, 33), None, 99)])
+            review.decide("A")
+            review.decide("M")
+        reviews[name] = (za, zb, inputs)
+    journal = journal_path(tmp_path / "mine" / kind)
+    other = journal_path(tmp_path / "other" / kind).read_text().splitlines(keepends=True)
+    journal.write_text("".join(UNREPLAYABLE[tampering](
+        journal.read_text().splitlines(keepends=True), other)))
+    before = _tree(tmp_path / "mine")
+    with pytest.raises(InputError) as err:
+        Review.open(*reviews["mine"][:2], output=tmp_path / "mine" / kind,
+                    inputs=reviews["mine"][2])
+    assert str(err.value).startswith(f"{journal}: line ") and "\n" not in str(err.value)
+    assert _tree(tmp_path / "mine") == before
+
+
+def _state(review: Review) -> tuple:
+    """What an action changes: the session's output, objects, choices, steps; the journal."""
+    session = review.session
+    return (current(session).tolist(), list(session.objects), session.summary(),
+            len(session.steps), review.journal.path.read_bytes(), len(review.journal.ops))
+
+
+def test_an_action_that_reads_a_damaged_chunk_is_neither_applied_nor_journaled(tmp_path):
+    """A chunk of B damaged after the overlap table was made is read by the action: the
+    journal held the action, half applied for Finish. Now it says so, and neither the
+    session nor the journal holds any of it; once the chunk is mended the actions go on."""
+    a = np.zeros((12, 48), np.uint16)
+    b = np.zeros_like(a)
+    for k in range(6):  # only-B objects, one per chunk of (4, 8) in row 1: Finish reads each
+        b[5:7, 8 * k + 1: 8 * k + 5] = 20 + k
+    a[1:3, 1:5], b[1:3, 2:6] = 1, 11  # a match in chunk (0, 0)
+    a[1:3, 25:29], b[1:3, 26:30] = 2, 12  # a match in chunk (0, 3); Finish fails at (1, 3)
+    _, _, inputs = zarr_pair(tmp_path, a, b, (4, 8))
+    za, zb = (store.open_array(inputs[key]).data for key in ("mask_a", "mask_b"))
+    review = Review.open(za, zb, output=tmp_path / "o.zarr", inputs=inputs)
+    review.decide("A", group=0)
+    chunks = {key: tmp_path / "b.zarr" / "c" / key for key in ("0/3", "1/3")}
+    kept = {key: path.read_bytes() for key, path in chunks.items()}
+    for path in chunks.values():
+        path.write_bytes(path.read_bytes()[:5])  # not decodable any more
+    before = _state(review)
+    match = next(g.index for g in review.session.groups if 12 in g.ids_b)
+    for action in (lambda: review.decide("B", group=match), review.finish):
+        with pytest.raises(InputError, match=r"b\.zarr: chunk c/[01]/3 cannot be read"):
+            action()
+        assert _state(review) == before
+    for key, path in chunks.items():
+        path.write_bytes(kept[key])
+    review.decide("B", group=match)
+    review.finish()
+    review.close()
+    reference = replayed(a, b, tmp_path / "o.zarr")
+    assert [op["op"] for op in read_ops(tmp_path / "o.zarr")] == ["decide", "decide", "finish"]
+    assert np.array_equal(saved(tmp_path / "o.zarr"), relabel_sequential(reference.output))
+
+
 def _must_not_pair(a, b):
     raise AssertionError("the overlap table was computed again")
 

@@ -8,7 +8,8 @@ Promises (README, "Masks larger than memory"; issue 17, point 7):
 - the only worker of a cluster SIGKILLed mid-merge: one line, exit 2, within
   :data:`WORKER_LOSS_BOUND_S`, no output;
 - one worker of ``--workers 2`` SIGKILLed mid-merge: the right result, and no
-  message on stderr (distributed's logging is quiet).
+  message on stderr (distributed's logging is quiet); SIGKILLed as the cluster
+  starts: the same (the cluster is started again), or one line and exit 2.
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ from .common import (
 from .kills import grid_pair, temp_files
 from .stores import write_zarr
 
-#: "an address that does not answer is one line within 5 s" (README).
+#: README ("The engine is dask"): a dead address, an unknown host or a server that does not
+#: answer as a dask scheduler is refused in one line "within 5 s either way" (the whole
+#: command, Python's start-up included).
 SCHEDULER_BOUND_S = 5.0
-#: A run that has no worker left fails within this (issue 17 asks the README to state one).
-WORKER_LOSS_BOUND_S = 60.0
+#: README: a cluster left without workers fails the run "within --worker-timeout seconds
+#: (default 60) plus 5 s after its last worker went" (the default timeout is used here).
+WORKER_LOSS_BOUND_S = 60.0 + 5.0
 
 
 class SilentServer(threading.Thread):

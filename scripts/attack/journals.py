@@ -123,6 +123,11 @@ def _edit_header(lines, change) -> bytes:
     return b"".join([json.dumps(header).encode() + b"\n", *lines[1:]])
 
 
+def _source_a(header: dict) -> dict:
+    """Mask A's entry of a journal header: ``sources[0]`` (version 2), ``inputs.mask_a`` (1)."""
+    return header["sources"][0] if "sources" in header else header["inputs"]["mask_a"]
+
+
 def _garble(lines, rng) -> bytes:
     k = len(lines) // 2
     noise = bytes(rng.integers(33, 127, len(lines[k]) - 1, dtype=np.uint8)) + b"\n"
@@ -170,9 +175,9 @@ TAMPERINGS = {
     "header: format changed": (lambda ls, rng, o: _edit_header(ls, lambda h: h.update(
         format="something else")), "refuse"),
     "header: a future version": (lambda ls, rng, o: _edit_header(ls, lambda h: h.update(
-        version=2)), "refuse"),
+        version=h["version"] + 1)), "refuse"),
     "header: mask A's fingerprint changed": (lambda ls, rng, o: _edit_header(
-        ls, lambda h: h["inputs"]["mask_a"].update(fingerprint="0" * 16)), "refuse"),
+        ls, lambda h: _source_a(h).update(fingerprint="0" * 16)), "refuse"),
     "header: IoU threshold changed": (lambda ls, rng, o: _edit_header(
         ls, lambda h: h.update(params={"iou_threshold": 0.5})), "refuse"),
     "header removed": (lambda ls, rng, o: b"".join(ls[1:]), "refuse"),

@@ -5,7 +5,9 @@ Promises (README, "How a review is kept safe" and "merge"):
 - merge (TIFF and OME-Zarr, threads and ``--workers 2``, folders of pairs with
   their records): after a kill the output is absent or whole and equal to the
   reference; a rerun succeeds, leaves no temporary file, and in folder mode
-  finishes every pair without refusing one (issue 17, point 8);
+  finishes every pair without refusing one (issue 17, point 8), also after a
+  kill in the windows between a pair's output and its record (made on purpose
+  by :mod:`.merge_driver`, a random kill rarely lands there);
 - a review (:mod:`.driver` acting at random through ``Review``, printing each
   action once ``act`` returned): after a kill, resuming keeps every confirmed
   action (counted: actions confirmed, actions lost); the TIFF left by the kill
@@ -40,6 +42,7 @@ from .common import (
 )
 
 DRIVER = Path(__file__).with_name("driver.py")
+MERGE_DRIVER = Path(__file__).with_name("merge_driver.py")
 _TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 #: Messages a rerun after a kill may print besides progress bars.
 _RERUN_NOTES = (r"removed \d+ temporary file", r"pairs were done by an earlier run")
@@ -187,28 +190,44 @@ def merge_kills(ws, outcome: Outcome, rng, *, quick: bool) -> None:
                 delay = float(rng.uniform(0.3, clean.seconds))
                 _kill_merge(ws, outcome, mode, k, delay=delay, overwrite=bool(k % 2))
         if name.startswith("folder"):
-            _record_window(outcome, mode)
+            _record_window(ws, outcome, mode)
 
 
-def _record_window(outcome: Outcome, mode: MergeMode) -> None:
-    """The kill window between a pair's output and its record, made on purpose (a random
-    kill rarely lands in it): a whole run, one record removed, then the rerun."""
-    args, out = mode.args(1000, overwrite=False)
-    first = run_cli(args, cwd=mode.folder)
-    record = out / "mask-compare-merge.records" / "p0.json"
-    if first.status != 0 or not record.exists():
-        outcome.check("folder records: the record window", describe(first),
-                      did=first.command, promised="success, with a record per pair")
-        return
-    record.unlink()
-    rerun = run_cli(args, cwd=mode.folder)
-    happened = (describe(rerun) if rerun.status != 0
-                else quiet_stderr(rerun, allowed=_RERUN_NOTES) or mode.complete(out))
-    outcome.check("folder records: the record window", happened,
-                  did=f"{first.command}, p0's record removed (as a kill after its output, "
-                      "before its record), then the same command again",
-                  promised="the rerun finishes every pair without refusing one", point=8)
-    outcome.cases += 1
+def _record_window(ws, outcome: Outcome, mode: MergeMode) -> None:
+    """The kill windows between a pair's output and its record, made on purpose (a random
+    kill rarely lands in them): :mod:`.merge_driver` ends itself as a kill would at each
+    step of p0's record, in a first run and in an ``--overwrite`` run over a finished one;
+    then the same command without ``--overwrite`` must finish every pair."""
+    from .merge_driver import POINTS
+
+    for k, (point, over) in enumerate((p, o) for o in (False, True) for p in POINTS):
+        case = f"folder records: killed {point}{' (--overwrite)' if over else ''}"
+        args, out = mode.args(1000 + k, overwrite=False)
+        if over:  # a finished run first: the killed one replaces its outputs
+            first = run_cli(args, cwd=mode.folder)
+            if not outcome.check(case, describe(first) if first.status else None,
+                                 did=first.command, promised="success"):
+                continue
+        killed = ws.start([sys.executable, str(MERGE_DRIVER), point, "p0", *args,
+                           *(["--overwrite"] if over else [])], cwd=mode.folder,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, err = killed.communicate(timeout=180)
+        if killed.returncode != 9:
+            outcome.check(case, f"the driver was not killed there: exit {killed.returncode}, "
+                                f"{shorten(err)}", did=f"merge_driver {point}",
+                          promised="killed at that step")
+            continue
+        outcome.kills += 1
+        rerun = run_cli(args, cwd=mode.folder)
+        happened = (describe(rerun) if rerun.status != 0
+                    else quiet_stderr(rerun, allowed=_RERUN_NOTES) or mode.complete(out))
+        left = temp_files(out)
+        outcome.check(case, happened or (f"temporary files left: {left}" if left else None),
+                      did=f"mask-compare {' '.join(args)}{' --overwrite' if over else ''} "
+                          f"killed (os._exit) {point} of p0, then the same command again",
+                      promised="the rerun finishes every pair without refusing one, outputs "
+                               "equal to the reference", point=8)
+        outcome.cases += 1
 
 
 # --------------------------------------------------------------------------- review

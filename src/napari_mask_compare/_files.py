@@ -48,6 +48,7 @@ __all__ = [
     "fsync_tree",
     "remove_stale_temps",
     "same_file",
+    "set_aside",
     "sidecar",
     "staged",
     "staged_folder",
@@ -328,6 +329,85 @@ def _replace_folder(tmp: Path, path: Path) -> None:
     fsync_folder(path.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def set_aside(folder: str | os.PathLike, *, keep: Iterable[str] = (),
+              beside: str | os.PathLike) -> Iterator[int]:
+    """Empty ``folder`` (but the entries named in ``keep``) for a block, undone if it fails.
+
+    The entries are renamed into a temporary folder ``.<name>.<pid>.<hex>.tmp``
+    beside ``beside`` (on the same file system: no copy); the block then
+    fills ``folder`` again. If the block raises, what it wrote in ``folder``
+    is removed and the entries are put back; if it ends well, they are
+    deleted. A process killed meanwhile leaves the temporary folder, which
+    :func:`remove_stale_temps` removes at the next start.
+
+    Yields
+    ------
+    int
+        The number of entries set aside.
+
+    Raises
+    ------
+    WriteError
+        An entry could not be moved (those moved are put back first).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "store"
+    >>> folder.mkdir()
+    >>> for name in ("meta", "chunk"):
+    ...     _ = (folder / name).write_text(name)
+    >>> try:
+    ...     with set_aside(folder, keep={"meta"}, beside=folder):
+    ...         _ = (folder / "new").write_text("half done")
+    ...         raise ValueError("failed")
+    ... except ValueError:
+    ...     pass
+    >>> sorted(p.name for p in folder.iterdir()), sorted(p.name for p in folder.parent.iterdir())
+    (['chunk', 'meta'], ['store'])
+    """
+    folder, keep = Path(folder), set(keep)
+    aside = _temp_name(Path(beside))
+    names = sorted(name for name in os.listdir(folder) if name not in keep)
+    moved: list[str] = []
+    try:
+        aside.mkdir()
+        for name in names:
+            os.rename(folder / name, aside / name)
+            moved.append(name)
+    except OSError as err:
+        _put_back(folder, aside, moved)
+        raise write_error(folder, err, doing="cannot set its files aside") from err
+    try:
+        yield len(names)
+    except BaseException:
+        _put_back(folder, aside, moved, clear_but=keep)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _put_back(folder: Path, aside: Path, names: list[str], *,
+              clear_but: set[str] | None = None) -> None:
+    """Undo :func:`set_aside`: remove what is in ``folder`` now but ``clear_but`` (unless
+    None), move ``names`` back from ``aside``, remove ``aside``."""
+    if clear_but is not None:
+        for entry in os.scandir(folder):
+            if entry.name not in clear_but:
+                _remove_entry(Path(entry.path))
+    for name in names:
+        os.rename(aside / name, folder / name)
+    with contextlib.suppress(OSError):
+        aside.rmdir()
+
+
+def _remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:

@@ -8,9 +8,12 @@ Three engines, chosen like the command line's ``--scheduler`` / ``--workers``:
 - ``scheduler="processes"`` (or ``"threads"``, ``"synchronous"``): that local dask scheduler,
   ``workers`` of them;
 - ``workers=N``: a ``distributed.LocalCluster`` of N single-threaded worker processes, started
-  on entry and stopped on exit;
-- ``scheduler="tcp://HOST:PORT"``: an existing dask.distributed cluster. An address that does
-  not answer within ``timeout`` seconds is a :class:`SchedulerError` (one line, no traceback).
+  on entry (again, once, if a worker died as it started) and stopped on exit;
+- ``scheduler="tcp://HOST:PORT"``: an existing dask.distributed cluster. An address where
+  nothing listens or whose host cannot be found is a :class:`SchedulerError` at once (one line,
+  no traceback); one that does not answer distributed's handshake within
+  :data:`CONNECT_TIMEOUT` seconds too, and one that answers but has no worker after
+  ``timeout`` seconds.
 
 On a cluster (an address or a LocalCluster) a computation that has had no worker for
 ``worker_timeout`` seconds (:data:`WORKER_TIMEOUT` by default) is cancelled and is a
@@ -63,6 +66,15 @@ PROGRESS_AFTER = 1.0
 #: host falls silent), before it is cancelled; the default of ``Engine(worker_timeout=)``.
 WORKER_TIMEOUT = 60.0
 
+#: Seconds for a scheduler address to accept a TCP connection and answer distributed's
+#: handshake, together (a refused connection or an unknown host is said at once): short enough
+#: that the whole command refuses a dead address within 5 s, Python's start-up included.
+CONNECT_TIMEOUT = 3.0
+
+#: Times a LocalCluster is started before its failure to start ends the run (see
+#: ``_local_cluster``): a worker killed while it starts is not the next start's fate.
+CLUSTER_STARTS = 2
+
 #: Seconds between two looks at a cluster's workers while a computation runs.
 WORKER_POLL = 1.0
 
@@ -99,7 +111,8 @@ class Engine:
     callback : callable, optional
         ``callback(desc, done, total)`` as tasks finish (the default of :func:`compute`'s).
     timeout : float
-        Seconds to wait for a scheduler address to answer, and for its first worker.
+        Seconds to wait for a scheduler address to answer (at most :data:`CONNECT_TIMEOUT`),
+        and for its first worker.
     worker_timeout : float, optional
         On a cluster: seconds a computation waits for a worker when none is left, then it is
         cancelled (:class:`SchedulerError`); default :data:`WORKER_TIMEOUT`.
@@ -259,7 +272,8 @@ def check_scheduler(address: str, *, timeout: float = 5.0) -> str:
     address : str
         ``tcp://HOST:PORT`` (or another distributed address).
     timeout : float
-        Seconds to wait for the scheduler to answer, then as long for a worker.
+        Seconds to wait for the scheduler to answer (at most :data:`CONNECT_TIMEOUT`), and for
+        a worker.
 
     Returns
     -------
@@ -282,7 +296,9 @@ def _connect(address: str, *, timeout: float):
     from distributed import Client
 
     start = time.monotonic()
-    _handshake(address, timeout=timeout)  # before a Client: a failed one complains at exit
+    # before a Client (a failed one complains at exit), within CONNECT_TIMEOUT in all
+    limit = min(timeout, CONNECT_TIMEOUT)
+    _handshake(address, timeout=_probe(address, timeout=limit), limit=limit)
     try:
         client = Client(address, timeout=timeout, set_as_default=False)
     except OSError:
@@ -299,8 +315,47 @@ def _connect(address: str, *, timeout: float):
     return client
 
 
-def _handshake(address: str, *, timeout: float) -> None:
-    """Open and close one connection to ``address`` (distributed's handshake); SchedulerError."""
+def _probe(address: str, *, timeout: float) -> float:
+    """Open one plain TCP connection to the scheduler's host and port; return the seconds left
+    of ``timeout`` for distributed's handshake.
+
+    distributed's ``connect`` retries a refused connection until its timeout; this says at
+    once that nothing listens there, or that the host does not exist. An address that is not
+    TCP's (or not one at all) is left to the handshake to judge.
+
+    Raises
+    ------
+    SchedulerError
+        Refused, unknown host, unreachable, or no connection within ``timeout``.
+    """
+    import socket
+
+    from distributed.comm.addressing import get_address_host_port
+
+    start = time.monotonic()
+    try:
+        host, port = get_address_host_port(address)
+    except (ValueError, TypeError, KeyError):  # another protocol, or no address
+        return timeout
+    hint = "start one there (dask scheduler) or leave --scheduler out to compute locally"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as err:
+        raise SchedulerError(f"--scheduler {address}: the host {host} cannot be found "
+                             f"({err.strerror}); check the address") from None
+    except ConnectionRefusedError:
+        raise SchedulerError(f"--scheduler {address}: nothing listens there (connection "
+                             f"refused), no dask scheduler; {hint}") from None
+    except OSError as err:  # unreachable, or silent (a firewall): timed out
+        reason = err.strerror or "no connection"
+        raise SchedulerError(f"--scheduler {address}: no dask scheduler answered within "
+                             f"{timeout:g} s ({reason}); {hint}") from None
+    return max(timeout - (time.monotonic() - start), 0.1)
+
+
+def _handshake(address: str, *, timeout: float, limit: float) -> None:
+    """Open and close one connection to ``address`` (distributed's handshake) within
+    ``timeout`` seconds; SchedulerError (saying ``limit`` seconds, the whole wait)."""
     import asyncio
 
     from distributed.comm import connect
@@ -316,7 +371,7 @@ def _handshake(address: str, *, timeout: float) -> None:
             pool.submit(asyncio.run, handshake()).result()
     except OSError:  # refused, unreachable, timed out (TimeoutError is one), unknown host
         raise SchedulerError(
-            f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; start one "
+            f"--scheduler {address}: no dask scheduler answered within {limit:g} s; start one "
             "there (dask scheduler) or leave --scheduler out to compute locally"
         ) from None
     except (ValueError, TypeError) as err:  # not an address distributed can parse
@@ -333,14 +388,31 @@ def _handshake(address: str, *, timeout: float) -> None:
 
 
 def _local_cluster(workers: int, *, verbose: bool):
-    """A LocalCluster of ``workers`` single-threaded processes and its Client."""
+    """A LocalCluster of ``workers`` single-threaded processes and its Client.
+
+    A worker process that dies while the cluster starts (killed, out of memory) makes
+    distributed give the whole cluster up ("Nanny failed to start"; its nanny restarts a
+    worker that dies later, not one that never reported): the cluster is started again,
+    :data:`CLUSTER_STARTS` times in all, then it is a :class:`SchedulerError`.
+    """
     from distributed import Client, LocalCluster
 
-    # silence_logs: the level of distributed's log handlers in the worker processes (here it
-    # is _silence_distributed's), False: as distributed's configuration says
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0",  # any free port, no warning
-                           silence_logs=False if verbose else _SILENT)
+    for _ in range(CLUSTER_STARTS):
+        try:
+            # silence_logs: the level of distributed's log handlers in the worker processes
+            # (here it is _silence_distributed's), False: as distributed's configuration says
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0",  # any free port, no warning
+                                   silence_logs=False if verbose else _SILENT)
+            break
+        except Exception as err:  # noqa: BLE001 (LocalCluster has closed what it started)
+            failure = err
+    else:
+        reason = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+        raise SchedulerError(
+            f"the local dask cluster (--workers {workers}) could not start, {CLUSTER_STARTS} "
+            f"times ({reason}); see distributed's log lines (--verbose), or leave --workers "
+            "out to compute on local threads") from None
     try:
         client = Client(cluster, set_as_default=False)
     except BaseException:

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _files, store
 from ._files import check_writable
+from ._tiff_whole import first_damage
 from .labels import as_labels, as_lazy_labels, check_labels, labels_dtype, relabel_sequential
 
 __all__ = [
@@ -232,6 +233,7 @@ def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
     import tifffile
 
     with quiet_logger("tifffile"), tifffile.TiffFile(path) as tif:
+        _check_whole(tif, path)
         chosen = _tiff_series(tif, path, index=series)
         data = _tiff_data(tif, chosen, path=path)
         voxel_size, unit = _tiff_voxel_size(tif, index=series or 0)
@@ -243,6 +245,14 @@ def _read_tiff(path: Path, *, series: int | None = None) -> Loaded:
     channels = axes[-1] if axes[-1] in "CS" else None if "Q" in axes else ""
     n_spatial = data.ndim - bool(channels)
     return Loaded(data, voxel_size[-n_spatial:], unit, path, channels)
+
+
+def _check_whole(tif, path: Path) -> None:
+    """InputError when part of the TIFF lies past the end of its file (:mod:`._tiff_whole`):
+    tifffile would read what is left as a smaller image, silently."""
+    damage = first_damage(tif)
+    if damage:
+        raise InputError(f"{path}: truncated: {damage}; expected the whole file (copy it again)")
 
 
 @contextlib.contextmanager

@@ -493,6 +493,7 @@ class Journal:
     header: dict
     ops: list = field(default_factory=list)
     torn: int = 0
+    _last_line_at: int | None = field(default=None, repr=False)  # see take_back_last
 
     @property
     def version(self) -> int:
@@ -657,6 +658,26 @@ class Journal:
         finally:
             os.close(fd)
         self.ops.append(op)
+        self._last_line_at = size
+
+    def take_back_last(self) -> None:
+        """Remove the line that :meth:`append` wrote last: its action could not be applied
+        (e.g. a chunk it reads cannot be read). Truncating needs no free space.
+
+        Raises
+        ------
+        WriteError
+            The file could not be cut (it then still holds the line).
+        """
+        if self._last_line_at is None:
+            raise ValueError(f"{self.path}: no line appended to take back")
+        try:
+            os.truncate(self.path, self._last_line_at)
+        except OSError as err:
+            raise _files.write_error(self.path, err, doing="cannot take its last line back") \
+                from err
+        self.ops.pop()
+        self._last_line_at = None
 
     def sync(self) -> None:
         """fsync what :meth:`append` wrote."""

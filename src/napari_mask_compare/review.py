@@ -180,6 +180,8 @@ class Review:
         self._look = view or ViewSettings()  # overlay and colour by disagreement
         self._saver = _Autosaver(self, voxel_size=voxel_size, unit=unit)
         self.closed = False
+        self._closing = False  # close() began: no more actions (see close)
+        self._compacted = False  # a chunked output's ids compacted by close()
 
     # ------------------------------------------------------------------ opening
 
@@ -301,11 +303,11 @@ class Review:
                                       unit=unit)
             journal = Journal.create(path, header)
         else:
-            array = _reopened_output_store(output, a, notes=notes)
+            array = _reopened_output_store(output, a)
         session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table,
                           output=array)
         if not new:
-            _resume(session, journal, notes=notes)
+            _rebuild_from_journal(output, array, session, journal, notes=notes)
         return cls._started(session, journal, lock, output, voxel_size=voxel_size, unit=unit,
                             notes=notes, resumed=not new)
 
@@ -374,10 +376,20 @@ class Review:
     def act(self, op: dict) -> Change:
         """Prepare, journal, then apply one action; tell the listeners.
 
+        Journal first: a kill at any moment loses at most this action. An
+        action that fails while it is applied (it reads a chunk of an input
+        that cannot be read: a chunk damaged after the overlap table was made)
+        leaves the session as it was (:meth:`.Session.apply`) and its line is
+        taken back out of the journal: neither holds it. (Reading what an
+        action needs before journaling it would read a rule's or Finish's
+        thousands of groups twice, or hold them all in memory.)
+
         Raises
         ------
         ValueError
             The action cannot be taken now (nothing changed).
+        InputError
+            A chunk it reads cannot be read (nothing changed).
         WriteError
             The journal could not be written (nothing changed).
         """
@@ -386,7 +398,11 @@ class Review:
         if not self.journal.holds(op):  # an older journal: made version 2 first, lines kept
             self.journal.upgrade(axes=default_axes(len(self.session.output.shape)))
         self.journal.append(op)
-        change = self.session.apply(op)
+        try:
+            change = self.session.apply(op)
+        except BaseException:  # e.g. a chunk of an input that cannot be read: the session
+            self.journal.take_back_last()  # took back what it changed; so does the journal
+            raise
         self._saver.saved_action(change.regions)
         return self._tell(replace(change, message=self._message_after(change),
                                   save_error=self.save_error))
@@ -407,6 +423,9 @@ class Review:
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("the review is closed")
+        if self._closing:
+            raise ValueError("the review is being closed and its save failed; close it "
+                             "again once there is space")
 
     # ------------------------------------------------------------------ moves and settings
 
@@ -548,6 +567,12 @@ class Review:
     def close(self) -> dict:
         """Save, write the summary, stop the threads and release the lock.
 
+        Once called, the review takes no more actions (a chunked output's ids
+        are compacted on the way). If saving fails (a full disk), the error is
+        raised and the review stays open and locked: call :meth:`close`
+        again once there is space, it goes on from where it stopped; or
+        :meth:`release` it unsaved.
+
         Returns
         -------
         dict
@@ -556,40 +581,65 @@ class Review:
         Raises
         ------
         OSError
-            Saving failed (the journal is whole: reopening rebuilds the output).
+            :class:`._files.WriteError`, one line naming the file: saving failed
+            (the journal is whole: reopening the review rebuilds the output).
         """
         if self.closed:
             return self.session.summary()
+        self._closing = True
         self._save_view()  # where the reviewer was: a resumed review opens there
-        self.closed = True
         summary = self.session.summary()
+        self._saver.flush()  # the threads keep running until the end: a retry saves again
+        if self.session.chunked:
+            self._finish_store()
+        _files.atomic_write_bytes(_files.sidecar(self.output, ".summary.json"),
+                                  (json.dumps(summary, indent=2) + "\n").encode())
+        self.release()
+        return summary
+
+    def release(self) -> None:
+        """Stop the threads and release the lock without saving any more.
+
+        For a review let go after :meth:`close` failed (e.g. its window goes
+        away): every action is in the journal, so opening the review again
+        rebuilds the output.
+        """
+        self._closing = self.closed = True
         try:
-            self._saver.close()
-            if self.session.chunked:
-                self._finish_store()
-            _files.atomic_write_bytes(_files.sidecar(self.output, ".summary.json"),
-                                      (json.dumps(summary, indent=2) + "\n").encode())
+            self._saver.stop()
         finally:
             self._lock.release()
-        return summary
 
     def _finish_store(self) -> None:
         """A chunked output at the end: ids 1..n (written chunks only), lower levels rebuilt.
 
         From here on the store holds the exported ids, not the session's;
         opening the review again rebuilds the session's from the journal.
+        Retried by :meth:`close` after a failure: the ids are compacted once.
         """
         from . import store
 
-        if self.session.edited:
-            compact_chunks(self.session.output)
-        store.write_pyramid(self.output, name="curated")
+        try:
+            if self.session.edited and not self._compacted:
+                compact_chunks(self.session.output)
+                self._compacted = True
+            self.session.flush_output()
+            store.write_pyramid(self.output, name="curated")
+        except _files.WriteError:
+            raise
+        except OSError as err:
+            raise _files.write_error(self.output, err) from err
 
     def __enter__(self) -> Review:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        """Close; if that fails, let the review go (nothing can retry after the block)."""
+        try:
+            self.close()
+        except BaseException:
+            self.release()
+            raise
 
 
 class _Autosaver:
@@ -680,8 +730,10 @@ class _Autosaver:
                     self.review.session.flush_output()
                 else:
                     self._save_tiff(regions)
-            except OSError as err:  # reported by flush(); the journal is whole
+            except _files.WriteError as err:  # reported by flush(); the journal is whole
                 error = err
+            except OSError as err:  # zarr's own error: one line that names the output
+                error = _files.write_error(self.review.output, err)
             except Exception as err:  # a bug: still never silent
                 error = _files.WriteError(0, f"{self.review.output}: not saved ({err!r})")
             with self._wake:
@@ -743,11 +795,15 @@ class _Autosaver:
         try:
             self.flush()
         finally:
-            with self._wake:
-                self._closed = True
-                self._wake.notify_all()
-            for thread in self._threads:
-                thread.join()
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the threads (a save in flight ends first; nothing more is saved)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join()
 
 
 def _check_new_review(output: Path, journal: Path, *, adopt_output: bool = False) -> None:
@@ -959,11 +1015,8 @@ def _adoptable(output: Path) -> bool:
         return False
 
 
-def _reopened_output_store(output: Path, a, *, notes: list[str]):
-    """The labels array of a review being resumed, emptied for the replay.
-
-    Emptying deletes its chunk files (those written: no pass over the volume).
-    """
+def _reopened_output_store(output: Path, a):
+    """The labels array of a review being resumed (checked to fit the masks)."""
     from . import store
 
     if not output.exists():
@@ -973,10 +1026,25 @@ def _reopened_output_store(output: Path, a, *, notes: list[str]):
     if tuple(array.shape) != tuple(a.shape):
         raise InputError(f"{output}: holds labels of shape {tuple(array.shape)}, "
                          f"not {tuple(a.shape)} as the masks; move it away")
-    n = clear_chunks(array)
+    return array
+
+
+def _rebuild_from_journal(output: Path, array, session: Session, journal: Journal, *,
+                          notes: list[str]) -> None:
+    """Replay the journal into an emptied output store: the store is the journal's state.
+
+    The chunk files written before (a chunk torn by a kill among them) are set
+    aside for the replay (:func:`._files.set_aside`: renames, no pass over
+    the volume), deleted once it succeeded; if a line cannot be replayed (a
+    journal changed by hand, of another review), the InputError leaves the
+    store as it was, its chunks put back.
+    """
+    n = len(_chunk_keys(array))
+    with _files.set_aside(Path(array.store.root) / array.path, keep=_ZARR_METADATA,
+                          beside=output):
+        _resume(session, journal, notes=notes)
     if n:
         notes.append(f"rebuilt {output.name} from the journal ({n} chunk files)")
-    return array
 
 
 def _default_chunks(a) -> tuple[int, ...]:
@@ -986,20 +1054,6 @@ def _default_chunks(a) -> tuple[int, ...]:
         return tuple(int(c) for c in chunks)
     side = 64 if len(a.shape) == 3 else 512
     return tuple(min(side, int(n)) for n in a.shape)
-
-
-def clear_chunks(array) -> int:
-    """Delete every chunk of a zarr array (it then reads as its fill value); return how many.
-
-    Only the keys that exist are listed and deleted: no pass over the
-    volume. Half-written files of a killed writer go too.
-    """
-    from zarr.core.sync import sync
-
-    keys = _chunk_keys(array)
-    for key in keys:
-        sync(array.store.delete(key))
-    return len(keys)
 
 
 def _chunk_keys(array) -> list[str]:
@@ -1021,6 +1075,7 @@ def compact_chunks(output: ChunkedRegions) -> np.ndarray:
     Two passes over the chunks written since it was opened (all the others
     hold only background): the ids present, then the lookup table applied.
     The same ids as :func:`.labels.relabel_sequential` of the whole volume.
+    The chunks change in ``output``'s cache: :meth:`.ChunkedRegions.flush` writes them.
 
     Returns
     -------
@@ -1038,5 +1093,4 @@ def compact_chunks(output: ChunkedRegions) -> np.ndarray:
         for key in keys:
             region = output.chunk_region(key)
             output.put(region, lut[output.get(region)])
-        output.flush()
     return ids

@@ -16,6 +16,7 @@ output is compacted on save.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
@@ -473,11 +474,18 @@ class ChunkedRegions:
         return chunk
 
     def _trim(self) -> None:
-        """Keep the cache within ``cache_bytes``: write dirty chunks if they fill half of it."""
+        """Keep the cache within ``cache_bytes``: write dirty chunks if they fill half of it.
+
+        A write that fails here (a full disk) keeps the chunks dirty and cached
+        (beyond the budget, until a flush succeeds) and raises nothing: the
+        change in hand is whole in the cache, and the save that fails next
+        (:meth:`flush` from the autosaver) reports it.
+        """
         if self._nbytes <= self.cache_bytes:
             return
         if len(self._dirty) * (self._nbytes / len(self._cache)) > self.cache_bytes / 2:
-            self.flush()
+            with contextlib.suppress(OSError):
+                self.flush()
         for key in list(self._cache):  # least recently used first
             if self._nbytes <= self.cache_bytes:
                 break
@@ -977,18 +985,25 @@ class Session:
                      + [region for region, _, _ in step.edits])
 
     def _apply_step(self, op: dict) -> Step:
+        """Apply one operation; if it fails part way (a chunk of an input that cannot be
+        read), what it changed is taken back before the error is raised."""
         kind = op["op"]
         first_id = self.next_id
-        if kind == "decide":
-            decisions = (self._decide_group(op["group"], op["choice"]),)
-            return Step(op, decisions, (), first_id, self.next_id)
-        if kind in ("finish", "bulk"):
-            decisions = tuple(self._decide_group(g, choice) for g, choice in self._to_decide(op))
-            return Step(op, decisions, (), first_id, self.next_id)
         if kind == "pick":
             return self._pick(op, first_id)
-        edits = tuple(self._edit_piece(piece) for piece in op["pieces"])
-        return Step(op, (), edits, first_id, self.next_id)
+        decisions, edits = [], []  # what is done so far, to take back on a failure
+        try:
+            if kind == "edit":
+                for piece in op["pieces"]:
+                    edits.append(self._edit_piece(piece))
+            else:
+                todo = [(op["group"], op["choice"])] if kind == "decide" else self._to_decide(op)
+                for group, choice in todo:
+                    decisions.append(self._decide_group(group, choice))
+        except BaseException:
+            self._take_back(Step(op, tuple(decisions), tuple(edits), first_id))
+            raise
+        return Step(op, tuple(decisions), tuple(edits), first_id, self.next_id)
 
     def _to_decide(self, op: dict) -> list[tuple[int, str]]:
         """(group, choice) of a ``finish`` (every undecided unpaired group, Auto) or of a
@@ -1004,7 +1019,7 @@ class Session:
         group, key = op["group"], (op["side"], op["id"])
         picks = self._picks.setdefault(group, {})
         if key not in picks:  # in: into background voxels, as a decision writes
-            self._write_object(self.groups[group], _PICK, (key,))
+            self._write_object(self.groups[group], _PICK, (key,))  # reads, then writes
             made = self.next_id > first_id
             picks[key] = first_id if made else None
             self._set_choice(group, _PICK)
@@ -1027,18 +1042,22 @@ class Session:
         with self.lock:
             step = self.steps.pop()
             self._contested -= sum(d.contested for d in step.decisions)
-            for region, mask, before in reversed(step.edits):
-                self._out.put_masked(region, mask, before)
-            for decision in reversed(step.decisions):
-                self._revert(decision)
-            if step.pick:
-                self._revert_pick(step)
-            del self.objects[step.first_id - 1:]
+            self._take_back(step)
         groups = [d.group for d in step.decisions] + ([step.pick[0]] if step.pick else [])
         place = self.place(groups[0]) if groups else None
         if place is not None:
             self._position = place
         return self._change({"op": "undo"}, step, before=was, undone=step.op)
+
+    def _take_back(self, step: Step) -> None:
+        """Restore the output and the objects as they were before ``step`` (the choices too)."""
+        for region, mask, before in reversed(step.edits):
+            self._out.put_masked(region, mask, before)
+        for decision in reversed(step.decisions):
+            self._revert(decision)
+        if step.pick:
+            self._revert_pick(step)
+        del self.objects[step.first_id - 1:]
 
     def _revert_pick(self, step: Step) -> None:
         group, key, out_id, added = step.pick
@@ -1119,8 +1138,14 @@ class Session:
         group = self.groups[group_index]
         first_id = self.next_id
         contested = 0
-        for source, parts in self._objects_to_keep(group, choice):
-            contested += self._write_object(group, source, parts)
+        try:
+            for source, parts in self._objects_to_keep(group, choice):
+                contested += self._write_object(group, source, parts)
+        except BaseException:  # an object of the group could not be read: none is kept
+            self._revert(Decision(group_index, choice, len(self.steps), first_id,
+                                  self.next_id, 0))
+            del self.objects[first_id - 1:]
+            raise
         self._set_choice(group_index, choice)
         return Decision(group_index, choice, len(self.steps), first_id, self.next_id,
                         contested)
@@ -1159,13 +1184,11 @@ class Session:
         free = mask & (out == 0)
         n_free = int(np.count_nonzero(free))
         contested = int(np.count_nonzero(mask)) - n_free
-        if n_free:
-            new_id = self._new_id()
-            self._out.put(region, new_id, where=free)
-            self.objects.append(OutputObject(
-                new_id, source, group.index, group.iou, tuple(parts), contested,
-                self._class_of(parts, region),
-            ))
+        if n_free:  # everything read first (an unreadable chunk raises before any write)
+            made = OutputObject(self._new_id(), source, group.index, group.iou, tuple(parts),
+                                contested, self._class_of(parts, region))
+            self.objects.append(made)
+            self._out.put(region, made.id, where=free)
         return contested
 
     def _edit_piece(self, piece: dict):

@@ -26,6 +26,7 @@ problem and what would be right. No Qt, no napari.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -592,6 +593,47 @@ def check_store_output(
                                option=option, folder=True)
 
 
+#: Seconds at most that a failed store write waits for zarr's other writes to end.
+_SETTLE_S = 60.0
+
+
+@contextlib.contextmanager
+def _staged_store(path: Path, *, before_commit: _files.BeforeCommit | None = None):
+    """:func:`._files.staged_folder` for a zarr store: on a failure, the writes zarr still
+    runs are waited for before the folder is removed.
+
+    zarr writes an array's or a group's metadata files (and a region's chunks) together
+    (``asyncio.gather``): when one fails (a full disk), the others go on, and each makes
+    its folders again (``mkdir(parents=True)``), so that the temporary folder came back after
+    it was removed (1 run in 10 of ``merge --out o.zarr --overwrite`` on a full disk).
+    """
+    with _files.staged_folder(path, before_commit=before_commit) as tmp:
+        try:
+            yield tmp
+        except BaseException:
+            _settle_zarr_io()
+            raise
+
+
+def _settle_zarr_io() -> None:
+    """Wait (at most :data:`_SETTLE_S` seconds) until zarr's I/O event loop runs no task."""
+    import asyncio
+
+    from zarr.core import sync as zarr_sync
+
+    loop = zarr_sync.loop[0]
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+
+    async def others_done():
+        this = asyncio.current_task()
+        while pending := {task for task in asyncio.all_tasks() if task is not this}:
+            await asyncio.wait(pending)
+
+    with contextlib.suppress(Exception):  # a loop gone meanwhile: nothing runs on it
+        asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout=_SETTLE_S)
+
+
 def write_ome_zarr_labels(
     path: str | os.PathLike,
     data,
@@ -672,7 +714,7 @@ def write_ome_zarr_labels(
     dtype = _output_dtype(data) if max_id is None else labels_dtype(max_id, warn=True)
     chunks = _chunks_for(data.shape, chunks if chunks is not None else _dask_chunksize(data))
     try:
-        with _files.staged_folder(path, before_commit=before_commit) as tmp:
+        with _staged_store(path, before_commit=before_commit) as tmp:
             target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
                                     voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
             compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False,
@@ -778,7 +820,7 @@ def create_ome_zarr_labels(
         refusal: the review that owns it calls this.
     """
     path = _check_replaceable(Path(path), overwrite=overwrite)
-    with _files.staged_folder(path) as tmp:
+    with _staged_store(path) as tmp:
         _create_labels(tmp, shape=shape, dtype=dtype, chunks=chunks, voxel_size=voxel_size,
                        unit=unit, name=name, ngff=ngff)
     return labels_array(path, name=name)

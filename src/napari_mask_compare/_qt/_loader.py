@@ -15,7 +15,6 @@ layers hold each group's crop (:mod:`._crops`), never a whole volume.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,8 +113,10 @@ def _in_blocks(report, a):
 
 def close_quietly(review: Review) -> None:
     """Close a review on the way out of an error (that error is the one to report)."""
-    with contextlib.suppress(OSError):
+    try:
         review.close()
+    except OSError:
+        review.release()
 
 
 def _short_name(source) -> str:

@@ -247,6 +247,7 @@ class Running:
         try:
             summary = self.review.close()
         except OSError as err:
+            self.review.release()  # the window lets it go: the lock with it
             message = (f"{one_line(err)} — the journal is whole: start the review again to "
                        "rebuild the output")
             return self.session.summary(), message, True

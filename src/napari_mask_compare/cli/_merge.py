@@ -50,7 +50,8 @@ def _run_merge(args) -> int:
     from ..io import pair_files
     from ..write import FORMATS
 
-    if is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b):
+    folders = is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b)
+    if folders:  # a folder run, whatever the number of pairs: each pair is recorded
         pairs, unpaired = pair_files(args.mask_a, args.mask_b)
         warn_unpaired(unpaired)
         if args.out.suffix.lower() in FORMATS or args.out.is_file():
@@ -63,7 +64,7 @@ def _run_merge(args) -> int:
         out_folder = args.out.parent
     remove_stale_temps(out_folder, command="merge")
     with engine_of(args):
-        if len(jobs) == 1:
+        if not folders:
             summary = merge_files(*jobs[0][:2], out=jobs[0][2], policy=args.policy,
                                   iou_threshold=args.iou_threshold, overwrite=args.overwrite)
             print(f"{jobs[0][2]}: {_format_summary(summary)}")

@@ -50,11 +50,11 @@ def add_stats(commands) -> None:
 
 
 def _run_stats(args) -> int:
-    from ..stats import DEFAULT_THRESHOLDS
+    thresholds = parse_thresholds(args.thresholds) if args.thresholds is not None else None
+    with engine_of(args):  # a cluster that cannot be used is said before scipy is imported
+        from ..stats import DEFAULT_THRESHOLDS
 
-    thresholds = (parse_thresholds(args.thresholds) if args.thresholds is not None
-                  else list(DEFAULT_THRESHOLDS))
-    with engine_of(args):
+        thresholds = list(DEFAULT_THRESHOLDS) if thresholds is None else thresholds
         if not (is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b)):
             summary = _stats_of_files(args.mask_a, args.mask_b, thresholds=thresholds,
                                       iou_threshold=args.iou_threshold, boundary=args.boundary)
