@@ -141,7 +141,8 @@ def start_worker(tmp_path):
             process = start(args, log=tmp_path / f"worker{len(processes)}.log",
                             env=slow_env(tmp_path / "marks"))
             processes.append(process)
-            client.wait_for_workers(len(before) + 1, timeout=HANG)
+            # a new address, not a count: a worker killed just before may still be counted
+            wait_until(lambda: set(client.scheduler_info()["workers"]) - before, run=process)
             (worker,) = set(client.scheduler_info()["workers"]) - before
         return process, worker
 
