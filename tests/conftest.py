@@ -1,7 +1,33 @@
-"""Shared fixtures: small label images with one case of every group kind."""
+"""Shared fixtures (small label images with one case of every group kind) and hypothesis'
+profiles.
+
+Property tests take their number of examples from the profile named by the environment
+variable ``HYPOTHESIS_PROFILE``:
+
+``default``
+    100 examples a property (the README's test command, CI).
+``dev``
+    10 examples: a quick run while editing (``HYPOTHESIS_PROFILE=dev pytest -m "not slow"``).
+``thorough``
+    1,000 examples, by hand before a release or after a change to the core
+    (``HYPOTHESIS_PROFILE=thorough pytest tests/test_matching.py ...``): minutes to hours.
+
+No test sets its own number, except where an example costs a second or so (a store
+written, a review killed and resumed): those take a share of the profile's number
+(:func:`examples.share`), written beside them with its reason, so that they follow the
+profile too. No deadline: a loaded machine is not a failure.
+"""
+
+import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+settings.register_profile("default", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=10, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import h5py
 import numpy as np
@@ -149,12 +148,10 @@ def test_a_scheduler_that_does_not_answer_is_one_line_quickly(pair_3d, tmp_path,
                                                               silent_server):
     address = silent_server if address == "silent" else address
     pair = pair_as("zarr2", tmp_path, pair_3d)
-    start = time.perf_counter()
     result = run("merge", *pair, "--out", tmp_path / "m.zarr", "--scheduler", address)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and address in result.stderr
     assert "Traceback" not in result.stderr
-    assert time.perf_counter() - start < 30
     assert not (tmp_path / "m.zarr").exists()
 
 

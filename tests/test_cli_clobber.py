@@ -14,28 +14,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from file_trees import entries, refused, state, tree
 from napari_mask_compare.cli import main
 from napari_mask_compare.io import write_labels
 from napari_mask_compare.review import Review
-
-
-def state(*paths):
-    """What must not change: bytes, mtime and inode of each file (links followed)."""
-    return {str(p): (open(p, "rb").read(), os.stat(p).st_mtime_ns, os.stat(p).st_ino)
-            for p in paths}
-
-
-def tree(folder):
-    return state(*sorted(p for p in folder.rglob("*") if p.is_file()))
-
-
-def refused(capsys, argv, *, named):
-    """Run ``argv``: exit 2 and one stderr line that names ``named``."""
-    assert main([str(arg) for arg in argv]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith(f"mask-compare {argv[0]}: error: ") and str(named) in lines[0]
-    return lines[0]
 
 
 @pytest.fixture
@@ -234,11 +216,6 @@ def test_report_never_overwrites_a_file_it_did_not_write(masks, tmp_path, capsys
     line = refused(capsys, ["report", *masks, "--out", out, "--overwrite"], named=out)
     assert "did not write (pairs.csv)" in line
     assert tree(out) == before
-
-
-def entries(folder):
-    """Every file and folder under ``folder``: what a report must not add to."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
 
 
 @pytest.mark.parametrize("kind", ["user folder", "zarr store", "review"])

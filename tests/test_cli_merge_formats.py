@@ -9,10 +9,10 @@ import pytest
 import tifffile
 import zarr
 
+from file_trees import entries, refused, state, tree
 from napari_mask_compare import store
 from napari_mask_compare.cli import main
 from napari_mask_compare.write import output_format
-from test_cli_clobber import entries, refused, state, tree
 
 OFFERED = ".tif or .tiff (TIFF), .zarr (OME-Zarr) or .npy (NPY)"
 

@@ -1,38 +1,12 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from matching_reference import brute_force, table_as_dicts
 from napari_mask_compare import matching
 from napari_mask_compare.matching import KINDS, overlap_table, review_groups
-
-
-def brute_force(a, b):
-    """Sizes, boxes and intersections by scanning every id (the slow obvious way)."""
-    def objects(labels):
-        result = {}
-        for i in np.unique(labels[labels > 0]):
-            where = np.argwhere(labels == i)
-            result[int(i)] = (len(where), tuple(where.min(0)) + tuple(where.max(0) + 1))
-        return result
-
-    pairs = {}
-    for x, y in zip(a.ravel().tolist(), b.ravel().tolist()):
-        if x and y:
-            pairs[x, y] = pairs.get((x, y), 0) + 1
-    return objects(a), objects(b), pairs
-
-
-def table_as_dicts(t):
-    def objects(ids, sizes, bbox):
-        return {int(i): (int(n), tuple(int(v) for v in box))
-                for i, n, box in zip(ids, sizes, bbox)}
-
-    pairs = {(int(t.ids_a[i]), int(t.ids_b[j])): int(n)
-             for i, j, n in zip(t.pair_a, t.pair_b, t.intersection)}
-    return objects(t.ids_a, t.sizes_a, t.bbox_a), objects(t.ids_b, t.sizes_b, t.bbox_b), pairs
-
 
 ID_VALUES = st.sampled_from([0, 0, 0, 1, 2, 3, 17, 65535, 65536, 2**32 - 1])
 label_images = st.tuples(st.integers(2, 3), st.integers(1, 7), st.integers(1, 7),
@@ -47,7 +21,6 @@ label_images = st.tuples(st.integers(2, 3), st.integers(1, 7), st.integers(1, 7)
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.int64, np.uint32])
 
 
-@settings(max_examples=300, deadline=None)
 @given(pair=label_images, dtypes=st.tuples(DTYPES, DTYPES))
 def test_overlap_table_equals_brute_force(pair, dtypes):
     # ids of every width (wrapped into the dtype) meet in one 64-bit key per pair
@@ -128,7 +101,6 @@ def test_threshold_is_inclusive_and_spatial_order():
     assert [g.bbox[1] for g in review_groups(t, iou_threshold=0.41)] == [0, 0, 4]
 
 
-@settings(max_examples=150, deadline=None)
 @given(pair=label_images, threshold=st.sampled_from([0.05, 0.1, 0.3, 0.5, 0.9, 1.0]))
 def test_groups_partition_objects_and_respect_threshold(pair, threshold):
     a, b = pair

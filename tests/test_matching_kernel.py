@@ -8,14 +8,14 @@ big-endian labels, and its partial results are checked directly.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from matching_reference import brute_force, table_as_dicts
 from napari_mask_compare import _tally, matching
 from napari_mask_compare._tally import Tally
 from napari_mask_compare.matching import overlap_table
-from test_matching import brute_force, table_as_dicts
 
 ID_VALUES = st.sampled_from([0, 0, 0, 0, 1, 2, 17, 65535, 65536, 2**31 + 5, 2**32 - 1])
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.uint32, np.int64, np.uint64, ">u4"])
@@ -31,7 +31,6 @@ def _cast(labels, dtype):
     return (labels % np.uint64(min(np.iinfo(dtype).max, 2**32 - 1) + 1)).astype(dtype)
 
 
-@settings(max_examples=200, deadline=None)
 @given(pair=pairs, capacity=st.sampled_from([1, 2, 5, 4096]), threads=st.integers(1, 8),
        dtypes=st.tuples(DTYPES, DTYPES))
 def test_growth_and_thread_shares_give_the_brute_force_table(pair, capacity, threads, dtypes):

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.draw import disk, ellipse
@@ -144,7 +144,6 @@ def test_degenerate_objects_give_nan_or_inf_not_errors():
     assert p3["surface_area"] > 0 and p3["npixels"] == 1
 
 
-@settings(max_examples=60, deadline=None)
 @given(labels=st.sampled_from([2, 3]).flatmap(
     lambda nd: arrays(np.uint16, st.tuples(*[st.integers(1, 9)] * nd),
                       elements=st.sampled_from([0, 1, 2, 300, 65535]))))

@@ -64,7 +64,7 @@ def tables_of(a, b, *, policy, iou_threshold):
     return table, groups, merge_tables(table, groups, policy=policy)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS)
 def test_lookup_merge_equals_session_merge(pair, policy, threshold):
     a, b = pair
@@ -78,7 +78,7 @@ def test_lookup_merge_equals_session_merge(pair, policy, threshold):
     assert tables.n_objects == int(out.max(initial=0)) == len(session.objects)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS,
        chunk=st.integers(1, 5))
 def test_blockwise_merge_equals_session_merge(pair, policy, threshold, chunk):
@@ -100,7 +100,7 @@ def per_voxel(labels, ids, values):
                     dtype=values.dtype).reshape(labels.shape)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS)
 def test_every_object_is_in_the_output_or_counted(pair, policy, threshold):
     a, b = pair
@@ -127,7 +127,7 @@ def test_every_object_is_in_the_output_or_counted(pair, policy, threshold):
     assert set(np.unique(out[out > 0]).tolist()) == set(range(1, tables.n_objects + 1))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS,
        data=st.data())
 def test_classes_equal_the_session_class_map(pair, policy, threshold, data):
@@ -158,7 +158,6 @@ def test_classes_equal_the_session_class_map(pair, policy, threshold, data):
     np.testing.assert_array_equal(lazy.compute(scheduler="sync"), np.array(expected)[out])
 
 
-@settings(max_examples=150, deadline=None)
 @given(pair=label_pairs())
 def test_object_classes_are_the_most_frequent_class(pair):
     labels, classes = pair

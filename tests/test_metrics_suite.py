@@ -489,26 +489,25 @@ def check_boundary(a, b, spacing, *, tolerance=None, percentile=95.0):
     return r
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs())
 def test_information_metrics_match_scikit_image_on_random_pairs(pair):
     check_information_metrics(*pair)
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(pair=label_pairs())
 def test_ctc_matches_py_ctcmetrics_on_random_pairs(pair, tmp_path):
     check_ctc(*pair, tmp_path)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs())
 def test_aji_and_cellpose_ap_match_dense_references_on_random_pairs(pair):
     check_aji_and_ap(*pair)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(related=True),
        spacing_seed=st.integers(0, 2**16), tolerance=st.sampled_from([None, 0.3, 1.0, 2.5]),
        percentile=st.sampled_from([95.0, 50.0, 100.0]))

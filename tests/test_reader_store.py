@@ -12,7 +12,7 @@ import pytest
 import zarr
 
 from napari_mask_compare import _reader, store
-from test_store import CHUNKS, VOXEL, _ome_image, blobs
+from stores import CHUNKS, VOXEL, blobs, ome_image
 
 
 def _layers(path):
@@ -40,7 +40,7 @@ def test_raw_zarr_opens_as_an_image(tmp_path, dtype):
 
 
 def test_ome_zarr_image_opens_with_its_labels_and_scale(tmp_path):
-    path, image = _ome_image(tmp_path, blobs(), "0.5")
+    path, image = ome_image(tmp_path, blobs(), "0.5")
     layers = _layers(path)
     assert [(meta["name"], kind) for _, meta, kind in layers] == [("img0.5", "image"),
                                                                   ("cells", "labels")]

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
+from examples import share
 from napari_mask_compare import review as review_module
 from napari_mask_compare import store
 from napari_mask_compare.io import InputError
@@ -28,8 +29,8 @@ from napari_mask_compare.labels import relabel_sequential
 from napari_mask_compare.matching import KINDS, overlap_table, review_groups
 from napari_mask_compare.review import Review
 from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
-from test_review_properties import _act, masks
-from test_review_properties import with_kills as steps
+from review_scripts import act, masks
+from review_scripts import with_kills as steps
 
 
 def as_zarr(folder: Path, name: str, data: np.ndarray, chunks) -> zarr.Array:
@@ -110,8 +111,8 @@ def _counted_the_slow_way(session: Session) -> dict:
             "undecided_unpaired": sum(not g.paired for g in undecided)}
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+# a share of the profile's examples: a chunked review written (and killed) per example
+@share(0.4, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pair=masks, script=steps, views=st.lists(st.tuples(
     st.sampled_from(ORDERS), st.sets(st.sampled_from(KINDS), min_size=1)), max_size=3))
 def test_the_summary_and_the_queue_places_are_kept_without_a_loop_over_the_groups(
@@ -130,7 +131,7 @@ def test_the_summary_and_the_queue_places_are_kept_without_a_loop_over_the_group
             session.set_order(order)
             session.set_kinds(kinds)
         else:
-            _act(review, step)
+            act(review, step)
         summary = session.summary()
         assert {key: summary[key] for key in _counted_the_slow_way(session)} \
             == _counted_the_slow_way(session)
@@ -330,9 +331,7 @@ def test_chunks_are_saved_once_actions_pause_and_flush_does_not_wait(tmp_path, m
         time.sleep(0.01)
     time.sleep(0.3)
     assert review.writes == saves and chunk_files(out) == {}  # no pause yet: not saved
-    started = time.monotonic()
-    assert review.flush(timeout=30)
-    assert time.monotonic() - started < 30
+    assert review.flush(timeout=30)  # True: done without waiting for the pause (60 s)
     assert review.writes == saves + 1  # both actions in one save
     assert sorted(chunk_files(out)) == ["0/0/0", "1/1/1"]
     review.undo()  # an action left unsaved ...
@@ -357,8 +356,8 @@ def _crash(review, *, torn: bool, damage: bool) -> None:
         (review.output / "labels" / "curated" / "0" / files[0]).write_bytes(b"\x00garbage")
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+# a share of the profile's examples: a chunked review written (and killed) per example
+@share(0.4, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pair=masks, script=steps, threshold=st.sampled_from([0.1, 0.5]), damage=st.booleans())
 def test_any_sequence_of_actions_and_crashes_equals_the_in_memory_review(
         tmp_path_factory, pair, script, threshold, damage):
@@ -379,7 +378,7 @@ def test_any_sequence_of_actions_and_crashes_equals_the_in_memory_review(
             review = open_review()
             assert np.array_equal(current(review.session), state)  # resumed exactly
             continue
-        _act(review, step)
+        act(review, step)
         reference = replayed(a, b, out, iou_threshold=threshold)
         assert np.array_equal(current(review.session), reference.output)
     review.flush()

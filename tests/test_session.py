@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -167,7 +167,6 @@ def run(session, action):
     return True
 
 
-@settings(max_examples=200, deadline=None)
 @given(pair=labels, script=actions, threshold=st.sampled_from([0.1, 0.5]))
 def test_invariants_under_random_review(pair, script, threshold):
     a, b = pair

@@ -368,7 +368,7 @@ def _runs(draw, shape, ids):
 
 
 @pytest.mark.parametrize("solver", ["dense", "sparse"])
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), thresh=THRESHOLDS)
 def test_matches_stardist_on_random_images(solver, pair, thresh):
     a, b = pair
@@ -392,7 +392,6 @@ def test_matches_stardist_on_random_images(solver, pair, thresh):
             stats._DENSE_LIMIT = stats_limit
 
 
-@settings(max_examples=100, deadline=None)
 @given(images=st.lists(label_pairs(), min_size=1, max_size=4), thresh=THRESHOLDS)
 def test_dataset_matches_stardist_accumulation(images, thresh):
     ours = [stats.matching_stats(overlap_table(a, b), thresholds=[thresh]) for a, b in images]
@@ -405,7 +404,6 @@ def test_dataset_matches_stardist_accumulation(images, thresh):
         assert pooled[key] == pytest.approx(expected[key], abs=1e-12), key
 
 
-@settings(max_examples=200, deadline=None)
 @given(pair=label_pairs())
 def test_pixel_scores_match_dense_foregrounds(pair):
     a, b = pair

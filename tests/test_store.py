@@ -14,26 +14,15 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from examples import share
 from napari_mask_compare import _files, io, store
 from napari_mask_compare.engine import Engine
 from napari_mask_compare.io import InputError
 from napari_mask_compare.labels import as_labels, as_lazy_labels
-
-VOXEL = (2.0, 0.5, 0.25)
-CHUNKS = (4, 16, 8)
-
-
-def blobs(shape=(10, 40, 36), *, seed=0, dtype=np.uint16, n=30):
-    """Piecewise constant labels: random ids on a coarse grid, blown up 2 x 4 x 4."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, n, size=(-(-shape[0] // 2), -(-shape[1] // 4), -(-shape[2] // 4)))
-    coarse[rng.random(coarse.shape) < 0.3] = 0
-    full = coarse.repeat(2, 0).repeat(4, 1).repeat(4, 2)
-    return full[: shape[0], : shape[1], : shape[2]].astype(dtype)
-
+from stores import CHUNKS, VOXEL, blobs, ome_image
 
 # --------------------------------------------------------------------------- inputs
 
@@ -64,38 +53,18 @@ def write_zarr_in_group(folder, data):
     return str(path / "seg" / "cells"), CHUNKS, (1.0,) * 3, "pixel"
 
 
-def _ome_image(folder, data, version):
-    from ome_zarr.format import FormatV04, FormatV05
-    from ome_zarr.writer import write_image, write_labels
-
-    fmt = FormatV04() if version == "0.4" else FormatV05()
-    path = folder / f"img{version}.ome.zarr"
-    root = zarr.open_group(str(path), mode="w", zarr_format=fmt.zarr_format)
-    scale = dict(zip("zyx", VOXEL))
-    units = dict.fromkeys("zyx", "micrometer")
-    image = np.random.default_rng(1).random(data.shape).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_image(image, root, axes="zyx", fmt=fmt, scale=scale, axes_units=units,
-                    storage_options={"chunks": CHUNKS})
-        write_labels(data, root, name="cells", axes="zyx", fmt=fmt, scale=scale,
-                     axes_units=units, storage_options={"chunks": CHUNKS}, scaler=None,
-                     scale_factors=[{"z": 1, "y": 2, "x": 2}])
-    return path, image
-
-
 def write_ome_04(folder, data):
-    path, _ = _ome_image(folder, data, "0.4")
+    path, _ = ome_image(folder, data, "0.4")
     return str(path / "labels" / "cells"), CHUNKS, VOXEL, "µm"
 
 
 def write_ome_05(folder, data):
-    path, _ = _ome_image(folder, data, "0.5")
+    path, _ = ome_image(folder, data, "0.5")
     return str(path / "labels" / "cells"), CHUNKS, VOXEL, "µm"
 
 
 def write_ome_05_labels_group(folder, data):
-    path, _ = _ome_image(folder, data, "0.5")
+    path, _ = ome_image(folder, data, "0.5")
     return str(path / "labels"), CHUNKS, VOXEL, "µm"
 
 
@@ -139,7 +108,7 @@ def test_open_array_reads_back_lazily_with_storage_chunks(tmp_path, write):
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_ome_zarr_image_opens_level_0_and_its_labels_say_so(tmp_path, version):
     data = blobs()
-    path, image = _ome_image(tmp_path, data, version)
+    path, image = ome_image(tmp_path, data, version)
     loaded = store.open_array(path, what="image")
     np.testing.assert_array_equal(loaded.data.compute(), image)
     assert loaded.voxel_size == pytest.approx(VOXEL) and loaded.unit == "µm"
@@ -182,7 +151,7 @@ def test_load_mask_of_a_store_matches_the_in_memory_path(tmp_path):
 
 
 def test_load_image_of_a_store_is_lazy_and_shape_checked(tmp_path):
-    path, image = _ome_image(tmp_path, blobs(), "0.4")
+    path, image = ome_image(tmp_path, blobs(), "0.4")
     got = io.load_image(path, shape=image.shape)
     assert isinstance(got, da.Array)
     np.testing.assert_array_equal(got.compute(), image)
@@ -213,7 +182,6 @@ def test_hdf5_dataset_survives_pickling_and_keeps_its_file_open(tmp_path):
 # lazy label checks -----------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=60),
        st.sampled_from([np.int64, np.uint64, np.int32, np.uint32, np.uint16, np.bool_]),
        st.integers(1, 7))
@@ -251,7 +219,7 @@ def test_bad_inputs_give_one_line_naming_the_path(tmp_path):
     (tmp_path / "plain_folder").mkdir()
     zarr.create_array(str(tmp_path / "float.zarr"), data=data * 0.5, chunks=CHUNKS)
     zarr.create_array(str(tmp_path / "empty.zarr"), shape=(0, 4), dtype=np.uint8)
-    path, _ = _ome_image(tmp_path, data, "0.4")
+    path, _ = ome_image(tmp_path, data, "0.4")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from ome_zarr.writer import write_labels
@@ -401,7 +369,7 @@ def test_write_reports_progress_to_the_engine(tmp_path):
 def test_output_never_overwrites_an_input_or_a_foreign_store(tmp_path):
     data = blobs()
     zarr.create_array(str(tmp_path / "in.zarr"), data=data, chunks=CHUNKS)
-    path, _ = _ome_image(tmp_path, data, "0.4")
+    path, _ = ome_image(tmp_path, data, "0.4")
     foreign = tmp_path / "foreign.zarr"
     zarr.create_array(str(foreign), data=data, chunks=CHUNKS)
     refusals = {
@@ -491,7 +459,8 @@ def _assert_same_levels(a, b):
             store.open_array(b / "labels" / "curated" / dataset["path"]).data.compute())
 
 
-@settings(max_examples=8, deadline=None)
+# a share of the profile's examples: a pyramid written and rebuilt per example (~1.5 s)
+@share(0.08)
 @given(st.tuples(*(st.tuples(st.integers(0, n - 1), st.integers(1, n)) for n in (9, 37, 30))))
 def test_pyramid_of_a_region_equals_the_full_rebuild(tmp_path_factory, box):
     region = tuple(slice(min(a, b - 1), max(a + 1, b)) for a, b in box)

@@ -1,8 +1,5 @@
-"""Helpers of the viewer tests: key presses as a person makes them, layers, waiting.
-
-Not a conftest.py: ``tests/conftest.py`` is one already, and two modules named
-``conftest`` outside packages collide.
-"""
+"""Helpers of the viewer tests: key presses and clicks as a person makes them, layers, waiting,
+screenshots. The fixtures (windows with a review started) are in ``conftest.py`` beside it."""
 
 from __future__ import annotations
 
@@ -13,7 +10,13 @@ import numpy as np
 from qtpy.QtCore import QPoint, Qt
 from qtpy.QtTest import QTest
 
+from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
+
 SCREENSHOTS = Path(__file__).parent / "screenshots"
+#: The two usual screen sizes: handlers are tested at the first, screenshots taken at both.
+SIZES = {"1366x768": (1366, 768), "1920x1080": (1920, 1080)}
+#: The plugin's samples, by name: functions giving (data, meta, layer type) tuples.
+SAMPLES = {"2d": make_sample_2d, "3d": make_sample_3d}
 
 #: napari key names -> Qt keys, for the keys a reviewer presses.
 QT_KEYS = {

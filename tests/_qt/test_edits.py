@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import tifffile
 from qt_helpers import (
-    add_layers,
     drag,
     journal_ops,
     press,
@@ -28,28 +27,7 @@ from qtpy.QtCore import Qt
 from napari_mask_compare import _files
 from napari_mask_compare._qt import _panel
 from napari_mask_compare._qt._keys import REVIEW_KEYS
-from napari_mask_compare._qt._widget import MaskCompareWidget
-from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
 from napari_mask_compare.labels import relabel_sequential
-
-
-@pytest.fixture
-def review(make_napari_viewer, qtbot, tmp_path):
-    """Call with a sample function: a docked widget with the review started on it."""
-
-    def make(sample=make_sample_2d):
-        viewer = make_napari_viewer(show=True)
-        viewer.window._qt_window.resize(1400, 800)
-        widget = MaskCompareWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="Mask compare", area="right")
-        layers = add_layers(viewer, sample())
-        widget.set_layers(image=layers[0], mask_a=layers[1], mask_b=layers[2])
-        widget.set_out_dir(tmp_path)
-        start(widget, qtbot)
-        qtbot.wait(100)
-        return viewer, widget, layers
-
-    return make
 
 
 def _curated(viewer, widget, tool: str, *, brush_size: int | None = None, label=None):
@@ -90,9 +68,9 @@ def _near(changed: np.ndarray, voxels, radius: float) -> bool:
     return bool(np.all(np.hypot(dx, dy) <= radius + 1e-9))
 
 
-@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
-def test_a_brush_stroke_is_a_journaled_edit(review, qtbot, sample):
-    viewer, widget, _ = review(sample)
+@pytest.mark.parametrize("sample", ["2d", "3d"])
+def test_a_brush_stroke_is_a_journaled_edit(reviewing, qtbot, sample):
+    viewer, widget, _ = reviewing(sample)
     session = widget.session
     assert set("PEF").isdisjoint(REVIEW_KEYS)  # napari's tool keys stay napari's
     layer = _curated(viewer, widget, "P", brush_size=5)
@@ -134,14 +112,12 @@ def test_a_brush_stroke_is_a_journaled_edit(review, qtbot, sample):
     assert {int(v) for v in np.unique(session.output[session.output != painted])} \
         <= set(range(2, decision.stop_id))
     press(viewer, "Left")
-    name = "2d" if sample is make_sample_2d else "3d"
-    shot = screenshot(viewer, qtbot, f"edit_stroke_{name}.png")
+    shot = screenshot(viewer, qtbot, f"edit_stroke_{sample}.png")
     assert shot.stat().st_size > 10_000
-    press(viewer, "Q")
 
 
-def test_erase_and_fill_then_undo_exactly(review, qtbot):
-    viewer, widget, _ = review()
+def test_erase_and_fill_then_undo_exactly(reviewing, qtbot):
+    viewer, widget, _ = reviewing("2d")
     session = widget.session
     press(viewer, "3")  # the first group merged into one object
     first = session.log[-1]
@@ -178,11 +154,10 @@ def test_erase_and_fill_then_undo_exactly(review, qtbot):
     press(viewer, "U")
     assert not session.output.any() and session.choice_of(first.group) is None
     assert shows_output(widget.view.layers["output"], session)
-    press(viewer, "Q")
 
 
-def test_edits_are_saved_with_ids_1_to_n_and_resumed(review, qtbot):
-    viewer, widget, (image, a, b) = review()
+def test_edits_are_saved_with_ids_1_to_n_and_resumed(reviewing, qtbot):
+    viewer, widget, (image, a, b) = reviewing("2d")
     session, output_path = widget.session, widget._review.output
     layer = _curated(viewer, widget, "P", brush_size=5)
     stroke = _row_across(widget, ())
@@ -215,11 +190,10 @@ def test_edits_are_saved_with_ids_1_to_n_and_resumed(review, qtbot):
     assert shows_output(widget.view.layers["output"], widget.session)
     press(viewer, "U")  # the erasing fill is undone: object 1 is back
     np.testing.assert_array_equal(widget.session.output[tuple(np.transpose(stroke))], 1)
-    widget.end_review()
 
 
-def test_a_failed_journal_write_takes_the_stroke_back(review, qtbot, monkeypatch):
-    viewer, widget, _ = review()
+def test_a_failed_journal_write_takes_the_stroke_back(reviewing, qtbot, monkeypatch):
+    viewer, widget, _ = reviewing("2d")
     session = widget.session
     journal = widget.review.journal
 
@@ -245,4 +219,3 @@ def test_a_failed_journal_write_takes_the_stroke_back(review, qtbot, monkeypatch
     monkeypatch.undo()
     press(viewer, "1")
     assert len(session.steps) == 1
-    press(viewer, "Q")

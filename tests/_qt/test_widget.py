@@ -40,6 +40,7 @@ def docked(make_napari_viewer, qtbot):
 
 
 def _open(docked, qtbot, tmp_path, sample):
+    """A window of its own with a review of ``sample`` (a function) started in ``tmp_path``."""
     viewer, widget = docked()
     image, a, b = add_layers(viewer, sample())
     widget.set_layers(image=image, mask_a=a, mask_b=b)
@@ -107,9 +108,9 @@ def _saved(widget_output):
     return tif, summary
 
 
-@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
-def test_whole_review_by_keys(docked, qtbot, tmp_path, sample):
-    viewer, widget, user_layers = _open(docked, qtbot, tmp_path, sample)
+@pytest.mark.parametrize("sample", ["2d", "3d"])
+def test_whole_review_by_keys(reviewing, qtbot, sample):
+    viewer, widget, user_layers = reviewing(sample)
     session, output_path = widget.session, widget._review.output
     output_layer = widget.view.layers["output"]
     assert shows_output(output_layer, session)
@@ -166,8 +167,8 @@ def test_whole_review_by_keys(docked, qtbot, tmp_path, sample):
     np.testing.assert_array_equal(result.data, expected_output)
 
 
-def test_keys_given_back_after_review(docked, qtbot, tmp_path):
-    viewer, widget, (image, a, b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+def test_keys_given_back_after_review(reviewing, qtbot):
+    viewer, widget, (image, a, b) = reviewing("2d")
     assert widget._review.keys.bound
     press(viewer, "Q")
     assert all(not layer.keymap for layer in viewer.layers)
@@ -180,9 +181,9 @@ def test_keys_given_back_after_review(docked, qtbot, tmp_path):
     assert widget.session is None
 
 
-def test_keys_beat_napari_on_every_layer_type(docked, qtbot, tmp_path):
+def test_keys_beat_napari_on_every_layer_type(reviewing, qtbot):
     """With each kind of layer selected (and none), 1-4 decide and no Labels tool fires."""
-    viewer, widget, user_layers = _open(docked, qtbot, tmp_path, make_sample_2d)
+    viewer, widget, user_layers = reviewing("2d")
     points = viewer.add_points(np.array([[10.0, 10.0]]), name="some points")  # added mid-review
     session = widget.session
     for layer in [*_selectable(widget, user_layers), user_layers[0], points]:
@@ -196,8 +197,8 @@ def test_keys_beat_napari_on_every_layer_type(docked, qtbot, tmp_path):
     assert not points.keymap
 
 
-def test_finish_adds_unpaired_and_buttons(docked, qtbot, tmp_path, monkeypatch):
-    viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+def test_finish_adds_unpaired_and_buttons(reviewing, qtbot, monkeypatch):
+    viewer, widget, _ = reviewing("2d")
     monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))
     session, output_path = widget.session, widget._review.output
     widget.panel.buttons["A"].click()
@@ -249,8 +250,8 @@ def test_resume_after_closing_widget_and_viewer(docked, qtbot, tmp_path):
     press(viewer_3, "Q")
 
 
-def test_other_inputs_refused_with_a_message(docked, qtbot, tmp_path):
-    viewer, widget, (image, a, b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+def test_other_inputs_refused_with_a_message(reviewing, qtbot):
+    viewer, widget, (image, a, b) = reviewing("2d")
     press(viewer, "1")
     press(viewer, "Q")
     b.data = np.roll(b.data, 3, axis=1)  # another mask B, same out dir
@@ -303,8 +304,8 @@ def test_bad_inputs_are_one_line_messages(docked, qtbot, tmp_path):
         assert "\n" not in widget.message.text()
 
 
-def test_order_kind_filter_overlay_and_signals(docked, qtbot, tmp_path):
-    viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+def test_order_kind_filter_overlay_and_signals(reviewing, qtbot):
+    viewer, widget, _ = reviewing("2d")
     session = widget.session
     changes = []
     widget.review.add_listener(changes.append)
@@ -363,29 +364,27 @@ def test_folders_review_and_next_file(docked, qtbot, tmp_path, monkeypatch):
     assert (dirs["out"] / "cells_02.summary.json").exists()
 
 
-@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
-def test_screenshots(docked, qtbot, tmp_path, sample):
+@pytest.mark.parametrize("sample", ["2d", "3d"])
+def test_screenshots(reviewing, qtbot, sample):
     """Screenshots of the review view (look at them: zoom, colours, content)."""
-    viewer, widget, _ = _open(docked, qtbot, tmp_path, sample)
+    viewer, widget, _ = reviewing(sample)
     session = widget.session
-    name = "2d" if sample is make_sample_2d else "3d"
     # a split decided B, then back to it: the curated cell shows B's two objects
     split = next(g for g in session.queue if session.groups[g].kind == "split")
     widget.go_to(split)
     press(viewer, "2")
     press(viewer, "Left")
     assert session.current.index == split
-    shot = screenshot(viewer, qtbot, f"review_{name}.png")
+    shot = screenshot(viewer, qtbot, f"review_{sample}.png")
     assert shot.stat().st_size > 10_000
     canvas = viewer.screenshot(canvas_only=True, flash=False)
     assert canvas[..., :3].std() > 10  # not an empty canvas
     widget.panel.overlay_box.setChecked(True)
-    screenshot(viewer, qtbot, f"review_{name}_overlay.png")
-    press(viewer, "Q")
+    screenshot(viewer, qtbot, f"review_{sample}_overlay.png")
 
 
-def test_metrics_tab_follows_the_curation(docked, qtbot, tmp_path, monkeypatch):
-    viewer, widget, (_, layer_a, layer_b) = _open(docked, qtbot, tmp_path, make_sample_2d)
+def test_metrics_tab_follows_the_curation(reviewing, qtbot, monkeypatch):
+    viewer, widget, (_, layer_a, layer_b) = reviewing("2d")
     monkeypatch.setattr(_panel, "confirm_leaving_undecided", lambda *a, **k: (True, False))
     metrics, session = widget.metrics, widget.session
     assert not metrics.comparisons and not metrics.busy  # nothing computed while hidden
@@ -462,10 +461,10 @@ def _shows_the_current_group(viewer, widget) -> None:
     _check_focus(viewer, widget, group)
 
 
-@pytest.mark.parametrize("sample", [make_sample_2d, make_sample_3d], ids=["2d", "3d"])
-def test_every_change_made_through_the_review_shows(docked, qtbot, tmp_path, sample):
+@pytest.mark.parametrize("sample", ["2d", "3d"])
+def test_every_change_made_through_the_review_shows(reviewing, qtbot, sample):
     """A script drives the review through its API: the widget follows every change."""
-    viewer, widget, _ = _open(docked, qtbot, tmp_path, sample)
+    viewer, widget, _ = reviewing(sample)
     review, session = widget.review, widget.session
     output = widget.view.layers["output"]
 
@@ -517,11 +516,10 @@ def test_every_change_made_through_the_review_shows(docked, qtbot, tmp_path, sam
     _shows_the_current_group(viewer, widget)
     review.set_view(overlay=False)
     assert viewer.canvas.grid.enabled
-    widget.end_review()
 
 
-def test_a_change_made_in_another_thread_is_drawn_on_the_gui_thread(docked, qtbot, tmp_path):
-    viewer, widget, _ = _open(docked, qtbot, tmp_path, make_sample_2d)
+def test_a_change_made_in_another_thread_is_drawn_on_the_gui_thread(reviewing, qtbot):
+    viewer, widget, _ = reviewing("2d")
     review, session = widget.review, widget.session
     output, metrics = widget.view.layers["output"], widget.metrics
     widget.tabs.setCurrentIndex(1)  # the Metrics tab listens to the review too
@@ -537,4 +535,3 @@ def test_a_change_made_in_another_thread_is_drawn_on_the_gui_thread(docked, qtbo
                     timeout=10_000)
     rows = metrics.comparisons["curated vs A"].summary["matching"]
     assert all(row["n_pred"] == len(session.objects) for row in rows)
-    widget.end_review()

@@ -303,6 +303,13 @@ def make_review_layers(*, a, b, output, image=None, scale=None,
     return layers
 
 
+def _batched(layers):
+    """napari's batched update of a layer list (its canvas cleans up and redraws once at the
+    end: a full garbage collection per removed layer otherwise); nothing where it lacks one."""
+    batched = getattr(layers, "batched_update", None)
+    return batched() if batched is not None else contextlib.nullcontext()
+
+
 def _title(layer, *, color: str) -> None:
     """Show the layer's name on the canvas, in its grid cell (napari's name overlay)."""
     overlay = getattr(layer, "name_overlay", None)
@@ -438,10 +445,11 @@ class ReviewView:
         grid = _grid(self.viewer)
         grid.enabled = False
         self._label_slider(restore=True)
-        for layer in self.layers.values():
-            layer.events.thumbnail.unblock()
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+        with _batched(self.viewer.layers):  # the canvas rebuilt once, not once per layer
+            for layer in self.layers.values():
+                layer.events.thumbnail.unblock()
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
         grid.stride, grid.shape, grid.spacing = stride, shape, spacing
         grid.enabled = enabled
         if len(self._saved["axis_labels"]) == self.viewer.dims.ndim:
