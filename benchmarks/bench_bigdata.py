@@ -5,7 +5,7 @@ sets of the process and all its descendants (dask workers included), sampled eve
 Variants are interleaved round by round; medians are reported.
 
 - ``read``: read and decompress both arrays once on the engine (the read limit);
-- ``table``: the blockwise overlap table (``matching.overlap_table`` of two dask arrays);
+- ``table``: the blockwise overlap table (``pairing.overlap_table`` of two dask arrays);
 - ``stats``: ``mask-compare stats A.zarr B.zarr --json`` (table, groups, every metric);
 - ``merge``: ``mask-compare merge A.zarr B.zarr --out M.zarr`` (OME-Zarr labels + pyramid);
 - ``bioimage-py``: ``bioimage_py.evaluation.contingency_table`` on the same zarr arrays

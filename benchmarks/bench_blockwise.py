@@ -70,7 +70,7 @@ def _child(variant: str, path_a: str, path_b: str, workers: int,
     import dask.array as da
     import zarr
 
-    from napari_mask_compare import _tally, engine, matching
+    from napari_mask_compare import _tally, engine, pairing
 
     del _tally  # imported (numba) before the timer: imports stay untimed
 
@@ -83,7 +83,7 @@ def _child(variant: str, path_a: str, path_b: str, workers: int,
             a, b = za[...], zb[...]
             loaded = time.perf_counter() - start
             start, cpu = time.perf_counter(), time.process_time()
-            table = matching.overlap_table(a, b)
+            table = pairing.overlap_table(a, b)
             return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
                     "load_seconds": loaded, "pairs": len(table.intersection)}
         start, cpu = time.perf_counter(), time.process_time()
@@ -92,7 +92,7 @@ def _child(variant: str, path_a: str, path_b: str, workers: int,
                                           chunks=tuple((1,) * len(c) for c in x.chunks))
                              for x in (a, b)), desc="read")
             return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu}
-        table = matching.overlap_table(a, b)
+        table = pairing.overlap_table(a, b)
         return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
                 "pairs": len(table.intersection), "n_a": table.n_a, "n_b": table.n_b}
 

@@ -88,7 +88,7 @@ def child(variant: str, path_a: str, path_b: str, out: str) -> None:
         phases["objects"] = len(session.objects)
     elif variant in ("lut_merge", "lut_dask"):
         from napari_mask_compare import merging
-        from napari_mask_compare.matching import overlap_table, review_groups
+        from napari_mask_compare.pairing import overlap_table, review_groups
 
         table = timed("overlap_table", overlap_table, a, b)
         groups = timed("review_groups", review_groups, table)
@@ -116,8 +116,8 @@ def check(path_a: str, path_b: str) -> None:
     import tifffile
 
     from napari_mask_compare.labels import relabel_sequential
-    from napari_mask_compare.matching import overlap_table, review_groups
     from napari_mask_compare.merging import apply_tables, merge_tables
+    from napari_mask_compare.pairing import overlap_table, review_groups
     from napari_mask_compare.session import POLICIES, Session, merge
 
     a, b = tifffile.imread(path_a), tifffile.imread(path_b)

@@ -4,7 +4,7 @@ For each synthetic pair (see ``synthetic.py``), in one run, each measurement a
 fresh process that loads the pair with ``tifffile.imread`` and times one step:
 
 - ``pairing``: ``overlap_table`` + ``review_groups`` (what every metric starts from);
-- ``suite``: the pairing, then ``stats.summarize`` (matching at 9 thresholds,
+- ``suite``: the pairing, then ``compare.summarize`` (matching at 9 thresholds,
   pixel scores, DSB AP, VI, adapted Rand, CTC SEG/DET, AJI, Cellpose AP, the
   error taxonomy) and ``suite.object_table``, without boundary metrics: both
   times are reported;
@@ -58,7 +58,8 @@ def child(variant: str, path_a: str, path_b: str) -> None:
     from skimage.metrics import adapted_rand_error, variation_of_information
 
     from napari_mask_compare import measure, report, stats, suite  # noqa: F401 (imported untimed)
-    from napari_mask_compare.matching import overlap_table, review_groups
+    from napari_mask_compare.compare import summarize
+    from napari_mask_compare.pairing import overlap_table, review_groups
 
     a, b = tifffile.imread(path_a), tifffile.imread(path_b)
     out: dict = {}
@@ -76,7 +77,7 @@ def child(variant: str, path_a: str, path_b: str) -> None:
         out["pairing_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         if variant == "suite":
-            summary = stats.summarize(table, groups=groups)
+            summary = summarize(table, groups=groups)
             suite.object_table(table, groups=groups)
             out.update(vi=[summary["variation_of_information"][k] for k in ("split", "merge")],
                        are=summary["adapted_rand"]["error"])
@@ -89,12 +90,13 @@ def child(variant: str, path_a: str, path_b: str) -> None:
 
 def _report_before(a, b) -> None:
     """What write_report computed before the metric suite: its time, not its files."""
-    from napari_mask_compare import measure, report, stats, suite
-    from napari_mask_compare.matching import overlap_table, review_groups
+    from napari_mask_compare import measure, report, suite
+    from napari_mask_compare.compare import summarize
+    from napari_mask_compare.pairing import overlap_table, review_groups
 
     table = overlap_table(a, b)
     groups = review_groups(table)
-    summary = {key: value for key, value in stats.summarize(table, groups=groups).items()
+    summary = {key: value for key, value in summarize(table, groups=groups).items()
                if key not in suite.SUITE_KEYS}
     report.pairs_rows(groups)
     measure.measure_objects(a, objects=(table.ids_a, table.bbox_a))

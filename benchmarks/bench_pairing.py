@@ -113,7 +113,7 @@ def child(variant: str, path_a: str, path_b: str) -> None:
     extra = {}
     if variant == "pairing":
         from napari_mask_compare import _tally
-        from napari_mask_compare.matching import overlap_table, review_groups
+        from napari_mask_compare.pairing import overlap_table, review_groups
 
         del _tally  # imported (numba) before the timer: imports stay untimed
 

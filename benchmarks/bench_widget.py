@@ -145,12 +145,12 @@ def run(size: str, repeats: int, out_dir: Path) -> dict:
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
-    from napari_mask_compare import io
+    from napari_mask_compare import read
     from napari_mask_compare._qt._widget import MaskCompareWidget
     from synthetic import ensure_pair
 
     path_a, path_b, info = ensure_pair(size, log=lambda *a: print(*a, file=sys.stderr))
-    pair = io.load_pair(path_a, path_b)
+    pair = read.load_pair(path_a, path_b)
     a, b = np.asarray(pair.a), np.asarray(pair.b)
     image = make_image(a)
     print(f"{size}: {a.shape}, {info.get('n_a', '?')} objects in A", file=sys.stderr)

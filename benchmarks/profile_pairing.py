@@ -38,9 +38,9 @@ def _best_of(fn, n=3):
     return min(times), sorted(times)[len(times) // 2]
 
 
-def _serial_scan(matching, a, b):
+def _serial_scan(pairing, a, b):
     """The scan of ``overlap_table`` (the compiled kernel), in this thread, and the table."""
-    return matching._table_from_entries(matching._tally(a, b).entries(sort=False),
+    return pairing._table_from_entries(pairing._tally(a, b).entries(sort=False),
                                         shape=a.shape)
 
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     from line_profiler import LineProfiler
     from skimage.metrics import contingency_table
 
-    from napari_mask_compare import cli, matching
+    from napari_mask_compare import cli, pairing
 
     path_a, path_b, _ = ensure_pair(args.size, cache=args.cache)
     a, b = tifffile.imread(path_a), tifffile.imread(path_b)
@@ -70,19 +70,19 @@ def main(argv=None) -> int:
 
     # 1. threads vs one worker, and the pieces
     cpu_count = os.cpu_count
-    best, median = _best_of(lambda: matching.overlap_table(a, b))
+    best, median = _best_of(lambda: pairing.overlap_table(a, b))
     say(f"overlap_table, {cpu_count()} workers: best {best:.2f} s, median {median:.2f} s")
     os.cpu_count = lambda: 1
     try:
-        best1, median1 = _best_of(lambda: matching.overlap_table(a, b))
-        best_mm, _ = _best_of(lambda: matching.overlap_table(
+        best1, median1 = _best_of(lambda: pairing.overlap_table(a, b))
+        best_mm, _ = _best_of(lambda: pairing.overlap_table(
             tifffile.memmap(path_a, mode="r"), tifffile.memmap(path_b, mode="r")))
         say(f"overlap_table, 1 worker, memory-mapped TIFFs (as merge reads them): "
             f"best {best_mm:.2f} s")
         say(f"overlap_table, 1 worker:  best {best1:.2f} s, median {median1:.2f} s "
             f"(parallel speed-up {best1 / best:.2f}x)")
-        table = matching.overlap_table(a, b)
-        best_g, _ = _best_of(lambda: matching.review_groups(table))
+        table = pairing.overlap_table(a, b)
+        best_g, _ = _best_of(lambda: pairing.review_groups(table))
         say(f"review_groups: best {best_g:.2f} s ({table.n_a} + {table.n_b} objects, "
             f"{len(table.intersection)} pairs)")
         best_ct, _ = _best_of(lambda: contingency_table(a, b), n=1)
@@ -90,12 +90,12 @@ def main(argv=None) -> int:
 
         # 2. line by line, one worker
         lp = LineProfiler()
-        for fn in (matching.overlap_table, _serial_scan, matching._table_from_entries,
-                   matching._objects, matching.review_groups):
+        for fn in (pairing.overlap_table, _serial_scan, pairing._table_from_entries,
+                   pairing._objects, pairing.review_groups):
             lp.add_function(fn)
-        lp.runcall(_serial_scan, matching, a, b)
-        lp.runcall(matching.overlap_table, a, b)
-        lp.runcall(matching.review_groups, table)
+        lp.runcall(_serial_scan, pairing, a, b)
+        lp.runcall(pairing.overlap_table, a, b)
+        lp.runcall(pairing.review_groups, table)
         text = io.StringIO()
         lp.print_stats(stream=text, output_unit=1e-3, stripzeros=True)
         say("\n## line_profiler, one worker (ms)\n")

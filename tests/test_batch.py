@@ -6,7 +6,7 @@ import os
 import pytest
 
 from napari_mask_compare.batch import Records, records_path
-from napari_mask_compare.io import InputError
+from napari_mask_compare.errors import InputError
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from napari_mask_compare import engine, matching
-from napari_mask_compare.io import InputError
-from napari_mask_compare.matching import blockwise_table, overlap_table, review_groups
+from napari_mask_compare import engine, pairing
+from napari_mask_compare.errors import InputError
+from napari_mask_compare.pairing import blockwise_table, overlap_table, review_groups
 
 
 def assert_same_table(table, reference):
@@ -39,12 +39,12 @@ def assert_same_table(table, reference):
 @contextlib.contextmanager
 def storage_blocks():
     """Blocks exactly as the chunks say, however small (the default coalesces tiny chunks)."""
-    old = matching._MIN_BLOCK_VOXELS
-    matching._MIN_BLOCK_VOXELS = 1
+    old = pairing._MIN_BLOCK_VOXELS
+    pairing._MIN_BLOCK_VOXELS = 1
     try:
         yield
     finally:
-        matching._MIN_BLOCK_VOXELS = old
+        pairing._MIN_BLOCK_VOXELS = old
 
 
 def partition(n):
@@ -151,22 +151,22 @@ def test_blocks_follow_the_storage_chunks():
     small = da.zeros((64, 1024, 1024), chunks=(8, 128, 128), dtype=np.uint32)
     huge = da.zeros((64, 1024, 1024), chunks=(64, 1024, 1024), dtype=np.uint32)
     for x in (small, huge):
-        blocks = matching._block_chunks(x)
+        blocks = pairing._block_chunks(x)
         for axis, (stored, block) in enumerate(zip(x.chunks, blocks)):
             inner, outer = set(np.cumsum(stored).tolist()), set(np.cumsum(block).tolist())
             assert outer <= inner or inner <= outer, axis
         voxels = np.prod([max(c) for c in blocks])
-        assert matching._MIN_BLOCK_VOXELS <= voxels <= matching._MAX_BLOCK_VOXELS
+        assert pairing._MIN_BLOCK_VOXELS <= voxels <= pairing._MAX_BLOCK_VOXELS
     kept = da.zeros((64, 1024, 1024), chunks=(16, 256, 256), dtype=np.uint32)
-    assert matching._block_chunks(kept) == kept.chunks
+    assert pairing._block_chunks(kept) == kept.chunks
 
 
 def test_coalesced_and_cut_blocks_give_the_same_table(cells, monkeypatch):
     a, b = cells
     reference = overlap_table(a, b)
-    monkeypatch.setattr(matching, "_MIN_BLOCK_VOXELS", 2000)
-    monkeypatch.setattr(matching, "_MAX_BLOCK_VOXELS", 8000)
-    monkeypatch.setattr(matching, "_BLOCK_VOXELS", 4000)
+    monkeypatch.setattr(pairing, "_MIN_BLOCK_VOXELS", 2000)
+    monkeypatch.setattr(pairing, "_MAX_BLOCK_VOXELS", 8000)
+    monkeypatch.setattr(pairing, "_BLOCK_VOXELS", 4000)
     for chunks in ((2, 5, 7), (20, 60, 70)):  # tiny chunks, and one chunk for the volume
         assert_same_table(overlap_table(da.from_array(a, chunks=chunks),
                                         da.from_array(b, chunks=chunks)), reference)

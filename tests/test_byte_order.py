@@ -21,7 +21,7 @@ import zarr
 
 from napari_mask_compare import _reader, store
 from napari_mask_compare.cli import main
-from napari_mask_compare.io import load_mask, load_pair, read_array
+from napari_mask_compare.read import load_mask, load_pair, read_array
 
 #: Every dtype a mask may be stored in (io accepts integers and integral floats).
 DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8"]

@@ -16,7 +16,7 @@ import tifffile
 
 from file_trees import entries, refused, state, tree
 from napari_mask_compare.cli import main
-from napari_mask_compare.io import write_labels
+from napari_mask_compare.read import write_labels
 from napari_mask_compare.review import Review
 
 

@@ -11,7 +11,8 @@ import tifffile
 
 from napari_mask_compare import stats, suite
 from napari_mask_compare.cli import main
-from napari_mask_compare.matching import overlap_table
+from napari_mask_compare.compare import summarize
+from napari_mask_compare.pairing import overlap_table
 from napari_mask_compare.report import report_files
 
 
@@ -39,7 +40,7 @@ def test_stats_json_is_one_object_with_every_statistic(every_kind_2d, pair_files
     assert main(["stats", *map(str, pair_files), "--thresholds", "0.3, 0.5,0.75",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    expected = stats.summarize(overlap_table(*every_kind_2d), thresholds=[0.3, 0.5, 0.75])
+    expected = summarize(overlap_table(*every_kind_2d), thresholds=[0.3, 0.5, 0.75])
     assert result == expected
     assert [r["thresh"] for r in result["matching"]] == [0.3, 0.5, 0.75]
     assert list(result["matching"][0]) == list(stats.MATCHING_FIELDS)
@@ -52,7 +53,7 @@ def test_stats_metric_suite_beside_matching(every_kind_2d, pair_files, capsys):
     a, b = every_kind_2d
     assert main(["stats", *map(str, pair_files), "--json", "--boundary"]) == 0
     result = json.loads(capsys.readouterr().out)
-    expected = stats.summarize(overlap_table(a, b), a=a, b=b)
+    expected = summarize(overlap_table(a, b), a=a, b=b)
     for key in suite.SUITE_KEYS:
         assert result[key] == expected[key], key
     at_half = next(r for r in result["matching"] if r["thresh"] == 0.5)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from napari_mask_compare.disagreement import BIN_COLORS, best_ious, iou_bins, object_ious
-from napari_mask_compare.matching import overlap_table, review_groups
+from napari_mask_compare.pairing import overlap_table, review_groups
 from napari_mask_compare.suite import object_table
 
 

@@ -287,7 +287,7 @@ def test_close_on_a_full_disk_fails_in_one_line_keeps_the_lock_and_is_retried(
     takes no more actions; the error names the output (a chunked save said only
     "[Errno 28] No space left on device")."""
     from napari_mask_compare import _files, store
-    from napari_mask_compare.io import InputError
+    from napari_mask_compare.errors import InputError
     from napari_mask_compare.review import Review
 
     a, b = (np.load(path)[:96, :96] for path in masks)

@@ -9,7 +9,8 @@ import pytest
 import tifffile
 
 from napari_mask_compare import _files
-from napari_mask_compare.io import InputError, is_our_tiff, write_labels
+from napari_mask_compare.errors import InputError
+from napari_mask_compare.read import is_our_tiff, write_labels
 
 
 def test_atomic_open_removes_its_temporary_file_on_error(tmp_path):

@@ -10,9 +10,8 @@ import pytest
 import tifffile
 
 from napari_mask_compare.cli import main
-from napari_mask_compare.io import (
-    InputError,
-    InputWarning,
+from napari_mask_compare.errors import InputError, InputWarning
+from napari_mask_compare.read import (
     image_files,
     load_image,
     load_mask,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from napari_mask_compare import journal
 from napari_mask_compare._text import QUEUE_DECIDED
-from napari_mask_compare.io import InputError
+from napari_mask_compare.errors import InputError
 from napari_mask_compare.journal import (
     Journal,
     bulk_op,

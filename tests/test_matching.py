@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from matching_reference import brute_force, table_as_dicts
-from napari_mask_compare import matching
-from napari_mask_compare.matching import KINDS, overlap_table, review_groups
+from napari_mask_compare import pairing
+from napari_mask_compare.pairing import KINDS, overlap_table, review_groups
 
 ID_VALUES = st.sampled_from([0, 0, 0, 1, 2, 3, 17, 65535, 65536, 2**32 - 1])
 label_images = st.tuples(st.integers(2, 3), st.integers(1, 7), st.integers(1, 7),
@@ -38,9 +38,9 @@ def test_threads_share_rows_or_whole_planes(threads, monkeypatch):
     # thread scans a row, rows of one plane, one plane or both planes (3 x 2 voxels each)
     a = np.zeros((2, 3, 2), np.uint16)
     a[0, 2, 1] = a[1, 0, 0] = 7
-    monkeypatch.setattr(matching, "_VOXELS_PER_THREAD", 1)
-    monkeypatch.setattr(matching.os, "cpu_count", lambda: threads)
-    assert len(matching._row_shares(a.shape)) == threads
+    monkeypatch.setattr(pairing, "_VOXELS_PER_THREAD", 1)
+    monkeypatch.setattr(pairing.os, "cpu_count", lambda: threads)
+    assert len(pairing._row_shares(a.shape)) == threads
     t = overlap_table(a, a)
     assert t.bbox_a.tolist() == [[0, 0, 0, 2, 3, 2]] and t.sizes_a.tolist() == [2]
 

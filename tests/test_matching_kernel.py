@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from matching_reference import brute_force, table_as_dicts
-from napari_mask_compare import _tally, matching
+from napari_mask_compare import _tally, pairing
 from napari_mask_compare._tally import Tally
-from napari_mask_compare.matching import overlap_table
+from napari_mask_compare.pairing import overlap_table
 
 ID_VALUES = st.sampled_from([0, 0, 0, 0, 1, 2, 17, 65535, 65536, 2**31 + 5, 2**32 - 1])
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.uint32, np.int64, np.uint64, ">u4"])
@@ -37,8 +37,8 @@ def test_growth_and_thread_shares_give_the_brute_force_table(pair, capacity, thr
     a, b = (_cast(labels, dtype) for labels, dtype in zip(pair, dtypes))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_tally, "_CAPACITY", capacity)
-        patch.setattr(matching, "_VOXELS_PER_THREAD", 1)
-        patch.setattr(matching.os, "cpu_count", lambda: threads)
+        patch.setattr(pairing, "_VOXELS_PER_THREAD", 1)
+        patch.setattr(pairing.os, "cpu_count", lambda: threads)
         table = overlap_table(a, b)
     assert table_as_dicts(table) == brute_force(a, b)
 
@@ -119,6 +119,6 @@ def test_empty_blocks_of_a_dask_array_are_tallied_as_nothing():
     a[:, 5:9, 20:28] = 1
     chunked = da.from_array(a, chunks=((4,), (16,), (25, 0, 5)))  # a block 0 voxels wide
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(matching, "_MIN_BLOCK_VOXELS", 1)  # the blocks are these chunks
+        patch.setattr(pairing, "_MIN_BLOCK_VOXELS", 1)  # the blocks are these chunks
         table = overlap_table(chunked, a)
     assert table_as_dicts(table) == brute_force(a, a)

@@ -9,8 +9,8 @@ from hypothesis.extra.numpy import arrays
 
 from napari_mask_compare import merging
 from napari_mask_compare.labels import relabel_sequential
-from napari_mask_compare.matching import overlap_table, review_groups
 from napari_mask_compare.merging import apply_tables, class_map, merge_tables, object_classes
+from napari_mask_compare.pairing import overlap_table, review_groups
 from napari_mask_compare.session import POLICIES, Session, merge
 
 #: Ids of both masks: small, at the uint16 border, and the largest a mask may hold.

@@ -22,7 +22,7 @@ from skimage.segmentation import relabel_sequential
 
 from napari_mask_compare import stats, suite
 from napari_mask_compare._sample_data import SHAPE_2D, SHAPE_3D, VOXEL_SIZE_3D, synthetic_masks
-from napari_mask_compare.matching import overlap_table, review_groups
+from napari_mask_compare.pairing import overlap_table, review_groups
 
 TOL = 1e-6
 

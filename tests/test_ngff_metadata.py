@@ -14,7 +14,7 @@ import zarr
 
 from napari_mask_compare import _reader, store
 from napari_mask_compare.cli import main
-from napari_mask_compare.io import InputError, InputWarning
+from napari_mask_compare.errors import InputError, InputWarning
 
 SHAPE = (4, 24, 32)
 

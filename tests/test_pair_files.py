@@ -11,7 +11,8 @@ import pytest
 import tifffile
 
 from napari_mask_compare import cli
-from napari_mask_compare.io import InputError, pair_files
+from napari_mask_compare.errors import InputError
+from napari_mask_compare.read import pair_files
 
 
 def _folders(tmp_path):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_mask_compare import io
+from napari_mask_compare import read
 from napari_mask_compare._reader import get_reader, is_label_array, layer_data
 from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
+from napari_mask_compare.errors import InputError, Loaded
 
 
 def _mask_3d():
@@ -129,7 +130,7 @@ def test_negative_integers_open_as_image(tmp_path):
 def test_memory_mapped_labels_are_writeable(tmp_path):
     path = tmp_path / "m.tif"
     tifffile.imwrite(path, _mask_3d(), photometric="minisblack")
-    assert not io.read_array(path).data.flags.writeable  # io maps uncompressed TIFFs
+    assert not read.read_array(path).data.flags.writeable  # io maps uncompressed TIFFs
     data, _, _ = _only(_read(path))
     data[0, 0, 0] = 5  # napari's paint brush must be able to do this
 
@@ -155,16 +156,16 @@ def test_two_channel_image_opens_as_channels_not_classes(tmp_path):
 
 
 def test_samples_axis_of_two_is_never_a_class_channel(tmp_path):
-    """The file says "samples per pixel" (as RGB does): io.load_mask refuses it; no class split."""
+    """The file says "samples per pixel" (as RGB does): load_mask refuses it; no class split."""
     path = tmp_path / "m.tif"
     stacked = np.stack([_mask_3d()[1], (_mask_3d()[1] > 0).astype(np.uint16)], axis=-1)
     tifffile.imwrite(path, stacked, photometric="minisblack", planarconfig="contig",
                      extrasamples=["unspecified"])
-    assert io.read_array(path).channels == "S"
+    assert read.read_array(path).channels == "S"
     data, meta, kind = _only(_read(path))
     assert kind == "image" and meta["channel_axis"] == 2
-    with pytest.raises(io.InputError, match="samples per pixel"):
-        io.load_mask(path)
+    with pytest.raises(InputError, match="samples per pixel"):
+        read.load_mask(path)
 
 
 def test_rgb_tiff_of_uint16_opens_as_rgb_image(tmp_path):
@@ -190,7 +191,7 @@ def test_class_channel_split_agrees_with_load_mask(tmp_path, layout):
     else:  # the last axis, of 2, is x: the file says so
         same = np.stack([instances, instances], axis=-1)
         tifffile.imwrite(path, same, imagej=True, metadata={"axes": "ZYX"})
-    _, read_classes, _ = io.load_mask(path)
+    _, read_classes, _ = read.load_mask(path)
     layers = _read(path)
     assert all(kind == "labels" for _, _, kind in layers)
     assert (len(layers) == 2) == (read_classes is not None)
@@ -437,7 +438,7 @@ def test_is_label_array_scans_every_chunk_of_floats(monkeypatch):
 
 
 def test_layer_data_pads_scale_for_extra_leading_axes():
-    loaded = io.Loaded(np.zeros((2, 3, 4, 5), dtype=np.uint8), (2.0, 0.5, 0.5), "nm")
+    loaded = Loaded(np.zeros((2, 3, 4, 5), dtype=np.uint8), (2.0, 0.5, 0.5), "nm")
     (_, meta, kind), = layer_data(loaded, name="t")
     assert kind == "labels"
     assert meta["scale"] == (1.0, 2.0, 0.5, 0.5)
@@ -446,13 +447,13 @@ def test_layer_data_pads_scale_for_extra_leading_axes():
 
 @pytest.mark.parametrize("unit", ["pixel", "unit", "blob", "A", "\\u00B5m", ""])
 def test_layer_data_keeps_only_length_units(unit):
-    loaded = io.Loaded(np.zeros((3, 4), dtype=np.float32), (1.0, 1.0), unit)
+    loaded = Loaded(np.zeros((3, 4), dtype=np.float32), (1.0, 1.0), unit)
     (_, meta, _), = layer_data(loaded, name="x")
     assert "units" not in meta
 
 
 def test_image_layer_carries_only_name_and_calibration():
-    loaded = io.Loaded(_noisy_uint16(), (0.5, 0.5), "µm", Path("raw.tif"), "")
+    loaded = Loaded(_noisy_uint16(), (0.5, 0.5), "µm", Path("raw.tif"), "")
     (data, meta, kind), = layer_data(loaded)
     assert kind == "image"
     assert data is loaded.data

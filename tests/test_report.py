@@ -10,7 +10,8 @@ import tifffile
 from matplotlib.image import imread
 
 from napari_mask_compare import report, stats, suite
-from napari_mask_compare.matching import overlap_table
+from napari_mask_compare.compare import summarize
+from napari_mask_compare.pairing import overlap_table
 
 FILES = {"summary.json", "matching.csv", "pairs.csv", "objects.csv", "taxonomy.csv",
          "boundary.csv", "morphology_a.csv", "morphology_b.csv", "association.tif",
@@ -42,7 +43,7 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
     assert {p.name for p in out.iterdir()} == FILES  # and no temporary file left
 
     summary = json.loads((out / "summary.json").read_text())
-    expected = stats.summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75])
+    expected = summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75])
     for key in ("matching", "pixel", "groups"):
         assert summary[key] == expected[key]
     assert summary["ap_dsb2018"] == pytest.approx(expected["ap_dsb2018"])
@@ -73,8 +74,8 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
     assert "perimeter" in morph_a[0] and "circularity" in morph_a[0]
     assert [int(r["label"]) for r in read_csv(out / "morphology_b.csv")] == list(range(11, 18))
 
-    # the metric suite: the same numbers as stats.summarize, and its tables as CSVs
-    full = stats.summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75], a=a, b=b,
+    # the metric suite: the same numbers as summarize, and its tables as CSVs
+    full = summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75], a=a, b=b,
                            voxel_size=(0.5, 0.5))
     for key in suite.SUITE_KEYS:
         assert summary[key] == full[key], key

@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from napari_mask_compare import _files, journal
-from napari_mask_compare.io import InputError
+from napari_mask_compare.errors import InputError
 from napari_mask_compare.journal import fingerprint, journal_path
 from napari_mask_compare.review import Review
 from napari_mask_compare.session import Session

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from examples import share
 from napari_mask_compare import review as review_module
 from napari_mask_compare import store
-from napari_mask_compare.io import InputError
+from napari_mask_compare.errors import InputError
 from napari_mask_compare.journal import files_fingerprint, fingerprint, journal_path
 from napari_mask_compare.labels import relabel_sequential
-from napari_mask_compare.matching import KINDS, overlap_table, review_groups
+from napari_mask_compare.pairing import KINDS, overlap_table, review_groups
 from napari_mask_compare.review import Review
 from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
 from review_scripts import act, masks

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from napari_mask_compare import matching
+from napari_mask_compare import pairing
 from napari_mask_compare._sample_data import (
     SHAPE_2D,
     SHAPE_3D,
@@ -22,7 +22,7 @@ SAMPLES = {"2d": (make_sample_2d, SHAPE_2D, (1.0, 1.0)),
 
 
 def _groups(a, b):
-    return matching.review_groups(matching.overlap_table(a, b), iou_threshold=0.1)
+    return pairing.review_groups(pairing.overlap_table(a, b), iou_threshold=0.1)
 
 
 @pytest.fixture(params=sorted(SAMPLES))
@@ -47,7 +47,7 @@ def test_every_group_kind_is_present(sample):
     layers, _, _ = sample
     _, a, b = (data for data, _, _ in layers)
     kinds = Counter(group.kind for group in _groups(a, b))
-    assert set(kinds) == set(matching.KINDS)
+    assert set(kinds) == set(pairing.KINDS)
     assert 20 <= sum(kinds.values()) <= 60  # a few dozen cases
 
 
@@ -103,7 +103,7 @@ def test_deterministic():
 def test_every_kind_for_any_seed_and_shape(seed, shape):
     image, a, b = synthetic_masks(shape, seed=seed)
     assert image.shape == a.shape == b.shape == shape
-    assert {group.kind for group in _groups(a, b)} == set(matching.KINDS)
+    assert {group.kind for group in _groups(a, b)} == set(pairing.KINDS)
 
 
 @pytest.mark.parametrize("shape", [(100, 100), (256,), (2, 24, 128, 128), (10, 256, 256)])

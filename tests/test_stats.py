@@ -11,7 +11,8 @@ from scipy.optimize import linear_sum_assignment
 from skimage.segmentation import relabel_sequential
 
 from napari_mask_compare import stats
-from napari_mask_compare.matching import KINDS, overlap_table, review_groups
+from napari_mask_compare.compare import combine, summarize
+from napari_mask_compare.pairing import KINDS, overlap_table, review_groups
 
 # --------------------------------------------------------------------------- reference
 
@@ -239,12 +240,12 @@ def test_huge_non_sequential_ids_and_permutations_change_nothing():
     a = rng.integers(0, 6, size=(3, 9, 11)).astype(np.uint32)
     b = rng.integers(0, 6, size=(3, 9, 11)).astype(np.uint32)
     thresholds = [0.05, 0.1, 0.2, 0.3, 0.5, 0.6]
-    expected = stats.summarize(overlap_table(a, b), thresholds=thresholds)
+    expected = summarize(overlap_table(a, b), thresholds=thresholds)
     huge = np.array([0, 2**32 - 1, 2**31, 7, 2**32 - 2, 65536], dtype=np.uint32)
     perm_a, perm_b = rng.permutation(5) + 1, rng.permutation(5) + 1
     lut_a = huge[np.r_[0, perm_a]]
     lut_b = huge[np.r_[0, perm_b]]
-    got = stats.summarize(overlap_table(lut_a[a], lut_b[b]), thresholds=thresholds)
+    got = summarize(overlap_table(lut_a[a], lut_b[b]), thresholds=thresholds)
     assert got["pixel"] == expected["pixel"]
     assert got["groups"] == expected["groups"]
     assert got["ap_dsb2018"] == pytest.approx(expected["ap_dsb2018"], abs=1e-12)
@@ -275,7 +276,7 @@ def test_group_counts_of_every_kind(every_kind_2d):
     expected = {**dict.fromkeys(KINDS, 0), "match": 1, "only_a": 6, "only_b": 6}
     assert stats.group_counts(t, iou_threshold=0.6) == expected
     assert stats.group_counts(t, groups=review_groups(t, iou_threshold=0.6)) == expected
-    assert stats.summarize(t, groups=review_groups(t, iou_threshold=0.6))["groups"] == expected
+    assert summarize(t, groups=review_groups(t, iou_threshold=0.6))["groups"] == expected
 
 
 def test_summarize_is_plain_json():
@@ -283,7 +284,7 @@ def test_summarize_is_plain_json():
 
     a = np.zeros((5, 5), np.uint16)
     a[1:3, 1:3] = 1
-    s = stats.summarize(overlap_table(a, a), thresholds=[0.5, 0.9])
+    s = summarize(overlap_table(a, a), thresholds=[0.5, 0.9])
     assert json.loads(json.dumps(s)) == s
     assert [r["tp"] for r in s["matching"]] == [1, 1]
     assert s["ap_dsb2018"] == 1.0 and s["pixel"]["dice"] == 1.0
@@ -313,9 +314,9 @@ def test_dataset_pools_counts_and_scores_not_ratios():
 
 
 def test_combine_sums_pixels_and_groups_and_averages_ap():
-    s1 = stats.summarize(overlap_table(row(1, 1), row(1, 1)), thresholds=[0.5])
-    s2 = stats.summarize(overlap_table(row(1, 1, 0, 0), row(0, 1, 1, 2)), thresholds=[0.5])
-    total = stats.combine([s1, s2])
+    s1 = summarize(overlap_table(row(1, 1), row(1, 1)), thresholds=[0.5])
+    s2 = summarize(overlap_table(row(1, 1, 0, 0), row(0, 1, 1, 2)), thresholds=[0.5])
+    total = combine([s1, s2])
     assert total["n_images"] == 2
     assert total["pixel"]["intersection"] == 3
     assert total["pixel"]["dice"] == pytest.approx(2 * 3 / (4 + 5))

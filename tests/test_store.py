@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from examples import share
-from napari_mask_compare import _files, io, store
+from napari_mask_compare import _files, read, store
 from napari_mask_compare.engine import Engine
-from napari_mask_compare.io import InputError
+from napari_mask_compare.errors import InputError
 from napari_mask_compare.labels import as_labels, as_lazy_labels
 from stores import CHUNKS, VOXEL, blobs, ome_image
 
@@ -126,7 +126,7 @@ def test_opening_is_lazy_even_for_a_huge_volume(tmp_path):
     for name in ("a.zarr", "b.zarr"):
         zarr.create_array(str(tmp_path / name), shape=shape, chunks=(64, 512, 512),
                           dtype=np.uint32, fill_value=0, zarr_format=2)
-    pair = io.load_pair(tmp_path / "a.zarr", tmp_path / "b.zarr")
+    pair = read.load_pair(tmp_path / "a.zarr", tmp_path / "b.zarr")
     assert isinstance(pair.a, da.Array) and pair.a.shape == shape
     assert pair.a.chunksize == (64, 512, 512)
     assert pair.voxel_size == (1.0, 1.0, 1.0)
@@ -136,15 +136,15 @@ def test_load_pair_of_stores_compares_shapes_without_loading(tmp_path):
     zarr.create_array(str(tmp_path / "a.zarr"), data=blobs(), chunks=CHUNKS)
     zarr.create_array(str(tmp_path / "b.zarr"), data=blobs((10, 40, 35)), chunks=CHUNKS)
     with pytest.raises(InputError, match=r"b\.zarr: mask B has shape"):
-        io.load_pair(tmp_path / "a.zarr", tmp_path / "b.zarr")
+        read.load_pair(tmp_path / "a.zarr", tmp_path / "b.zarr")
 
 
 def test_load_mask_of_a_store_matches_the_in_memory_path(tmp_path):
     data = blobs(dtype=np.int64)
     zarr.create_array(str(tmp_path / "m.zarr"), data=data, chunks=CHUNKS)
     np.save(tmp_path / "m.npy", data)
-    lazy, classes, loaded = io.load_mask(tmp_path / "m.zarr")
-    eager, _, _ = io.load_mask(tmp_path / "m.npy")
+    lazy, classes, loaded = read.load_mask(tmp_path / "m.zarr")
+    eager, _, _ = read.load_mask(tmp_path / "m.npy")
     assert isinstance(lazy, da.Array) and classes is None
     assert lazy.dtype.kind == "u"
     np.testing.assert_array_equal(lazy.compute(), eager)
@@ -152,19 +152,19 @@ def test_load_mask_of_a_store_matches_the_in_memory_path(tmp_path):
 
 def test_load_image_of_a_store_is_lazy_and_shape_checked(tmp_path):
     path, image = ome_image(tmp_path, blobs(), "0.4")
-    got = io.load_image(path, shape=image.shape)
+    got = read.load_image(path, shape=image.shape)
     assert isinstance(got, da.Array)
     np.testing.assert_array_equal(got.compute(), image)
     with pytest.raises(InputError, match="does not match"):
-        io.load_image(path, shape=(1, 2, 3))
+        read.load_image(path, shape=(1, 2, 3))
 
 
 def test_read_array_dispatches_stores_and_keeps_files_in_memory(tmp_path):
     data = blobs()
     np.save(tmp_path / "m.npy", data)
     zarr.create_array(str(tmp_path / "m.zarr"), data=data, chunks=CHUNKS)
-    assert isinstance(io.read_array(tmp_path / "m.npy").data, np.ndarray)
-    assert isinstance(io.read_array(tmp_path / "m.zarr").data, da.Array)
+    assert isinstance(read.read_array(tmp_path / "m.npy").data, np.ndarray)
+    assert isinstance(read.read_array(tmp_path / "m.zarr").data, da.Array)
 
 
 def test_hdf5_dataset_survives_pickling_and_keeps_its_file_open(tmp_path):
@@ -506,11 +506,11 @@ def test_pair_files_pairs_folders_of_stores(tmp_path):
                               chunks=CHUNKS)
     with h5py.File(tmp_path / "b" / "three.h5", "w") as h5:
         h5.create_dataset("seg", data=blobs())
-    pairs, unpaired = io.pair_files(tmp_path / "a", tmp_path / "b")
+    pairs, unpaired = read.pair_files(tmp_path / "a", tmp_path / "b")
     assert [(p.name, q.name) for p, q in pairs] == [("one.ome.zarr", "one.ome.zarr"),
                                                    ("two.ome.zarr", "two.ome.zarr")]
     assert unpaired[tmp_path / "b"] == ["three"]
-    pair = io.load_pair(*pairs[0])
+    pair = read.load_pair(*pairs[0])
     np.testing.assert_array_equal(pair.a.compute(), pair.b.compute())
 
 

@@ -13,7 +13,8 @@ import pytest
 import tifffile
 
 from napari_mask_compare.cli import main
-from napari_mask_compare.io import InputError, load_mask, read_array
+from napari_mask_compare.errors import InputError
+from napari_mask_compare.read import load_mask, read_array
 
 FLAVOURS = ["shaped", "imagej", "ome"]
 STORAGE = [None, "zlib", "lzw", "zstd"]

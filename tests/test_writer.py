@@ -5,7 +5,7 @@ import pint
 import pytest
 import tifffile
 
-from napari_mask_compare import io
+from napari_mask_compare import read
 from napari_mask_compare._writer import write_labels
 
 UNITS = pint.get_application_registry()
@@ -25,7 +25,7 @@ def test_round_trip_uint16_ids_1_to_n_scale_kept(tmp_path):
     meta = {"scale": (2.0, 0.5, 0.25), "units": (UNITS.micrometer,) * 3}
     written = write_labels(str(path), _labels_3d(), meta)
     assert written == [str(path)]
-    loaded = io.read_array(path)
+    loaded = read.read_array(path)
     assert loaded.data.dtype == np.uint16
     # ids 1..n in the order of the old ids: 7 -> 1, 40 -> 2, 70000 -> 3
     expected = np.select([_labels_3d() == 7, _labels_3d() == 40, _labels_3d() == 70000],
@@ -42,13 +42,13 @@ def test_no_temporary_file_is_left_and_old_file_is_replaced(tmp_path):
     path.write_bytes(b"previous contents")
     write_labels(str(path), _labels_3d()[0], {"scale": (1.0, 1.0)})
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
-    assert io.read_array(path).data.shape == (10, 12)
+    assert read.read_array(path).data.shape == (10, 12)
 
 
 def test_2d_layer_with_extra_scale_values(tmp_path):
     path = tmp_path / "out.tiff"
     write_labels(str(path), _labels_3d()[1], {"scale": (9.0, 0.5, 0.5)})
-    loaded = io.read_array(path)
+    loaded = read.read_array(path)
     assert loaded.data.shape == (10, 12)
     assert loaded.voxel_size[-2:] == (0.5, 0.5)
 
@@ -56,7 +56,7 @@ def test_2d_layer_with_extra_scale_values(tmp_path):
 def test_tif_suffix_is_added(tmp_path):
     written = write_labels(str(tmp_path / "curated"), _labels_3d()[1], {})
     assert written == [str(tmp_path / "curated.tif")]
-    assert io.read_array(written[0]).data.max() == 1
+    assert read.read_array(written[0]).data.max() == 1
 
 
 @pytest.mark.parametrize("name", ["curated.npy", "curated.zarr"])
@@ -73,7 +73,7 @@ def test_the_suffix_names_the_format_as_for_merge(tmp_path, name):
     else:
         result = np.asarray(store.labels_array(written)[...])
         assert store.open_array(written).voxel_size == (2.0, 0.5, 0.25)
-    assert result.dtype == np.uint16 and np.array_equal(result, io.read_array(tif).data)
+    assert result.dtype == np.uint16 and np.array_equal(result, read.read_array(tif).data)
 
 
 @pytest.mark.parametrize("name", ["curated.png", "curated.h5"])
@@ -87,14 +87,14 @@ def test_multiscale_writes_the_full_resolution_level(tmp_path):
     full = _labels_3d()[1]
     written = write_labels(str(tmp_path / "m.tif"), [full, full[::2, ::2]],
                            {"multiscale": True, "scale": (1.0, 1.0)})
-    assert io.read_array(written[0]).data.shape == full.shape
+    assert read.read_array(written[0]).data.shape == full.shape
 
 
 def test_angstrom_survives(tmp_path):
     # io writes ImageJ metadata in ASCII: the writer passes "angstrom", not "Å"
     meta = {"scale": (13.0, 13.0, 13.0), "units": (UNITS.angstrom,) * 3}
     written = write_labels(str(tmp_path / "tomo_seg.tif"), _labels_3d(), meta)
-    loaded = io.read_array(written[0])
+    loaded = read.read_array(written[0])
     assert loaded.voxel_size == (13.0, 13.0, 13.0)
     assert UNITS.parse_units(loaded.unit) == UNITS.angstrom
 
@@ -120,7 +120,7 @@ def test_napari_saves_a_labels_layer_with_this_writer(make_napari_viewer, tmp_pa
     path = tmp_path / f"curated{suffix}"
     written = viewer.layers.save(str(path), selected=True, plugin="napari-mask-compare")
     assert written == [str(path)]
-    loaded = io.read_array(path)
+    loaded = read.read_array(path)
     assert loaded.data.dtype == np.uint16 and int(loaded.data.max()) == 3
     if suffix == ".tif":  # NPY holds no voxel size
         assert loaded.voxel_size == (3.0, 1.5, 1.5)

@@ -16,12 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 #: Public name -> the module that defines it.
 _API = {
-    "InputError": "io", "load_mask": "io", "load_pair": "io", "write_labels": "io",
-    "overlap_table": "matching", "review_groups": "matching", "blockwise_table": "matching",
+    "InputError": "errors", "load_mask": "read", "load_pair": "read", "write_labels": "read",
+    "overlap_table": "pairing", "review_groups": "pairing", "blockwise_table": "pairing",
     "Engine": "engine",
     "Review": "review", "Session": "session", "merge": "session",
     "merge_masks": "merging", "merge_tables": "merging", "apply_tables": "merging",
-    "compare": "stats", "summarize": "stats", "write_report": "report",
+    "compare": "compare", "summarize": "compare", "write_report": "report",
     "open_array": "store", "write_ome_zarr_labels": "store",
 }
 

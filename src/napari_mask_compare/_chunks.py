@@ -3,7 +3,7 @@
 :mod:`.store` opens inputs as dask arrays over these objects, one block per
 storage chunk (or shard). Reading a block that cannot be decoded (zstd or
 blosc errors, a checksum that does not match, a truncated or empty chunk
-file) or whose chunk file is a folder raises :class:`.io.InputError` naming
+file) or whose chunk file is a folder raises :class:`.errors.InputError` naming
 the store, the chunk and what failed: the CLI then exits 2 with that line
 (dask, threads or distributed, re-raises the task's exception, and an
 InputError pickles). A missing chunk is the array's fill value, as zarr
@@ -20,16 +20,13 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import InputError
+
 __all__ = ["Hdf5Dataset", "ZarrChunks"]
 
 #: What a damaged chunk's message says would be right.
 _REMEDY = "restore the store from a copy"
 
-
-def _input_error(message: str):
-    from .io import InputError
-
-    return InputError(message)
 
 
 def first_line(err: BaseException) -> str:
@@ -92,7 +89,7 @@ class ZarrChunks:
         try:
             return self.array[key]
         except Exception as err:  # the codecs raise RuntimeError, ValueError, ...
-            raise _input_error(f"{self.spec}: chunk {self._name(keys)} cannot be read "
+            raise InputError(f"{self.spec}: chunk {self._name(keys)} cannot be read "
                                f"({first_line(err)}); {_REMEDY}") from err
 
     def _check_file(self, chunk: str) -> None:
@@ -107,10 +104,10 @@ class ZarrChunks:
         except OSError:  # missing, or unreadable: zarr's read says which
             return
         if stat.S_ISDIR(info.st_mode):
-            raise _input_error(f"{self.spec}: chunk {self._name([chunk])} is a folder, expected a "
+            raise InputError(f"{self.spec}: chunk {self._name([chunk])} is a folder, expected a "
                                f"chunk file; {_REMEDY}")
         if info.st_size == 0:
-            raise _input_error(f"{self.spec}: chunk {self._name([chunk])} is an empty file, "
+            raise InputError(f"{self.spec}: chunk {self._name([chunk])} is an empty file, "
                                f"expected a chunk's bytes; {_REMEDY}")
 
     def _name(self, keys: list[str]) -> str:
@@ -126,7 +123,7 @@ class Hdf5Dataset:
     """An HDF5 dataset that dask can slice: the file stays open while this object lives.
 
     A chunk that HDF5 cannot read (a filter that fails on damaged bytes) is
-    an :class:`.io.InputError` naming the file, the dataset and the chunk.
+    an :class:`.errors.InputError` naming the file, the dataset and the chunk.
     Pickled (e.g. to a dask.distributed worker) by file name and dataset
     path, and opened again on the other side.
     """
@@ -147,7 +144,7 @@ class Hdf5Dataset:
         try:
             return self._dataset[key]
         except Exception as err:  # h5py raises OSError for a failed filter
-            raise _input_error(f"{self.file}:{self.name}: {self._where(key)} cannot be read "
+            raise InputError(f"{self.file}:{self.name}: {self._where(key)} cannot be read "
                                f"({first_line(err)}); restore the file from a copy") from err
 
     def _where(self, key) -> str:

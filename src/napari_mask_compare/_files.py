@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import InputError
+
 __all__ = [
     "WriteError",
     "atomic_open",
@@ -43,6 +45,7 @@ __all__ = [
     "check_output",
     "check_output_folder",
     "check_writable",
+    "enclosing_store",
     "fsync_folder",
     "fsync_path",
     "fsync_tree",
@@ -56,6 +59,10 @@ __all__ = [
 
 #: Name of a temporary file: ``.<name>.<pid>.<8 hex>.tmp``.
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+#: Folder endings of a zarr store.
+ZARR_SUFFIXES = (".zarr",)
+#: Files that make a folder a zarr node.
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 
 class WriteError(OSError):
@@ -463,8 +470,6 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def _check_folder(path: Path) -> None:
-    from .io import InputError
-
     existing = path.parent
     while not existing.exists():
         existing = existing.parent
@@ -481,8 +486,6 @@ def check_writable(path: str | os.PathLike) -> Path:
     ------
     InputError
     """
-    from .io import InputError
-
     path = Path(path)
     _check_folder(path)
     if path.is_dir():
@@ -502,7 +505,7 @@ def _review_journal(path: Path) -> Path | None:
 def _without_series(path) -> Path:
     """The file of an input: ``cells.tif:1`` -> ``cells.tif``, ``f.h5:/ds`` -> ``f.h5``.
 
-    See :func:`.io.read_array` and :func:`.store.open_array`.
+    See :func:`.read.read_array` and :func:`.store.open_array`.
     """
     path = Path(path)
     match = re.fullmatch(r"(.+\.tiff?):\d+|(.+\.(?:h5|hdf5|hdf|he5)):.*", str(path),
@@ -530,11 +533,25 @@ def input_root(given: str | os.PathLike) -> Path:
     return stores[-1] if stores else path
 
 
+def enclosing_store(path: str | os.PathLike) -> Path | None:
+    """The outermost zarr store that ``path`` lies inside (``path`` itself not counted), or None.
+
+    A folder is a store by its name (``*.zarr``) or by zarr's metadata files
+    in it; links are followed.
+
+    Examples
+    --------
+    >>> enclosing_store("/data/img.ome.zarr/labels/x.tif").as_posix(), enclosing_store("a.zarr")
+    ('/data/img.ome.zarr', None)
+    """
+    stores = [folder for folder in Path(os.path.realpath(path)).parents
+              if folder.name.lower().endswith(ZARR_SUFFIXES)
+              or any((folder / marker).is_file() for marker in ZARR_MARKERS)]
+    return stores[-1] if stores else None
+
+
 def _check_not_in_a_store(path: Path, *, option: str) -> None:
     """Refuse ``path`` inside a zarr store: an output never goes among a store's chunks."""
-    from .io import InputError
-    from .store import enclosing_store
-
     store = enclosing_store(path)
     if store is not None:
         raise InputError(f"{path}: is inside the zarr store {store}; nothing is written into "
@@ -581,8 +598,6 @@ def check_output_folder(
     InputError
         One line naming the folder, some of what it holds, and what would be right.
     """
-    from .io import InputError
-
     folder = Path(folder)
     if not (folder.exists() or folder.is_symlink()):
         return folder
@@ -638,8 +653,6 @@ def check_output(
     InputError
         One line: the file, why it is not written, and what would be right.
     """
-    from .io import InputError
-
     path = Path(path)
     for given in inputs:
         if given is None:

@@ -4,7 +4,7 @@ Read: ``multiscales[0]`` (its ``axes``, the ``path`` and ``coordinateTransformat
 of its ``datasets``, its own ``coordinateTransformations``) and ``labels``, from
 NGFF 0.1-0.2 (no axes: t, c, z, y, x by position), 0.3 (axes by name), 0.4 (axes
 as objects; zarr v2, attributes at the top) and 0.5 (zarr v3, under ``"ome"``). A
-field of the wrong JSON type is one :class:`.io.InputError` naming the store and
+field of the wrong JSON type is one :class:`.errors.InputError` naming the store and
 the field, e.g. ``x.ome.zarr: multiscales[0].axes[1].unit is a list, expected a
 string (NGFF 0.4)``; nothing else is asked of the metadata, so that every store
 that NGFF tools write opens.
@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["UNITS", "Multiscale", "axis_type", "labels_of", "multiscale_of", "ngff_attrs"]
 
-#: NGFF unit names -> the short names used in this package (see io._METRES).
+#: NGFF unit names -> the short names used in this package (see read._METRES).
 UNITS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm",
          "meter": "m", "angstrom": "Å", "picometer": "pm"}
 #: NGFF 0.1-0.2 name no axes: they are these, the last ones of the array's.
@@ -100,20 +102,20 @@ class Multiscale:
 
         Raises
         ------
-        io.InputError
+        errors.InputError
             The axes or a scale do not have ``ndim`` entries.
         """
         axes = self.axes
         if axes is None:
             axes = tuple({"name": n, "type": None, "unit": None} for n in _OLD_AXES[-ndim:])
         if len(axes) != ndim:
-            raise _input_error(f"{self.where}: its NGFF axes ({len(axes)}) do not match its "
+            raise InputError(f"{self.where}: its NGFF axes ({len(axes)}) do not match its "
                                f"array's {ndim} dimensions; expected one axis per dimension")
         pairs = [(a["name"], a["type"] or axis_type(a["name"])) for a in axes]
         scale = np.ones(ndim)
         for field, values in self.scales[min(level, len(self.scales) - 1)]:
             if len(values) != ndim:
-                raise _input_error(f"{self.where}: {field} has {len(values)} values, expected "
+                raise InputError(f"{self.where}: {field} has {len(values)} values, expected "
                                    f"{ndim} (one per axis of the array){self.version}")
             scale = scale * np.asarray(values, dtype=float)
         units = [a["unit"] for a, (_, kind) in zip(axes, pairs) if kind == "space" and a["unit"]]
@@ -126,7 +128,7 @@ def multiscale_of(attrs: dict, *, where) -> Multiscale | None:
 
     Raises
     ------
-    io.InputError
+    errors.InputError
         A field that is read has the wrong type, or the multiscale lists no
         dataset: one line naming ``where`` and the field.
     """
@@ -140,7 +142,7 @@ def multiscale_of(attrs: dict, *, where) -> Multiscale | None:
     fields.need(first, dict, "multiscales[0]", "an object")
     datasets = first.get("datasets")
     if not datasets:
-        raise _input_error(f"{where}: its NGFF multiscales metadata lists no dataset; "
+        raise InputError(f"{where}: its NGFF multiscales metadata lists no dataset; "
                            "expected datasets with a path (level 0 first)")
     fields.need(datasets, list, "multiscales[0].datasets", "a list of datasets")
     paths, scales = [], []
@@ -168,7 +170,7 @@ class _Fields:
               if kind is float else isinstance(value, kind))
         if not ok:
             expected = expected or _WORDS[kind]
-            raise _input_error(f"{self.where}: {field} is {_kind_of(value)}, expected "
+            raise InputError(f"{self.where}: {field} is {_kind_of(value)}, expected "
                                f"{expected}{self.version}")
         return value
 
@@ -232,8 +234,3 @@ def _kind_of(value) -> str:
         return "a number"
     return _WORDS.get(type(value), f"a {type(value).__name__}")
 
-
-def _input_error(message: str):
-    from .io import InputError
-
-    return InputError(message)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, store
+from . import read, store
+from .errors import InputError, Loaded
 from .labels import UINT32_MAX, labels_dtype
 
 __all__ = ["get_reader", "is_label_array", "layer_data"]
@@ -97,25 +98,25 @@ def _candidate_files(path: PathOrPaths) -> Iterator[Path]:
         path = Path(path)
         if path.is_dir():
             try:
-                files = io.image_files(path)
+                files = read.image_files(path)
             except OSError:  # e.g. a folder we may not list: nothing to read here
                 return
             for file in files:
                 yield from _candidate_files(file)
-        elif path.is_file() and path.suffix.lower() in io.SUFFIXES:
+        elif path.is_file() and path.suffix.lower() in read.SUFFIXES:
             yield path
         return
     for item in path:
         yield from _candidate_files(item)
 
 
-def _read_files(files: list[Path]) -> tuple[list[io.Loaded], list[str]]:
+def _read_files(files: list[Path]) -> tuple[list[Loaded], list[str]]:
     """Read each file; collect the refusals' one-line reasons instead of raising."""
     loaded, refused = [], []
     for file in files:
         try:
-            item = io.read_array(file)
-        except io.InputError as err:
+            item = read.read_array(file)
+        except InputError as err:
             refused.append(str(err))
             continue
         if item.data.ndim < 2:
@@ -126,17 +127,17 @@ def _read_files(files: list[Path]) -> tuple[list[io.Loaded], list[str]]:
     return loaded, refused
 
 
-def _layers_of(loaded: list[io.Loaded], _path: PathOrPaths | None = None) -> list[LayerDataTuple]:
+def _layers_of(loaded: list[Loaded], _path: PathOrPaths | None = None) -> list[LayerDataTuple]:
     """The layers of every array already read, in order."""
     return [layer for item in loaded for layer in layer_data(item)]
 
 
-def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataTuple]:
-    """napari layers for one array read by :func:`io.read_array`.
+def layer_data(loaded: Loaded, *, name: str | None = None) -> list[LayerDataTuple]:
+    """napari layers for one array read by :func:`read.read_array`.
 
     Parameters
     ----------
-    loaded : io.Loaded
+    loaded : Loaded
         ``data`` of shape (y, x), (z, y, x) or more axes, optionally with a
         trailing channel axis (at most 4 long, as :mod:`io` reads TIFF), which
         ``loaded.channels`` names when the file does.
@@ -149,7 +150,7 @@ def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataT
         One ``"labels"`` layer when the file says it holds labels
         (``loaded.labels``, integers) or :func:`is_label_array` says so; two
         (instances and "<name> classes") for a class channel, as
-        :func:`io.load_mask` reads it; else one ``"image"`` layer, as napari's
+        :func:`read.load_mask` reads it; else one ``"image"`` layer, as napari's
         own reader gives it (RGB for a samples axis of 3 or 4, one layer per
         channel for other channel axes). ``meta["scale"]`` is the voxel size
         of the spatial axes.
@@ -158,7 +159,7 @@ def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataT
     --------
     >>> mask = np.zeros((8, 8), dtype=np.uint16)
     >>> mask[2:6, 2:6] = 7
-    >>> loaded = io.Loaded(mask, (0.5, 0.5), "µm")
+    >>> loaded = Loaded(mask, (0.5, 0.5), "µm")
     >>> [(kind, meta["name"], meta["scale"]) for _, meta, kind in layer_data(loaded, name="m")]
     [('labels', 'm', (0.5, 0.5))]
     """
@@ -180,18 +181,18 @@ def layer_data(loaded: io.Loaded, *, name: str | None = None) -> list[LayerDataT
     return [(data, meta, "image")]
 
 
-def _provenance(loaded: io.Loaded) -> dict:
+def _provenance(loaded: Loaded) -> dict:
     """A Labels layer's ``metadata``: the file it came from and its unit."""
     return {"path": str(loaded.path), "unit": loaded.unit} if loaded.path is not None else {}
 
 
-def _channel_layout(loaded: io.Loaded) -> str:
+def _channel_layout(loaded: Loaded) -> str:
     """What the trailing axis of ``loaded.data`` is: "classes", "rgb", "channels" or "none".
 
-    The file's own axis names decide when it has them (:attr:`io.Loaded.channels`):
+    The file's own axis names decide when it has them (:attr:`Loaded.channels`):
     a samples axis "S" is RGB(A) (or channels), never a class channel; a "C"
     axis of 2 is (instances, classes) when its first channel looks like labels,
-    as :func:`io.load_mask` reads it. Without names (NPY, MRC, bare TIFF), a
+    as :func:`read.load_mask` reads it. Without names (NPY, MRC, bare TIFF), a
     trailing axis of 2 on 3 or 4 dimensions is a class channel when it looks
     like one, and an extra axis beyond the voxel size's is channels.
     """
@@ -219,10 +220,10 @@ def _is_class_pair(data: np.ndarray) -> bool:
     return is_label_array(data[..., 0]) and _label_values(data[..., 1])
 
 
-def _has_channel_axis(loaded: io.Loaded) -> bool:
-    """Whether :func:`io.read_array` left a channel axis last (it has no voxel size)."""
+def _has_channel_axis(loaded: Loaded) -> bool:
+    """Whether :func:`read.read_array` left a channel axis last (it has no voxel size)."""
     data = loaded.data
-    return data.ndim == len(loaded.voxel_size) + 1 and data.shape[-1] <= io.MAX_CHANNELS
+    return data.ndim == len(loaded.voxel_size) + 1 and data.shape[-1] <= read.MAX_CHANNELS
 
 
 def _channels_image(data: np.ndarray, meta: dict, *, rgb: bool) -> LayerDataTuple:
@@ -272,7 +273,7 @@ def is_label_array(data: np.ndarray, *, scan: bool = True) -> bool:
     The dtype alone cannot tell: raw microscopy images are uint16 too. Labels
     are label values laid out piecewise constant over a background of 0:
 
-    1. **Values** (the rule of :func:`io.load_mask`): booleans; non-negative
+    1. **Values** (the rule of :func:`read.load_mask`): booleans; non-negative
        integers; finite floats with integral values from 0 to ``2**32 - 1``
        (floats with fractions are never labels).
     2. **Layout**, on a sample of whole rows along x (the last axis): every

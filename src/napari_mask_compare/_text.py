@@ -75,7 +75,7 @@ def describe_group(group, *, session, full: bool = False) -> str:
 
     Parameters
     ----------
-    group : matching.Group or None
+    group : pairing.Group or None
     session : session.Session
     full : bool
         Every id and IoU, however long the lines get (for a tooltip);

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import io
+from . import read
 from .write import output_format
 
 __all__ = ["write_labels"]
@@ -46,9 +46,9 @@ def write_labels(path: str | os.PathLike, data: Any, meta: dict) -> list[str]:
     Raises
     ------
     ValueError
-        Negative ids, or not 2D/3D (from :func:`io.write_labels`); a suffix
+        Negative ids, or not 2D/3D (from :func:`read.write_labels`); a suffix
         that names no format offered, or a store that is not ours
-        (:class:`io.InputError`).
+        (:class:`errors.InputError`).
 
     Examples
     --------
@@ -78,7 +78,7 @@ def write_labels(path: str | os.PathLike, data: Any, meta: dict) -> list[str]:
         written = write_ome_zarr_labels(path, relabel_sequential(check_labels(labels)),
                                         voxel_size=voxel_size, unit=unit, overwrite=True)
     else:
-        written = io.write_labels(path, labels, voxel_size=voxel_size, unit=unit, fmt=fmt)
+        written = read.write_labels(path, labels, voxel_size=voxel_size, unit=unit, fmt=fmt)
     return [str(written)]
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .matching import Group, OverlapTable
+from .pairing import Group, OverlapTable
 from .suite import object_groups
 
 __all__ = ["BIN_COLORS", "IOU_BINS", "ObjectIoU", "best_ious", "iou_bins", "legend",
@@ -51,7 +51,7 @@ def best_ious(table: OverlapTable) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 0, 2]])
     >>> b = np.array([[3, 0, 0, 4]])
     >>> [x.tolist() for x in best_ious(overlap_table(a, b))]
@@ -153,11 +153,11 @@ def object_ious(table: OverlapTable, groups: Sequence[Group]) -> ObjectIoU:
     ----------
     table : OverlapTable
     groups : sequence of Group
-        :func:`.matching.review_groups` of ``table``.
+        :func:`.pairing.review_groups` of ``table``.
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table, review_groups
+    >>> from napari_mask_compare.pairing import overlap_table, review_groups
     >>> a = np.array([[1, 1, 0, 2]])
     >>> b = np.array([[3, 0, 0, 9]])
     >>> table = overlap_table(a, b)

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .io import InputError
+from .errors import InputError
 
 __all__ = ["LOCAL_SCHEDULERS", "Engine", "SchedulerError", "check_scheduler", "compute", "current"]
 

@@ -78,7 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _files
-from .io import InputError
+from .errors import InputError
 
 __all__ = ["AXES", "FORMAT", "VERSION", "Journal", "blind_swapped", "bulk_op", "check_op",
            "decode_mask", "default_axes", "encode_mask", "files_fingerprint", "fingerprint",

@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = [
     "UINT16_MAX",
     "UINT32_MAX",
@@ -123,8 +125,6 @@ def as_labels(data: np.ndarray, path, *, what: str = "mask") -> np.ndarray:
     ------
     InputError
     """
-    from .io import InputError
-
     if data.dtype.kind == "b":
         return data.astype(np.uint8)
     if data.dtype.kind == "f":
@@ -155,8 +155,6 @@ def check_id_range(lo, hi, path, *, what: str = "mask") -> None:
     InputError
         One line naming ``path`` and ``what``.
     """
-    from .io import InputError
-
     if lo < 0:
         raise InputError(f"{path}: {what} holds negative labels (min {_number(lo)}), "
                          "expected ids >= 0")
@@ -176,7 +174,7 @@ def as_lazy_labels(data, path, *, what: str = "mask"):
 
     Nothing is read now: unsigned data of at most 32 bits pass through as
     they are; signed or 64-bit data are checked (:func:`check_id_range`) as
-    each block is computed, raising :class:`.io.InputError` then, and cast
+    each block is computed, raising :class:`.errors.InputError` then, and cast
     to the unsigned dtype of their size (uint32 for 64 bits). Floats are
     refused at once (checking them would read everything).
 
@@ -192,8 +190,6 @@ def as_lazy_labels(data, path, *, what: str = "mask"):
     -------
     dask.array.Array of uint8, uint16 or uint32, shape ``data.shape``, same chunks
     """
-    from .io import InputError
-
     kind, size = data.dtype.kind, data.dtype.itemsize
     if kind == "b":
         return data.astype(np.uint8)

@@ -1,7 +1,7 @@
 """Per-object morphology and property filters.
 
 Every object is measured on its bounding-box crop (boxes from
-:func:`.matching.overlap_table`): the volume is scanned once to find the
+:func:`.pairing.overlap_table`): the volume is scanned once to find the
 objects, never once per object. Ids may be huge and non-sequential.
 
 Measures, in physical units from the voxel size:
@@ -74,7 +74,7 @@ def find_objects(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     >>> ids.tolist(), sizes.tolist(), boxes.tolist()
     ([4, 9], [1, 3], [[1, 0, 2, 1], [0, 1, 2, 3]])
     """
-    from .matching import overlap_table
+    from .pairing import overlap_table
 
     table = overlap_table(labels, labels)
     return table.ids_a, table.sizes_a, table.bbox_a
@@ -113,7 +113,7 @@ def measure_objects(
     objects : (ids, bboxes), optional
         Ids (shape (n,)) and boxes (shape (n, 2 * ndim), starts then stops)
         of the objects to measure, e.g. ``(table.ids_a, table.bbox_a)`` of an
-        :class:`.matching.OverlapTable`; found with :func:`find_objects` when
+        :class:`.pairing.OverlapTable`; found with :func:`find_objects` when
         not given.
 
     Returns

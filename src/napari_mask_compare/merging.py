@@ -38,7 +38,7 @@ from itertools import chain
 import numpy as np
 
 from .labels import labels_dtype
-from .matching import Group, OverlapTable, overlap_table, review_groups
+from .pairing import Group, OverlapTable, overlap_table, review_groups
 from .session import CHOICES, POLICIES, policy_choice
 
 __all__ = [
@@ -123,11 +123,11 @@ def merge_masks(a: np.ndarray, b: np.ndarray, *, policy: str = "a", iou_threshol
         Instance masks, A the reference.
     policy : {"a", "b", "union", "larger"}
     iou_threshold : float in (0, 1]
-        As for :func:`.matching.review_groups`.
+        As for :func:`.pairing.review_groups`.
     classes_a, classes_b : ndarray of int, same shape, optional
         Class of every voxel of A, of B.
     table : OverlapTable, optional
-        :func:`.matching.overlap_table` of ``a`` and ``b``, when already made.
+        :func:`.pairing.overlap_table` of ``a`` and ``b``, when already made.
 
     Returns
     -------
@@ -170,9 +170,9 @@ def merge_tables(table: OverlapTable, groups: Sequence[Group], *, policy: str,
     Parameters
     ----------
     table : OverlapTable
-        From :func:`.matching.overlap_table` of A and B.
+        From :func:`.pairing.overlap_table` of A and B.
     groups : sequence of Group
-        From :func:`.matching.review_groups` of ``table``.
+        From :func:`.pairing.review_groups` of ``table``.
     policy : {"a", "b", "union", "larger"}
         As for :func:`.session.merge`.
     classes_a, classes_b : ndarray of int, shape (n_a,), (n_b,), optional
@@ -186,7 +186,7 @@ def merge_tables(table: OverlapTable, groups: Sequence[Group], *, policy: str,
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table, review_groups
+    >>> from napari_mask_compare.pairing import overlap_table, review_groups
     >>> a = np.array([[1, 1, 1, 0, 2]])
     >>> b = np.array([[3, 3, 4, 4, 0]])
     >>> t = overlap_table(a, b)
@@ -387,7 +387,7 @@ def object_classes(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     -------
     ndarray of int64, shape (n,)
         One class per non-zero id of ``labels``, in increasing id order (the
-        order of :attr:`.matching.OverlapTable.ids_a` for ``labels`` as A).
+        order of :attr:`.pairing.OverlapTable.ids_a` for ``labels`` as A).
 
     Examples
     --------

@@ -55,8 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files, io, measure, stats
-from .matching import Group, OverlapTable, overlap_table
+from . import _files, measure, read, stats
+from .compare import Comparison, compare
+from .pairing import Group, OverlapTable, overlap_table
+from .read import labels_tiff
 
 __all__ = [
     "RoiResult",
@@ -214,7 +216,7 @@ def _association_tiff(table, a, b, *, threshold: float, image, voxel_size,
     spatial = rgb.ndim - 1
     voxel_size = tuple(voxel_size) if voxel_size else (1.0,) * spatial
     metadata = {"axes": "ZYXS" if spatial == 3 else "YXS",
-                "unit": io._unit_to_imagej(unit)}
+                "unit": read._unit_to_imagej(unit)}
     if spatial == 3:
         metadata["spacing"] = voxel_size[0]
     return rgb, dict(imagej=True, photometric="rgb", metadata=metadata,
@@ -634,8 +636,6 @@ def write_report(
     """
     import tifffile
 
-    from .io import labels_tiff
-
     a, b = np.asarray(a), np.asarray(b)
     shape = a.shape
     for name, arr in (("b", b), ("roi", roi), ("curated", curated)):
@@ -662,8 +662,8 @@ def write_report(
         table = groups = None  # of the masks before the ROI
 
     spacing = tuple(voxel_size) if voxel_size is not None else None
-    ab = stats.compare(a, b, table=table, groups=groups, thresholds=thresholds,
-                       iou_threshold=iou_threshold, voxel_size=spacing)
+    ab = compare(a, b, table=table, groups=groups, thresholds=thresholds,
+                 iou_threshold=iou_threshold, voxel_size=spacing)
     boundary = ab.summary["boundary"]
     files: dict[str, object] = {
         "matching.csv": ab.summary["matching"],
@@ -682,9 +682,9 @@ def write_report(
         "shape": list(shape)}, "roi": roi_info, "sources": sources or {}}
     if curated is not None:
         curated = np.asarray(curated)
-        vs_a, vs_b = (stats.compare(reference, curated, thresholds=thresholds,
-                                    iou_threshold=iou_threshold, voxel_size=spacing,
-                                    boundary=False, objects=False) for reference in (a, b))
+        vs_a, vs_b = (compare(reference, curated, thresholds=thresholds,
+                              iou_threshold=iou_threshold, voxel_size=spacing,
+                              boundary=False, objects=False) for reference in (a, b))
         files["morphology_curated.csv"] = measure.measure_objects(
             curated, voxel_size=spacing, objects=(vs_a.table.ids_b, vs_a.table.bbox_b))
         files["matching_curated_vs_a.csv"] = vs_a.summary["matching"]
@@ -722,7 +722,7 @@ def write_report(
     return written
 
 
-def _report_figures(ab: stats.Comparison, files: dict, *, threshold: float, unit: str,
+def _report_figures(ab: Comparison, files: dict, *, threshold: float, unit: str,
                     spacing) -> dict:
     """The report's PNG figures, by file name."""
     figures = {}

@@ -58,11 +58,12 @@ import numpy as np
 from . import _files
 from ._files import check_writable
 from ._text import QUEUE_DECIDED
-from .io import InputError, write_label_files
+from .errors import InputError
 from .journal import Journal, bulk_op, default_axes, fingerprint, journal_path
 from .journal import header as journal_header
 from .labels import relabel_sequential
-from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
+from .pairing import KINDS, Group, OverlapTable, overlap_table, review_groups
+from .read import write_label_files
 from .session import Change, ChunkedRegions, Session, edit_op
 from .view_settings import ViewSettings, read_view_settings, write_view_settings
 
@@ -950,7 +951,7 @@ def _table_key(header: dict) -> str:
 def _cached_table(output: Path, a, b, *, key: str, notes: list[str]) -> OverlapTable:
     """The overlap table of ``a`` and ``b``: from ``<out>.table.npz`` if its key matches.
 
-    Otherwise it is computed (:func:`.matching.overlap_table`) and the cache
+    Otherwise it is computed (:func:`.pairing.overlap_table`) and the cache
     written (atomically) for the next opening.
     """
     path = _table_path(output)

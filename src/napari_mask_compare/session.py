@@ -28,7 +28,7 @@ import numpy as np
 
 from .journal import decode_mask, encode_mask, ids_by_source, unpack_groups
 from .labels import labels_dtype, relabel_sequential
-from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
+from .pairing import KINDS, Group, OverlapTable, overlap_table, review_groups
 
 __all__ = [
     "CHOICES", "EDIT", "ORDERS", "POLICIES", "ArrayRegions", "Change", "ChunkedRegions",
@@ -536,7 +536,7 @@ class Session:
         The output (:attr:`output`) is uint16 until an id passes 65,535;
         it is then replaced by a uint32 copy (holders of it must re-read it).
     groups : sequence of Group
-        From :func:`.matching.review_groups` on ``a`` and ``b``.
+        From :func:`.pairing.review_groups` on ``a`` and ``b``.
     classes_a, classes_b : ndarray of int, optional
         Per-voxel class of A and of B, same shape; carried to output objects.
     table : OverlapTable, optional

@@ -1,6 +1,6 @@
 """Matching statistics of a prediction B against a reference A, StarDist-compatible.
 
-Everything is computed from a :class:`.matching.OverlapTable`: sizes and the
+Everything is computed from a :class:`.pairing.OverlapTable`: sizes and the
 intersections of the pairs that overlap. There is no dense n x m matrix.
 
 The per-threshold fields, their names and formulas are those of StarDist's
@@ -24,44 +24,37 @@ the result is StarDist's: tp, fp and fn exactly, the score sums to rounding
 (when two assignments tie exactly, either may be reported, as in StarDist).
 
 The metric suite (every metric beyond StarDist's matching) is
-:mod:`.suite`; :func:`summarize`, :func:`combine` and :func:`compare`, the
-one comparison recipe, add it to the statistics here. :mod:`.suite` imports
-the assignment from this module, so these three import it when called.
+:mod:`.suite`, which uses the assignment here; the one comparison recipe,
+:mod:`.compare`, puts the two together.
 
 No Qt, no napari.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
-from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
+from .pairing import KINDS, Group, OverlapTable, review_groups
 
 __all__ = [
     "AP_THRESHOLDS",
-    "Comparison",
     "DEFAULT_THRESHOLDS",
     "MATCHING_COLUMNS",
     "MATCHING_FIELDS",
     "average_precision_dsb2018",
     "check_threshold",
-    "combine",
-    "compare",
     "group_counts",
     "matched_pairs",
     "matching_dataset",
     "matching_stats",
     "pixel_scores",
-    "suite_lines",
-    "summarize",
+    "pooled_pixel_scores",
 ]
 
 #: Keys of one per-threshold result, in StarDist's order.
@@ -111,7 +104,7 @@ def matched_pairs(table: OverlapTable, *, thresh: float) -> np.ndarray:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1, 0, 2, 2]])
     >>> b = np.array([[3, 3, 3, 4, 0, 5, 5]])
     >>> t = overlap_table(a, b)
@@ -265,7 +258,7 @@ def matching_stats(
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> y_true = np.zeros((100, 100), np.uint16)
     >>> y_true[10:20, 10:20] = 1
     >>> y_pred = np.roll(y_true, 5, axis=0)
@@ -367,7 +360,7 @@ def pixel_scores(table: OverlapTable) -> dict:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> scores = pixel_scores(overlap_table(np.array([[1, 1, 0, 0]]), np.array([[0, 7, 7, 0]])))
     >>> scores["dice"], round(scores["iou"], 3), scores["intersection"]
     (0.5, 0.333, 1)
@@ -375,6 +368,19 @@ def pixel_scores(table: OverlapTable) -> dict:
     fg_a, fg_b = int(table.sizes_a.sum()), int(table.sizes_b.sum())
     inter = int(table.intersection.sum())
     return _pixel_record(fg_a, fg_b, inter)
+
+
+def pooled_pixel_scores(records: Sequence[dict]) -> dict:
+    """The pixel scores of several images together: from their summed voxel counts.
+
+    Parameters
+    ----------
+    records : sequence of dict
+        :func:`pixel_scores` of each image.
+    """
+    return _pixel_record(sum(r["foreground_a"] for r in records),
+                         sum(r["foreground_b"] for r in records),
+                         sum(r["intersection"] for r in records))
 
 
 def _pixel_record(fg_a: int, fg_b: int, inter: int) -> dict:
@@ -396,7 +402,7 @@ def average_precision_dsb2018(table: OverlapTable) -> float:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.zeros((1, 10), np.uint8)
     >>> a[0, :4] = 1
     >>> b = a.copy()
@@ -410,14 +416,14 @@ def average_precision_dsb2018(table: OverlapTable) -> float:
 
 def group_counts(table: OverlapTable, *, iou_threshold: float = 0.1,
                  groups: Sequence[Group] | None = None) -> dict:
-    """Number of review groups of each kind (:data:`.matching.KINDS`).
+    """Number of review groups of each kind (:data:`.pairing.KINDS`).
 
     Parameters
     ----------
     iou_threshold : float in (0, 1]
         The IoU that links two objects into a group.
     groups : sequence of Group, optional
-        :func:`.matching.review_groups` of ``table`` when already computed
+        :func:`.pairing.review_groups` of ``table`` when already computed
         (``iou_threshold`` is then not used).
 
     Returns
@@ -430,212 +436,3 @@ def group_counts(table: OverlapTable, *, iou_threshold: float = 0.1,
         groups = review_groups(table, iou_threshold=iou_threshold)
     counts = Counter(g.kind for g in groups)
     return {kind: counts.get(kind, 0) for kind in KINDS}
-
-
-def summarize(
-    table: OverlapTable,
-    *,
-    thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
-    iou_threshold: float = 0.1,
-    groups: Sequence[Group] | None = None,
-    a: np.ndarray | None = None,
-    b: np.ndarray | None = None,
-    voxel_size: Sequence[float] | None = None,
-) -> dict:
-    """Every statistic of one comparison, as ``mask-compare stats --json`` prints it.
-
-    Parameters
-    ----------
-    table : OverlapTable
-        A is the reference, B the prediction.
-    thresholds : iterable of float in [0, 1]
-        Thresholds of the matching statistics.
-    iou_threshold : float in (0, 1]
-        IoU that links objects into review groups, for the group counts.
-    groups : sequence of Group, optional
-        The review groups when already computed (see :func:`group_counts`).
-    a, b : ndarray, optional
-        The label images: with them, the boundary metrics of the matched pairs.
-    voxel_size : sequence of float, optional
-        For the boundary metrics, in physical units.
-
-    Returns
-    -------
-    dict
-        ``matching``: list of dicts (:func:`matching_stats`); ``pixel``:
-        :func:`pixel_scores`; ``ap_dsb2018``: float; ``groups``:
-        :func:`group_counts`; and the keys of :func:`.suite.metric_suite` but
-        ``objects`` (variation of information, adapted Rand error, CTC SEG and
-        DET, AJI, Cellpose's AP, boundary metrics, error taxonomy). Only JSON
-        types.
-    """
-    from .suite import metric_suite  # suite imports this module: not at the top
-
-    if groups is None:
-        groups = review_groups(table, iou_threshold=iou_threshold)
-    return {
-        "matching": matching_stats(table, thresholds=thresholds),
-        "pixel": pixel_scores(table),
-        "ap_dsb2018": average_precision_dsb2018(table),
-        "groups": group_counts(table, iou_threshold=iou_threshold, groups=groups),
-        **metric_suite(table, a=a, b=b, voxel_size=voxel_size, iou_threshold=iou_threshold,
-                       groups=groups, objects=False),
-    }
-
-
-def combine(summaries: Sequence[dict]) -> dict:
-    """Dataset total of several :func:`summarize` results.
-
-    Matching statistics are pooled as by :func:`matching_dataset`; pixel
-    scores from the summed voxel counts; group counts are summed;
-    ``ap_dsb2018`` is the mean over images, as the Data Science Bowl scored;
-    the metric suite as :func:`.suite.combine_suites` (each as its reference does).
-
-    Returns
-    -------
-    dict
-        Same keys as :func:`summarize`, plus ``n_images``.
-    """
-    from .suite import SUITE_KEYS, combine_suites  # suite imports this module
-
-    if not summaries:
-        raise ValueError("no summaries to combine")
-    pixel = [s["pixel"] for s in summaries]
-    suites = [{key: s[key] for key in SUITE_KEYS} for s in summaries]
-    return {
-        "matching": matching_dataset([s["matching"] for s in summaries]),
-        "pixel": _pixel_record(sum(p["foreground_a"] for p in pixel),
-                               sum(p["foreground_b"] for p in pixel),
-                               sum(p["intersection"] for p in pixel)),
-        "ap_dsb2018": float(np.mean([s["ap_dsb2018"] for s in summaries])),
-        "groups": {kind: sum(s["groups"][kind] for s in summaries) for kind in KINDS},
-        **combine_suites(suites),
-        "n_images": len(summaries),
-    }
-
-
-def _number(value, fmt: str = ".4f") -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else format(value, fmt)
-
-
-def suite_lines(summary: dict) -> list[str]:
-    """The metric suite of a :func:`summarize` result as lines of text, one per metric.
-
-    Shared by ``mask-compare stats``, the report and the Metrics tab, so that
-    they say the same thing. A is the reference, B the prediction.
-
-    Examples
-    --------
-    >>> a = np.array([[1, 1, 0, 2]])
-    >>> suite_lines(summarize(overlap_table(a, a)))[2]
-    'CTC SEG 1.0000 · DET 1.0000 (FN 0, FP 0, splits 0)'
-    """
-    vi, rand, seg, det = (summary[k] for k in ("variation_of_information", "adapted_rand",
-                                                 "ctc_seg", "ctc_det"))
-    ap = summary["ap_cellpose"]
-    lines = [
-        f"VI {_number(vi['vi'])} {vi['unit']} (split {_number(vi['split'])}, merge "
-        f"{_number(vi['merge'])})",
-        f"adapted Rand error {_number(rand['error'])} (precision {_number(rand['precision'])},"
-        f" recall {_number(rand['recall'])})",
-        f"CTC SEG {_number(seg['seg'])} · DET {_number(det['det'])} (FN {det['fn']}, FP "
-        f"{det['fp']}, splits {det['ns']})",
-        f"AJI {_number(summary['aji']['aji'])} · AP (Cellpose) "
-        + ", ".join(f"{t:g}: {_number(v)}" for t, v in zip(ap["thresholds"], ap["ap"])),
-        "errors: " + ", ".join(f"{name} {n}" for name, n in summary["taxonomy"]["counts"].items()),
-    ]
-    boundary = summary["boundary"]
-    if "skipped" in boundary:
-        lines.append(f"boundary: not measured ({boundary['skipped']})")
-    else:
-        mean = boundary["mean"]
-        lines.append(
-            f"boundary of {boundary['n_pairs']} matched pairs, mean: Hausdorff "
-            f"{_number(mean['hausdorff'], '.3g')}, HD{boundary['percentile']:g} "
-            f"{_number(mean['hausdorff_percentile'], '.3g')}, ASSD {_number(mean['assd'], '.3g')}"
-            f", surface Dice {_number(mean['surface_dice'])} (tolerance "
-            f"{_number(boundary['tolerance'], 'g')})")
-    return lines
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One comparison of B (the prediction) against A (the reference).
-
-    Attributes
-    ----------
-    table : OverlapTable
-    groups : list of Group
-        The review groups at ``iou_threshold``.
-    summary : dict
-        :func:`summarize` (JSON types).
-    objects : dict or None
-        :func:`.suite.object_table` (columns), when asked for.
-    iou_threshold : float
-    """
-
-    table: OverlapTable
-    groups: list
-    summary: dict
-    objects: dict | None
-    iou_threshold: float
-
-
-def compare(
-    a: np.ndarray,
-    b: np.ndarray,
-    *,
-    table: OverlapTable | None = None,
-    groups: Sequence[Group] | None = None,
-    thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
-    iou_threshold: float = 0.1,
-    voxel_size: Sequence[float] | None = None,
-    boundary: bool = True,
-    objects: bool = True,
-) -> Comparison:
-    """The one comparison recipe: the CLI, the report and the Metrics tab all call it.
-
-    Parameters
-    ----------
-    a, b : ndarray of int, shape (y, x) or (z, y, x)
-        A is the reference, B the prediction.
-    table : OverlapTable, optional
-        The overlap table of ``a`` and ``b`` when already computed (e.g. by a
-        review): it is not computed again.
-    groups : sequence of Group, optional
-        Their review groups at ``iou_threshold``, when already computed.
-    thresholds : iterable of float
-        Thresholds of the matching statistics.
-    iou_threshold : float
-        IoU that links objects into review groups.
-    voxel_size : sequence of float, optional
-    boundary : bool
-        Measure the boundary metrics (each matched pair's crop is read: the
-        slowest part).
-    objects : bool
-        Make the per-object table.
-
-    Returns
-    -------
-    Comparison
-
-    Examples
-    --------
-    >>> a = np.array([[1, 1, 0, 2]])
-    >>> result = compare(a, a, boundary=False)
-    >>> result.summary["aji"]["aji"], result.objects["iou"]
-    (1.0, [1.0, 1.0, 1.0, 1.0])
-    """
-    from .suite import object_table  # suite imports this module: not at the top
-
-    if table is None:
-        table = overlap_table(a, b)
-    if groups is None:
-        groups = review_groups(table, iou_threshold=iou_threshold)
-    summary = summarize(table, thresholds=thresholds, iou_threshold=iou_threshold,
-                        groups=groups, a=a if boundary else None, b=b if boundary else None,
-                        voxel_size=voxel_size)
-    table_of_objects = (object_table(table, iou_threshold=iou_threshold, groups=groups,
-                                     voxel_size=voxel_size) if objects else None)
-    return Comparison(table, list(groups), summary, table_of_objects, iou_threshold)

@@ -20,7 +20,7 @@ made by striding, the voxel size as the scale), written blockwise into a
 temporary folder and renamed in place (:func:`._files.staged_folder`), never
 over an input or a store we did not write (:func:`check_store_output`).
 
-Bad input raises :class:`.io.InputError` with one line naming the path, the
+Bad input raises :class:`.errors.InputError` with one line naming the path, the
 problem and what would be right. No Qt, no napari.
 """
 
@@ -38,8 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from . import _files
+from ._arrays import native_byte_order
 from ._chunks import Hdf5Dataset, ZarrChunks, first_line
+from ._files import ZARR_MARKERS, ZARR_SUFFIXES
 from ._ngff import UNITS, axis_type, labels_of, multiscale_of, ngff_attrs
+from .errors import InputError, InputWarning, Loaded
 from .labels import labels_dtype
 
 __all__ = [
@@ -47,7 +50,6 @@ __all__ = [
     "check_store_output",
     "contents",
     "create_ome_zarr_labels",
-    "enclosing_store",
     "is_our_store",
     "is_store_path",
     "labels_array",
@@ -57,8 +59,6 @@ __all__ = [
     "write_pyramid",
 ]
 
-#: Folder endings of a zarr store.
-ZARR_SUFFIXES = (".zarr",)
 #: File endings of an HDF5 file.
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 #: The root attribute that marks a store this package wrote (what ``overwrite`` may replace).
@@ -67,17 +67,13 @@ _GENERATOR_KEY = "_creator"
 
 #: ``file.h5:/path/in/file`` (the dataset part may be empty: ``file.h5:``).
 _HDF5_SPEC = re.compile(r"(?P<file>.+\.(?:h5|hdf5|hdf|he5)):(?P<dataset>.*)", re.IGNORECASE)
-#: Files that make a folder a zarr node.
-_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
-#: Short unit names (see io._METRES) -> NGFF's.
+#: Short unit names (see read._METRES) -> NGFF's.
 _NGFF_UNITS = {**{short: ngff for ngff, short in UNITS.items()},
                "μm": "micrometer", "um": "micrometer", "micron": "micrometer"}
 
 
 def _input_error(message: str):
-    from .io import InputError
-
     return InputError(message)
 
 
@@ -103,7 +99,7 @@ def is_store_path(spec: str | os.PathLike) -> bool:
         return True
     if any(part.lower().endswith(ZARR_SUFFIXES) for part in path.parts):
         return True
-    return path.is_dir() and any((path / marker).is_file() for marker in _ZARR_MARKERS)
+    return path.is_dir() and any((path / marker).is_file() for marker in ZARR_MARKERS)
 
 
 def store_name(spec: str | os.PathLike) -> str:
@@ -212,7 +208,7 @@ def open_array(spec: str | os.PathLike, *, what: str = "mask"):
 
     Returns
     -------
-    io.Loaded
+    errors.Loaded
         ``data`` is a :class:`dask.array.Array` of the stored dtype, shape
         (y, x) or (z, y, x) (more axes when the file names none), with
         chunks equal to the storage chunks (the shards of a sharded zarr v3
@@ -222,7 +218,7 @@ def open_array(spec: str | os.PathLike, *, what: str = "mask"):
 
     Raises
     ------
-    io.InputError
+    errors.InputError
         One line: a missing path, a zarr folder that is not an array or a
         multiscale (with the arrays it holds), several labels or datasets to
         choose from (listed), a missing HDF5 dataset, a mask of floats or
@@ -244,7 +240,7 @@ def _open_zarr(path: Path, *, what: str):
     if not path.is_dir():
         raise _input_error(f"{path}: is a file, expected a zarr store (a folder) or an array "
                            "in one")
-    if not any((path / marker).is_file() for marker in _ZARR_MARKERS):
+    if not any((path / marker).is_file() for marker in ZARR_MARKERS):
         raise _input_error(f"{path}: is not a zarr array or group (no zarr.json, .zarray or "
                            ".zgroup in it); expected a zarr store or a path to an array in one")
     try:
@@ -262,14 +258,13 @@ def _open_zarr(path: Path, *, what: str):
 
 
 def _warn_if_missing_chunks_are_objects(array, path: Path) -> None:
-    """An :class:`.io.InputWarning` when chunks of a mask are missing and its fill value is not 0.
+    """An :class:`.errors.InputWarning` when chunks of a mask are missing and its fill value is
+    not 0.
 
     zarr reads a missing chunk as the fill value: 0 is background, anything
     else an object as large as the chunk. Counting the chunks stored lists the
     store: done only for a fill value other than 0.
     """
-    from .io import InputWarning
-
     fill = array.fill_value
     if fill is None or fill == 0:
         return
@@ -299,7 +294,7 @@ def _resolve_zarr(node, path: Path) -> tuple:
 
     Raises
     ------
-    io.InputError
+    errors.InputError
         Malformed NGFF metadata (the field named, :mod:`._ngff`), a level 0 or
         a label that is listed but missing, a group that names no array.
     """
@@ -361,7 +356,7 @@ def _parent_multiscale(path: Path) -> tuple:
     import zarr
 
     parent = path.resolve().parent
-    if not any((parent / marker).is_file() for marker in _ZARR_MARKERS):
+    if not any((parent / marker).is_file() for marker in ZARR_MARKERS):
         return None, 0, False
     try:
         attrs = zarr.open_group(store=str(parent), mode="r").attrs
@@ -493,9 +488,7 @@ def _ilastik_axes(axistags, *, ndim: int):
 
 def _finish(data, *, axes, scale, unit: str, path: Path, what: str):
     """Drop single time/channel axes, check or move a channel axis, check the dtype: a Loaded
-    in native byte order (:func:`.io.native_byte_order`)."""
-    from .io import Loaded, native_byte_order
-
+    in native byte order (:func:`._arrays.native_byte_order`)."""
     data = native_byte_order(data)
     channels = None
     if axes is not None:
@@ -555,23 +548,6 @@ def is_our_store(path: str | os.PathLike) -> bool:
     return False
 
 
-def enclosing_store(path: str | os.PathLike) -> Path | None:
-    """The outermost zarr store that ``path`` lies inside (``path`` itself not counted), or None.
-
-    A folder is a store by its name (``*.zarr``) or by zarr's metadata files
-    in it; links are followed.
-
-    Examples
-    --------
-    >>> enclosing_store("/data/img.ome.zarr/labels/x.tif").as_posix(), enclosing_store("a.zarr")
-    ('/data/img.ome.zarr', None)
-    """
-    stores = [folder for folder in Path(os.path.realpath(path)).parents
-              if folder.name.lower().endswith(ZARR_SUFFIXES)
-              or any((folder / marker).is_file() for marker in _ZARR_MARKERS)]
-    return stores[-1] if stores else None
-
-
 def check_store_output(
     path: str | os.PathLike,
     *,
@@ -587,7 +563,7 @@ def check_store_output(
 
     Raises
     ------
-    io.InputError
+    errors.InputError
     """
     return _files.check_output(path, inputs=inputs, ours=is_our_store, overwrite=overwrite,
                                option=option, folder=True)
@@ -698,7 +674,7 @@ def write_ome_zarr_labels(
 
     Raises
     ------
-    io.InputError
+    errors.InputError
         ``path`` may not be written (see :func:`check_store_output`).
     ValueError
         ``data`` is not 2D or 3D integers >= 0.
@@ -814,7 +790,7 @@ def create_ome_zarr_labels(
 
     Raises
     ------
-    io.InputError
+    errors.InputError
         ``path`` exists (and is not ours, or ``overwrite`` is False). Unlike
         :func:`check_store_output`, a review's journal beside ``path`` is no
         refusal: the review that owns it calls this.
@@ -951,7 +927,7 @@ def labels_array(path: str | os.PathLike, *, name: str = "curated"):
 
     Raises
     ------
-    io.InputError
+    errors.InputError
         ``path`` holds no such labels.
     """
     return _levels(_labels_group(path, name=name, mode="r+"))[0]

@@ -1,6 +1,6 @@
 """The metric suite: every metric beyond StarDist's matching, from the overlap table.
 
-Every metric here is computed from a :class:`.matching.OverlapTable` (sizes,
+Every metric here is computed from a :class:`.pairing.OverlapTable` (sizes,
 boxes, the intersections of the pairs that overlap) and the image shape,
 which gives the background's share; only the boundary metrics read voxels,
 each matched pair's crop. A is the reference, B the prediction.
@@ -15,7 +15,7 @@ error taxonomy by object size (TIMISE's classes) and a per-object table;
 reference does.
 
 The one-to-one assignment (Cellpose's AP, the boundary metrics' pairs) is
-:mod:`.stats`'s, imported from there; :func:`.stats.summarize` adds this
+:mod:`.stats`'s, imported from there; :func:`.compare.summarize` adds this
 suite to the matching statistics.
 
 No Qt, no napari.
@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .matching import KINDS, Group, OverlapTable, review_groups
+from .pairing import KINDS, Group, OverlapTable, review_groups
 from .stats import check_threshold, matched_pairs, matching_stats
 
 __all__ = [
@@ -57,7 +57,7 @@ __all__ = [
 #: IoU thresholds of Cellpose's ``metrics.average_precision`` (its default).
 CELLPOSE_THRESHOLDS = (0.5, 0.75, 0.9)
 
-#: Error class of each review group kind (:data:`.matching.KINDS`), named as TIMISE names
+#: Error class of each review group kind (:data:`.pairing.KINDS`), named as TIMISE names
 #: its associations; TIMISE's "background" (a predicted object on no reference) is "spurious".
 ERROR_CLASSES = {
     "match": "one-to-one",
@@ -72,7 +72,7 @@ ERROR_CLASSES = {
 #: false positive.
 _AOGM_WEIGHTS = {"ns": 5, "fn": 10, "fp": 1}
 
-#: Keys of :func:`metric_suite` that :func:`.stats.summarize` adds (all but the object table).
+#: Keys of :func:`metric_suite` that :func:`.compare.summarize` adds (all but the object table).
 SUITE_KEYS = ("variation_of_information", "adapted_rand", "ctc_seg", "ctc_det", "aji",
               "ap_cellpose", "boundary", "taxonomy")
 
@@ -168,7 +168,7 @@ def variation_of_information(
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1]])
     >>> b = np.array([[1, 1, 2, 2]])  # B cuts A's object in two
     >>> vi = variation_of_information(overlap_table(a, b))
@@ -238,7 +238,7 @@ def adapted_rand_error(table: OverlapTable, *, alpha: float = 0.5) -> dict:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 2], [3, 2]])
     >>> b = np.array([[7, 7], [7, 7]])  # one B object over all of A
     >>> r = adapted_rand_error(overlap_table(a, b))
@@ -295,7 +295,7 @@ def ctc_seg(table: OverlapTable) -> dict:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1, 0, 2, 2]])
     >>> b = np.array([[5, 5, 5, 0, 0, 6, 0]])  # 6 covers half of 2: not more
     >>> ctc_seg(overlap_table(a, b))["seg"]
@@ -338,7 +338,7 @@ def ctc_det(table: OverlapTable) -> dict:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 0, 2, 2, 0, 3, 3]])
     >>> b = np.array([[5, 5, 5, 5, 5, 0, 0, 0]])  # 5 covers 1 and 2; 3 is missed
     >>> r = ctc_det(overlap_table(a, b))
@@ -413,7 +413,7 @@ def aggregated_jaccard_index(table: OverlapTable) -> dict:
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1, 0, 0]])
     >>> b = np.array([[5, 5, 6, 6, 0, 7]])  # 5 and 6 tie on 1: 5 is paired, 6 and 7 unused
     >>> aggregated_jaccard_index(overlap_table(a, b))  # 2 / (4 + 2 + 1)
@@ -460,7 +460,7 @@ def average_precision_cellpose(
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1, 0, 2, 2]])
     >>> b = np.array([[3, 3, 3, 0, 0, 4, 4]])  # IoU 0.75 and 1
     >>> average_precision_cellpose(overlap_table(a, b))["ap"]
@@ -769,7 +769,7 @@ def error_taxonomy(
     iou_threshold : float in (0, 1]
         IoU that links objects (the review's).
     groups : sequence of Group, optional
-        :func:`.matching.review_groups` of ``table`` when already computed.
+        :func:`.pairing.review_groups` of ``table`` when already computed.
     size_bins : sequence of float, optional
         Increasing edges between size classes, in voxels; default: the
         terciles of A's object sizes (three classes, "small", "medium",
@@ -792,7 +792,7 @@ def error_taxonomy(
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1, 0, 2, 2, 0, 0]])
     >>> b = np.array([[5, 5, 6, 6, 0, 0, 0, 0, 7]])
     >>> counts = error_taxonomy(overlap_table(a, b), size_bins=[3])["counts"]
@@ -846,7 +846,7 @@ def object_table(
     iou_threshold : float in (0, 1]
         IoU that links objects into review groups.
     groups : sequence of Group, optional
-        :func:`.matching.review_groups` of ``table`` when already computed.
+        :func:`.pairing.review_groups` of ``table`` when already computed.
     voxel_size : sequence of float, optional
         When given, a ``volume`` column (size times the voxel volume).
 
@@ -860,7 +860,7 @@ def object_table(
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> t = object_table(overlap_table(np.array([[1, 1, 0]]), np.array([[4, 0, 5]])))
     >>> list(zip(t["side"], t["id"], t["partner"], t["iou"], t["kind"]))
     [('a', 1, 4, 0.5, 'match'), ('b', 4, 1, 0.5, 'match'), ('b', 5, None, 0.0, 'only_b')]
@@ -953,7 +953,7 @@ def metric_suite(
 
     Examples
     --------
-    >>> from napari_mask_compare.matching import overlap_table
+    >>> from napari_mask_compare.pairing import overlap_table
     >>> a = np.array([[1, 1, 1, 1, 0, 2, 2]])
     >>> b = np.array([[3, 3, 4, 4, 0, 5, 5]])
     >>> suite = metric_suite(overlap_table(a, b), objects=False)

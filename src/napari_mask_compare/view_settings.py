@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import _files
-from .matching import KINDS
+from .pairing import KINDS
 from .session import ORDERS
 
 __all__ = ["ViewSettings", "read_view_settings", "settings_path", "write_view_settings"]
@@ -39,7 +39,7 @@ class ViewSettings:
     order : str
         Queue order, one of :data:`.session.ORDERS`.
     kinds : tuple of str
-        Kinds of group in the queue (in :data:`.matching.KINDS` order).
+        Kinds of group in the queue (in :data:`.pairing.KINDS` order).
     overlay : bool
         One image with A and B as contours, instead of panels side by side.
     disagreement : bool

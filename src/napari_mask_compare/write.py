@@ -3,9 +3,9 @@
 ============== ========== ====================================================
 suffix         format     written by
 ============== ========== ====================================================
-``.tif/.tiff`` TIFF       :func:`.io.write_label_files` (ImageJ, voxel size,
+``.tif/.tiff`` TIFF       :func:`.read.write_label_files` (ImageJ, voxel size,
                           the Software tag that makes it ours)
-``.npy``       NPY        :func:`.io.write_label_files` (no voxel size; no mark
+``.npy``       NPY        :func:`.read.write_label_files` (no voxel size; no mark
                           of its writer, so never replaced)
 ``.zarr``      OME-Zarr   :func:`.store.write_ome_zarr_labels` (NGFF labels,
                           block by block)
@@ -26,6 +26,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import _files
+from .errors import InputError
+from .read import is_our_tiff
+from .store import check_store_output
+
 __all__ = ["FORMATS", "check_label_output", "output_format"]
 
 #: Output formats by suffix (lower case).
@@ -45,8 +50,6 @@ def output_format(path: str | os.PathLike, *, option: str = "--out") -> str:
     >>> output_format("cells.ome.tif"), output_format("big.zarr"), output_format("m.NPY")
     ('TIFF', 'OME-Zarr', 'NPY')
     """
-    from .io import InputError
-
     suffix = Path(path).suffix
     fmt = FORMATS.get(suffix.lower())
     if fmt is None:
@@ -89,10 +92,6 @@ def check_label_output(
     InputError
         A suffix that is not offered, or an output that may not be written.
     """
-    from . import _files
-    from .io import is_our_tiff
-    from .store import check_store_output
-
     fmt = output_format(path, option=option)
     if fmt == "OME-Zarr":
         return check_store_output(path, inputs=inputs, overwrite=overwrite, option=option), fmt
@@ -104,7 +103,5 @@ def check_label_output(
 def _unknown_writer(path: Path, *, option: str) -> bool:
     """``ours`` of an existing NPY file: nothing in it says who wrote it, so it is refused
     with that reason (raised here, once :func:`._files.check_output` has checked the rest)."""
-    from .io import InputError
-
     raise InputError(f"{path}: exists, and an NPY file does not say which program wrote it, "
                      f"so it is never overwritten: remove it first, or choose another {option}")

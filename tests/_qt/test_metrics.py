@@ -8,7 +8,8 @@ from skimage.draw import disk
 
 from napari_mask_compare import stats
 from napari_mask_compare._qt._metrics import COLUMNS, MetricsWidget
-from napari_mask_compare.matching import overlap_table
+from napari_mask_compare.compare import compare, suite_lines
+from napari_mask_compare.pairing import overlap_table
 
 
 @pytest.fixture
@@ -293,8 +294,8 @@ def test_the_suite_lines_taxonomy_and_object_table(panel, qtbot, every_kind_2d):
     widget.show()
     widget.show_comparison(a, b, label="A vs B")
     wait(widget, qtbot)
-    expected = stats.compare(a, b)
-    lines = stats.suite_lines(expected.summary)
+    expected = compare(a, b)
+    lines = suite_lines(expected.summary)
     assert widget.suite_label.text() == "\n".join(lines)
     assert widget.suite_label.isVisible() and widget.suite_label.wordWrap()
     assert any(line.startswith("boundary of ") for line in lines)  # A vs B: measured
@@ -326,7 +327,7 @@ def test_the_suite_lines_taxonomy_and_object_table(panel, qtbot, every_kind_2d):
     wait(widget, qtbot)
     assert widget.suite_label.text().splitlines()[-1].startswith("boundary: not measured")
     assert widget.suite_label.text() == "\n".join(
-        stats.suite_lines(stats.compare(a, a, boundary=False).summary))
+        suite_lines(compare(a, a, boundary=False).summary))
 
     widget.comparison_combo.setCurrentText("A vs B")
     from qt_helpers import SCREENSHOTS

@@ -19,7 +19,7 @@ from napari_mask_compare._qt._view import group_focus, is_review_layer
 from napari_mask_compare._qt._widget import MaskCompareWidget
 from napari_mask_compare._sample_data import make_sample_2d, make_sample_3d
 from napari_mask_compare._text import group_caption
-from napari_mask_compare.matching import overlap_table
+from napari_mask_compare.pairing import overlap_table
 
 #: Keys pressed in turn, each a decision.
 DECISION_KEYS = ("1", "2", "3", "4", "A", "B", "M", "N")

@@ -17,7 +17,7 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..disagreement import ObjectIoU, object_ious
-from ..matching import overlap_table
+from ..pairing import overlap_table
 from ._view import disagreement_colormap
 
 __all__ = ["Colouring", "ColouringWorker", "colouring", "objects_of"]

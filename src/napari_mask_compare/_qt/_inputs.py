@@ -18,8 +18,9 @@ from napari.layers import Image
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QComboBox
 
-from .. import io, store
+from .. import read, store
 from .._reader import is_label_array
+from ..errors import InputError
 from ..labels import as_lazy_labels
 from ._crops import is_lazy
 from ._view import is_review_layer
@@ -280,8 +281,8 @@ def _source(layer):
     return layer.name
 
 
-def load_from_layers(image, mask_a, mask_b) -> io.MaskPair:
-    """Validate the arrays of three layers as :func:`io.load_pair` validates files.
+def load_from_layers(image, mask_a, mask_b) -> read.MaskPair:
+    """Validate the arrays of three layers as :func:`read.load_pair` validates files.
 
     Parameters
     ----------
@@ -290,22 +291,22 @@ def load_from_layers(image, mask_a, mask_b) -> io.MaskPair:
 
     Returns
     -------
-    io.MaskPair
+    read.MaskPair
         ``paths`` holds the layer names.
 
     Raises
     ------
-    io.InputError
+    InputError
         A mask is missing, not 2D/3D, not integer labels, or the shapes differ.
     """
     if mask_a is None or mask_b is None:
-        raise io.InputError("choose a layer for mask A and one for mask B")
+        raise InputError("choose a layer for mask A and one for mask B")
     if mask_a is mask_b:
-        raise io.InputError(f"layer {mask_a.name!r} is chosen as both mask A and mask B")
+        raise InputError(f"layer {mask_a.name!r} is chosen as both mask A and mask B")
     a = _layer_labels(mask_a)
     b = _layer_labels(mask_b)
     if a.shape != b.shape:
-        raise io.InputError(
+        raise InputError(
             f"layer {mask_b.name!r}: mask B has shape {b.shape} but mask A ({mask_a.name!r}) "
             f"has {a.shape}; both masks must label the same image"
         )
@@ -318,7 +319,7 @@ def load_from_layers(image, mask_a, mask_b) -> io.MaskPair:
     scale = tuple(float(s) for s in mask_a.scale[-a.ndim:])
     units = getattr(mask_a, "units", None)
     unit = str(units[-1]) if units else "pixel"
-    return io.MaskPair(a, b, None, None, img, scale, "pixel" if unit == "pixel" else unit,
+    return read.MaskPair(a, b, None, None, img, scale, "pixel" if unit == "pixel" else unit,
                        {"mask_a": _source(mask_a), "mask_b": _source(mask_b),
                         "image": image.name if image is not None else None})
 
@@ -327,28 +328,28 @@ def _layer_labels(layer) -> np.ndarray:
     data = _layer_array(layer)
     where = f"layer {layer.name!r}"
     if data.ndim not in (2, 3):
-        raise io.InputError(
+        raise InputError(
             f"{where}: mask has {data.ndim} dimensions {data.shape}, expected 2D (y, x) "
             "or 3D (z, y, x)"
         )
     if is_lazy(data):  # checked block by block as it is read
         return as_lazy_labels(data, where, what="mask")
-    return io.as_labels(data, where, what="mask")
+    return read.as_labels(data, where, what="mask")
 
 
 def _layer_image(layer, *, shape) -> np.ndarray:
     data = _layer_array(layer)
     if data.shape != tuple(shape) and data.shape[:-1] != tuple(shape):
-        raise io.InputError(
+        raise InputError(
             f"layer {layer.name!r}: image shape {data.shape} does not match the masks' shape "
             f"{tuple(shape)} (a trailing channel axis is allowed)"
         )
     return data
 
 
-def load_from_files(mask_a: Path, mask_b: Path, *, image: Path | None = None) -> io.MaskPair:
-    """:func:`io.load_pair` (kept here so that both sources read alike)."""
-    return io.load_pair(mask_a, mask_b, image=image)
+def load_from_files(mask_a: Path, mask_b: Path, *, image: Path | None = None) -> read.MaskPair:
+    """:func:`read.load_pair` (kept here so that both sources read alike)."""
+    return read.load_pair(mask_a, mask_b, image=image)
 
 
 def output_name(source: Path | str, *, lazy: bool = False) -> str:

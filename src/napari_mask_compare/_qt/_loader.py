@@ -23,8 +23,9 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from .. import io
+from .. import read
 from ..engine import Engine
+from ..errors import InputError
 from ..review import Review
 from ..view_settings import ViewSettings
 from ._crops import Crops
@@ -37,7 +38,7 @@ __all__ = ["Opened", "ReviewLoader", "close_quietly", "open_review"]
 class Opened:
     """What the loading worker hands back to the GUI thread."""
 
-    pair: io.MaskPair
+    pair: read.MaskPair
     review: Review
     output: Path
     layers: dict
@@ -60,7 +61,7 @@ def open_review(load, *, output: Path, iou_threshold: float, report=None,
     here). ``view``: the order, kinds and view of a review that has none saved
     (:meth:`..review.Review.open`). Yields a step name before each long step;
     returns :class:`Opened`, or :class:`_Refused` with the message of the
-    :class:`io.InputError` (a review refused, e.g. open in another window,
+    :class:`InputError` (a review refused, e.g. open in another window,
     holds nothing to release).
     The review is closed again if anything fails after it opened.
     """
@@ -76,7 +77,7 @@ def open_review(load, *, output: Path, iou_threshold: float, report=None,
                 classes_a=pair.classes_a, classes_b=pair.classes_b,
                 voxel_size=pair.voxel_size or None, unit=pair.unit, view=view,
             )
-    except io.InputError as err:
+    except InputError as err:
         return _Refused(str(err))
     try:
         yield "preparing the view"

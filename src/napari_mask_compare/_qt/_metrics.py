@@ -16,8 +16,8 @@ the review needs). It tells of every filter applied
 (:attr:`MetricsWidget.filtered`) so that a filtered mask is compared again.
 The message under the panel speaks of the comparison shown.
 
-Every comparison is :func:`..stats.compare` (the one recipe the CLI and the
-report use too): the summary line, the metric suite (:func:`..stats.suite_lines`),
+Every comparison is :func:`..compare.compare` (the one recipe the CLI and the
+report use too): the summary line, the metric suite (:func:`..compare.suite_lines`),
 the plots (matching scores, IoU histogram, error taxonomy) and the per-object
 table. The boundary metrics (slow on big data) are measured for A vs B only.
 When the comparison is the running review's A vs B, the review's overlap table
@@ -54,7 +54,8 @@ from qtpy.QtWidgets import (
 
 from .. import measure, report, stats
 from .._text import LARGER_THAN_MEMORY
-from ..matching import OverlapTable
+from ..compare import compare, suite_lines
+from ..pairing import OverlapTable
 from ._crops import is_lazy
 from ._inputs import load_from_layers
 from ._listen import ReviewListener
@@ -97,7 +98,7 @@ class Comparison:
     unit : str
     table : OverlapTable
     summary : dict
-        :func:`..stats.summarize` at the panel's thresholds, with the metric suite.
+        :func:`..compare.summarize` at the panel's thresholds, with the metric suite.
     ious : ndarray of float, shape (n_paired_groups,)
         Best IoU of each paired review group.
     iou_threshold : float
@@ -129,14 +130,14 @@ def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0
                        boundary: bool | None = None, review=None) -> Comparison:
     """Everything the panel shows about ``b`` against ``a`` (runs in a worker).
 
-    :func:`..stats.compare`; ``table`` and ``groups`` when already made (by the
+    :func:`..compare.compare`; ``table`` and ``groups`` when already made (by the
     review), boundary metrics by default for :data:`INPUTS_LABEL` only.
     """
     if boundary is None:
         boundary = label == INPUTS_LABEL
-    result = stats.compare(a, b, table=table, groups=groups, thresholds=thresholds,
-                           iou_threshold=iou_threshold, voxel_size=voxel_size,
-                           boundary=boundary, objects=True)
+    result = compare(a, b, table=table, groups=groups, thresholds=thresholds,
+                     iou_threshold=iou_threshold, voxel_size=voxel_size,
+                     boundary=boundary, objects=True)
     ious = np.array([g.iou for g in result.groups if g.paired], dtype=float)
     return Comparison(label, a, b, voxel_size, unit, result.table, result.summary, ious,
                       iou_threshold, result.groups, result.objects, review)
@@ -498,7 +499,7 @@ class MetricsWidget(QWidget):
         Parameters
         ----------
         load : callable
-            Returns an :class:`..io.MaskPair`; its :class:`..io.InputError`
+            Returns an :class:`..read.MaskPair`; its :class:`..errors.InputError`
             (bad masks) is shown as the panel's message.
         label : str
         iou_threshold : float in (0, 1]
@@ -578,7 +579,7 @@ class MetricsWidget(QWidget):
         report.plot_scores(left, matching)
         report.plot_iou_histogram(right, comparison.ious)
         self.canvas.draw_idle()
-        self.suite_label.setText("\n".join(stats.suite_lines(comparison.summary)))
+        self.suite_label.setText("\n".join(suite_lines(comparison.summary)))
         report.plot_taxonomy(self.taxonomy_figure.subplots(), comparison.summary["taxonomy"],
                              title=f"Errors of {comparison.label}")
         self.taxonomy_canvas.draw_idle()

@@ -36,7 +36,7 @@ from .._text import (
     describe_counts,
     describe_group,
 )
-from ..matching import KINDS
+from ..pairing import KINDS
 from ..view_settings import ViewSettings
 from ._actions import ACTIONS, key_text
 

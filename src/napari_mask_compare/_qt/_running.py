@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import io
+from .. import read
 from .._text import display_features, group_caption, unpaired_fate
+from ..errors import InputError
 from ..review import Review
 from . import _panel
 from ._clicks import ObjectClicks
@@ -43,7 +44,7 @@ class Running:
     view: ReviewView
     keys: ReviewKeys
     window_keys: WindowKeys
-    pair: io.MaskPair
+    pair: read.MaskPair
     output: Path
     clicks: ObjectClicks
     #: ``say(text, error=False)``: one line for the reviewer.
@@ -159,7 +160,7 @@ class Running:
             if refocus or view.group is None or view.group.index != group.index:
                 try:
                     resliced = view.show(group, picked=picked)
-                except io.InputError as err:
+                except InputError as err:
                     self._go_back(err)
                     return False
                 view.read_ahead(session.upcoming(_READ_AHEAD))  # a review larger than memory

@@ -26,7 +26,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import io, store
+from .. import read, store
+from ..errors import InputError
 from ._inputs import (
     LayerCombo,
     is_lazy_layer,
@@ -191,7 +192,7 @@ class SetupPage(QWidget):
 
         Raises
         ------
-        io.InputError
+        InputError
             A folder cannot be listed, or no name is common to them.
         """
         self.pairs = []
@@ -225,28 +226,28 @@ class SetupPage(QWidget):
 
         Raises
         ------
-        io.InputError
+        InputError
             No out dir, no masks chosen, or an out dir that is an input folder.
         """
         out_text = self.out_dir.text().strip()
         if not out_text:
-            raise io.InputError("choose an out dir for the curated mask")
+            raise InputError("choose an out dir for the curated mask")
         out_dir = Path(out_text).expanduser()
         if not self.folders:
             a, b, image = self.a_combo.layer(), self.b_combo.layer(), self.image_combo.layer()
             if a is None or b is None:
-                raise io.InputError("choose a layer for mask A and one for mask B")
+                raise InputError("choose a layer for mask A and one for mask B")
             lazy = is_lazy_layer(a) or is_lazy_layer(b)
             return partial(load_from_layers, image, a, b), \
                 out_dir / output_name(a.name, lazy=lazy)
         if not self.pairs:
             self.list_files()
         if not self.pairs:
-            raise io.InputError("choose the mask A and mask B folders (files are paired by name)")
+            raise InputError("choose the mask A and mask B folders (files are paired by name)")
         image, mask_a, mask_b = self.pairs[max(self.file_list.currentRow(), 0)]
         for folder in (mask_a.parent, mask_b.parent):
             if out_dir.resolve() == folder.resolve():
-                raise io.InputError(f"{out_dir}: is an input folder; choose another out dir")
+                raise InputError(f"{out_dir}: is an input folder; choose another out dir")
         lazy = store.is_store_path(mask_a) or store.is_store_path(mask_b)
         return partial(load_from_files, mask_a, mask_b, image=image), \
             out_dir / output_name(mask_a, lazy=lazy)
@@ -293,5 +294,5 @@ def _narrow(combo: QComboBox) -> None:
 def pair_folders(*, images: Path | None, mask_a: Path, mask_b: Path):
     """(image or None, mask A, mask B) per name found in every given folder, and the rest."""
     folders = [mask_a, mask_b] + ([images] if images is not None else [])
-    pairs, unpaired = io.pair_files(*folders)
+    pairs, unpaired = read.pair_files(*folders)
     return [(p[2] if images is not None else None, p[0], p[1]) for p in pairs], unpaired

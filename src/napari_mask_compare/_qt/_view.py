@@ -99,7 +99,7 @@ def group_focus(group, *, a: np.ndarray, b: np.ndarray, margin: int = 15) -> Foc
 
     Parameters
     ----------
-    group : matching.Group
+    group : pairing.Group
     a, b : ndarray, shape (y, x) or (z, y, x)
         The masks the group was made from.
     margin : int
@@ -509,7 +509,7 @@ class ReviewView:
 
         Parameters
         ----------
-        group : matching.Group
+        group : pairing.Group
         picked : iterable of (side, id)
             The group's objects picked into the output (``"A"``/``"B"``, id):
             drawn white in their panel.
@@ -523,7 +523,7 @@ class ReviewView:
         resliced = False
         cropped = self.crops is not None
         if cropped:  # the layers hold the new crops, not yet sliced (or, should a chunk
-            # fail to read, io.InputError, the old ones: nothing changed)
+            # fail to read, errors.InputError, the old ones: nothing changed)
             self._show_crop(self.crops.region(focus, visible=self._visible(focus)))
         self.group, self._picked = group, frozenset(picked)
         self._highlight(group, redraw=focus.z_range is None and not cropped)

@@ -27,8 +27,8 @@ from functools import partial
 from qtpy.QtCore import QSize, QTimer, Signal
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from .. import io
 from .._text import describe_counts, describe_group, summary_text
+from ..errors import InputError
 from ..review import Review
 from ._actions import status_hint
 from ._colouring import ColouringWorker
@@ -260,7 +260,7 @@ class MaskCompareWidget(QWidget):
     def _on_folders_changed(self) -> None:
         try:
             text = self.setup.list_files()
-        except io.InputError as err:
+        except InputError as err:
             self.message.say(str(err), error=True)
             return
         if text:
@@ -294,7 +294,7 @@ class MaskCompareWidget(QWidget):
             return
         try:
             load, output = self.setup.job()
-        except io.InputError as err:
+        except InputError as err:
             self.message.say(str(err), error=True)
             return
         if self._review is not None:

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``mask-compare``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..io import InputError
+    from ..errors import InputError
 
     try:
         with _one_line_warnings(args.command):
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 @contextlib.contextmanager
 def _one_line_warnings(command: str):
     """Warnings of this package (e.g. voxel sizes that disagree) as one line each on stderr."""
-    from ..io import InputWarning
+    from ..errors import InputWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, InputWarning):

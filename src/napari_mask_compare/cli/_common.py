@@ -12,7 +12,7 @@ EXIT_BROKEN_PIPE = 141
 
 
 def input_error(message: str) -> Exception:
-    from ..io import InputError
+    from ..errors import InputError
 
     return InputError(message)
 

@@ -47,7 +47,7 @@ def add_merge(commands) -> None:
 
 
 def _run_merge(args) -> int:
-    from ..io import pair_files
+    from ..read import pair_files
     from ..write import FORMATS
 
     folders = is_mask_folder(args.mask_a) or is_mask_folder(args.mask_b)
@@ -136,7 +136,7 @@ def _merge_folder(jobs, *, policy: str, iou_threshold: float, overwrite: bool) -
 
 def _merge_pair(mask_a, mask_b, out, *, records, policy, iou_threshold, overwrite):
     """One pair of a folder run (a dask task): ``(True, summary line)`` or ``(False, error)``."""
-    from ..io import InputError
+    from ..errors import InputError
 
     try:
         summary = merge_files(
@@ -181,8 +181,8 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
         :class:`.._files.WriteError`: the write failed; the old files are intact.
     """
     from .._files import sidecar
-    from ..io import load_pair, write_label_files
     from ..merging import merge_masks
+    from ..read import load_pair, write_label_files
     from ..store import write_ome_zarr_labels
     from ..write import check_label_output
 
@@ -214,7 +214,8 @@ def _warn_voxel_size_lost(out: Path, pair) -> None:
     """An NPY output keeps no voxel size: say so when the masks have one."""
     import warnings
 
-    from ..io import InputWarning, _format_size
+    from ..errors import InputWarning
+    from ..read import _format_size
 
     if pair.unit != "pixel" or any(size != 1 for size in pair.voxel_size):
         size = _format_size(pair.voxel_size, pair.unit)

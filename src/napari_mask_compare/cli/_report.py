@@ -54,7 +54,7 @@ def add_report(commands) -> None:
 
 
 def _run_report(args) -> int:
-    from ..io import load_pair
+    from ..read import load_pair
     from ..report import check_report_folder, report_files, write_report
     from ..stats import DEFAULT_THRESHOLDS
 
@@ -136,7 +136,7 @@ def _report_mask(path, pair, *, what: str):
     """Read an extra mask (ROI, curated output) and check it has the masks' shape."""
     if path is None:
         return None
-    from ..io import load_mask
+    from ..read import load_mask
 
     labels, _, _ = load_mask(path)
     if hasattr(labels, "compute"):  # read lazily (zarr, HDF5)

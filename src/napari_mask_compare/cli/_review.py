@@ -124,7 +124,7 @@ def _review_sample_args(args) -> tuple[str, Path, str]:
 def _review_file_args(args) -> tuple[str, Path, str]:
     """Two mask files (and an image): checked before napari opens."""
     from .._files import same_file
-    from ..io import load_pair
+    from ..read import load_pair
     from ..store import is_store_path, open_array
 
     if len(args.masks) != 2:
@@ -161,7 +161,7 @@ def _review_file_args(args) -> tuple[str, Path, str]:
 def _review_folder_args(args) -> tuple[str, Path, str]:
     """Folders of masks (and images), paired by name: checked and listed before napari opens."""
     from .._files import same_file
-    from ..io import pair_files
+    from ..read import pair_files
 
     folders = _review_folders(args)
     if args.image is not None:

@@ -66,8 +66,8 @@ def _run_stats(args) -> int:
 
 
 def _stats_of_files(mask_a, mask_b, *, thresholds, iou_threshold, boundary: bool) -> dict:
-    from ..io import load_pair
-    from ..stats import compare
+    from ..compare import compare
+    from ..read import load_pair
 
     pair = load_pair(mask_a, mask_b)
     return compare(pair.a, pair.b, thresholds=thresholds, iou_threshold=iou_threshold,
@@ -79,9 +79,9 @@ def _stats_of_folders(args, thresholds) -> int:
     pair is reported and left out of the total, and the status is 2."""
     from dask import delayed
 
+    from ..compare import combine
     from ..engine import compute
-    from ..io import pair_files
-    from ..stats import combine
+    from ..read import pair_files
 
     for path in (args.mask_a, args.mask_b):
         if not is_mask_folder(path):
@@ -120,7 +120,7 @@ def _stats_of_folders(args, thresholds) -> int:
 
 def _stats_of_pair(mask_a, mask_b, **options) -> tuple[dict | None, str | None]:
     """One pair of a folder run (a dask task): ``(summary, None)`` or ``(None, error line)``."""
-    from ..io import InputError
+    from ..errors import InputError
 
     try:
         return _stats_of_files(mask_a, mask_b, **options), None
@@ -160,7 +160,7 @@ def _matching_headers() -> list[str]:
 
 
 def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
-    from ..stats import suite_lines
+    from ..compare import suite_lines
 
     if as_json:
         import json
@@ -179,7 +179,7 @@ def _print_stats(summary: dict, *, as_json: bool, iou_threshold: float) -> None:
 
 def _print_folder_stats(per_file: list[dict], total: dict | None, *,
                         iou_threshold: float) -> None:
-    from ..stats import suite_lines
+    from ..compare import suite_lines
 
     if not per_file:
         return

@@ -22,24 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from . import _files, store
-from ._files import check_writable
+from ._arrays import native_byte_order
+from ._files import ZARR_SUFFIXES, check_writable
 from ._tiff_whole import first_damage
+from .errors import InputError, InputWarning, Loaded
 from .labels import as_labels, as_lazy_labels, check_labels, labels_dtype, relabel_sequential
 
 __all__ = [
     "STORE_SUFFIXES",
     "SUFFIXES",
-    "InputError",
-    "InputWarning",
     "as_labels",
     "image_files",
     "labels_tiff",
-    "Loaded",
     "MaskPair",
     "load_image",
     "load_mask",
     "load_pair",
-    "native_byte_order",
     "pair_files",
     "read_array",
     "write_labels",
@@ -49,49 +47,7 @@ __all__ = [
 #: File name endings this package reads.
 SUFFIXES = (".tif", ".tiff", ".npy", ".mrc", ".rec", ".map")
 #: Endings of the stores read lazily by :mod:`.store` (zarr folders, HDF5 files).
-STORE_SUFFIXES = store.ZARR_SUFFIXES + store.HDF5_SUFFIXES
-
-
-class InputError(ValueError):
-    """Bad input or output path: the message is one line meant for the user."""
-
-
-class InputWarning(UserWarning):
-    """Input that is read but deserves a word, e.g. masks whose voxel sizes disagree."""
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """An array read from disk with its spatial metadata.
-
-    Attributes
-    ----------
-    data : ndarray or dask.array.Array
-        Shape (y, x), (z, y, x), or either with a trailing channel axis (..., c).
-        A dask array, chunked like the storage, for a zarr or HDF5 store.
-    voxel_size : tuple of float
-        Spacing per spatial axis, in ``unit``; ones when the file has none.
-    unit : str
-        Unit of ``voxel_size`` ("pixel" when unknown).
-    path : Path or None
-        The file as given: ``FILE:K`` for series K of a TIFF.
-    channels : {"C", "S", "", None}
-        What the file says the trailing axis of ``data`` is: "C" a channel
-        axis, "S" the samples of each pixel (RGB, extra samples), "" a spatial
-        axis; None when the file does not name its axes (NPY, MRC, a TIFF
-        written from a bare array), where a trailing axis of 2 counts as a
-        class channel.
-    labels : bool or None
-        True when the file says that it holds labels (an OME-Zarr
-        ``image-label``); None when it does not say.
-    """
-
-    data: np.ndarray
-    voxel_size: tuple[float, ...]
-    unit: str = "pixel"
-    path: Path | None = None
-    channels: str | None = None
-    labels: bool | None = None
+STORE_SUFFIXES = ZARR_SUFFIXES + store.HDF5_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -174,33 +130,6 @@ def read_array(path: str | os.PathLike) -> Loaded:
         raise InputError(f"{given}: holds an empty array of shape {loaded.data.shape}")
     return dataclasses.replace(loaded, data=native_byte_order(loaded.data),
                                path=given if series is not None else loaded.path)
-
-
-def native_byte_order(data):
-    """``data`` with its values in this machine's byte order, as ``tifffile.imread`` gives them.
-
-    Files and stores may hold big-endian values (ImageJ TIFFs, ``>u2`` NPY
-    files, zarr v2 and HDF5 arrays of ``>`` dtypes); every array read here
-    leaves in native byte order, so that no compiled kernel or viewer meets
-    swapped bytes.
-
-    Parameters
-    ----------
-    data : ndarray or dask.array.Array
-        Any shape.
-
-    Returns
-    -------
-    ndarray or dask.array.Array
-        ``data`` itself when native already; else a native copy (a dask array
-        converts block by block as it is computed).
-
-    >>> x = native_byte_order(np.array([1, 3], dtype=">u2"))
-    >>> x.dtype.isnative, x.tolist()
-    (True, [1, 3])
-    """
-    dtype = data.dtype
-    return data if dtype.isnative else data.astype(dtype.newbyteorder("="))
 
 
 def _split_series(path: Path) -> tuple[Path, int | None]:
@@ -635,7 +564,7 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
             raise InputError(f"{folder}: no such folder")
         return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (
             (p.is_file() and p.suffix.lower() in SUFFIXES + store.HDF5_SUFFIXES)
-            or (p.is_dir() and p.suffix.lower() in store.ZARR_SUFFIXES)))
+            or (p.is_dir() and p.suffix.lower() in ZARR_SUFFIXES)))
     except OSError as err:
         raise InputError(
             f"{folder}: the folder cannot be listed ({err.strerror or err}); "

@@ -27,6 +27,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from . import engine
+
 __all__ = [
     "KINDS",
     "Group",
@@ -207,8 +209,6 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     ([1, 2], [2, 2], [2, 1])
     """
     if _is_chunked(a) or _is_chunked(b):
-        from . import engine
-
         return engine.compute(blockwise_table(a, b), desc="overlap table")[0]
     a = np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
