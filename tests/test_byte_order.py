@@ -23,7 +23,7 @@ from napari_mask_compare import _reader, store
 from napari_mask_compare.cli import main
 from napari_mask_compare.read import load_mask, load_pair, read_array
 
-#: Every dtype a mask may be stored in (io accepts integers and integral floats).
+#: Every dtype a mask may be stored in (read accepts integers and integral floats).
 DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8"]
 #: How the TIFF holds its pixels: "mapped" is uncompressed and contiguous (memory-mapped
 #: when native), "tiles" uncompressed but tiled (read), the others compressed.

@@ -1,6 +1,6 @@
 """npe2 reader: TIFF, NPY and MRC files, zarr/OME-Zarr/HDF5 stores, and folders of them.
 
-Thin glue over :mod:`napari_mask_compare.io`, which reads the files and their
+Thin glue over :mod:`napari_mask_compare.read`, which reads the files and their
 voxel size. An array opens as Labels when its data look like labels (see
 :func:`is_label_array`: label values, piecewise constant over a background of
 0), else as an Image as napari's own reader would open it; the voxel size
@@ -13,7 +13,7 @@ Labels or Image is decided from a few of its chunks.
 
 Following npe2, :func:`get_reader` returns None for what it cannot read (a
 foreign or damaged file, an empty folder) and never raises. A file that has
-one of this plugin's suffixes but that :mod:`io` refuses is reported with a
+one of this plugin's suffixes but that :mod:`.read` refuses is reported with a
 warning, so that the user learns why it did not open.
 """
 
@@ -90,7 +90,7 @@ def get_reader(path: PathOrPaths) -> Callable[..., list[LayerDataTuple]] | None:
 
 
 def _candidate_files(path: PathOrPaths) -> Iterator[Path]:
-    """Existing files of ``path`` with a suffix that :mod:`io` reads, in order."""
+    """Existing files of ``path`` with a suffix that :mod:`.read` reads, in order."""
     if isinstance(path, (str, os.PathLike)):
         if store.is_store_path(path):
             yield from (Path(spec) for spec in store.contents(path))
@@ -139,7 +139,7 @@ def layer_data(loaded: Loaded, *, name: str | None = None) -> list[LayerDataTupl
     ----------
     loaded : Loaded
         ``data`` of shape (y, x), (z, y, x) or more axes, optionally with a
-        trailing channel axis (at most 4 long, as :mod:`io` reads TIFF), which
+        trailing channel axis (at most 4 long, as :mod:`.read` reads TIFF), which
         ``loaded.channels`` names when the file does.
     name : str, optional
         Layer name; the file's stem by default.

@@ -99,8 +99,9 @@ def _voxel_size(scale: Sequence[float] | None, ndim: int) -> tuple[float, ...] |
 def _unit_name(units: Sequence[Any] | None) -> str:
     """Name of the x axis' unit for the TIFF: ``"µm"``, ``"nm"``, ``"angstrom"``, ``"pixel"``.
 
-    pint's abbreviation when it is ASCII or µm (which :mod:`io` escapes for
-    ImageJ), else its ASCII long name: io cannot write other non-ASCII units.
+    pint's abbreviation when it is ASCII or µm (which :mod:`.read` escapes for
+    ImageJ), else its ASCII long name: the TIFF writer (:func:`.read.write_labels`)
+    cannot write other non-ASCII units.
     """
     if not units:
         return "pixel"

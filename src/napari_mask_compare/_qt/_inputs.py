@@ -4,8 +4,8 @@
 :func:`preselect_layers` keeps the image, mask A and mask B combos filled
 with sensible, distinct layers. :func:`load_from_layers` and
 :func:`load_from_files` run off the GUI thread and return an
-:class:`~napari_mask_compare.io.MaskPair`; bad input is an
-:class:`~napari_mask_compare.io.InputError` with a one-line message.
+:class:`~napari_mask_compare.read.MaskPair`; bad input is an
+:class:`~napari_mask_compare.errors.InputError` with a one-line message.
 """
 
 from __future__ import annotations
