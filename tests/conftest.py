@@ -10,7 +10,7 @@ variable ``HYPOTHESIS_PROFILE``:
     10 examples: a quick run while editing (``HYPOTHESIS_PROFILE=dev pytest -m "not slow"``).
 ``thorough``
     1,000 examples, by hand before a release or after a change to the core
-    (``HYPOTHESIS_PROFILE=thorough pytest tests/test_matching.py ...``): minutes to hours.
+    (``HYPOTHESIS_PROFILE=thorough pytest tests/test_pairing.py ...``): minutes to hours.
 
 No test sets its own number, except where an example costs a second or so (a store
 written, a review killed and resumed): those take a share of the profile's number

@@ -1,7 +1,7 @@
 """Blockwise overlap table (dask) and the engine that runs it.
 
 The reference is the in-memory ``overlap_table`` (itself checked against brute force in
-test_matching.py): a blockwise table must equal it in every field, dtypes included.
+test_pairing.py): a blockwise table must equal it in every field, dtypes included.
 """
 
 import contextlib

@@ -1,6 +1,6 @@
 """The overlap table's kernel (:mod:`napari_mask_compare._tally`): runs tallied in a hash table.
 
-tests/test_matching.py checks tables against brute force; here the kernel's own paths are
+tests/test_pairing.py checks tables against brute force; here the kernel's own paths are
 forced: tallies that start with room for one entry (so they grow mid-image and resume at a row
 or an entry), images shared by up to 8 threads (shares cutting planes), signed, boolean and
 big-endian labels, and its partial results are checked directly.
@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from matching_reference import brute_force, table_as_dicts
 from napari_mask_compare import _tally, pairing
 from napari_mask_compare._tally import Tally
 from napari_mask_compare.pairing import overlap_table
+from pairing_reference import brute_force, table_as_dicts
 
 ID_VALUES = st.sampled_from([0, 0, 0, 0, 1, 2, 17, 65535, 65536, 2**31 + 5, 2**32 - 1])
 DTYPES = st.sampled_from([np.uint8, np.uint16, np.int32, np.uint32, np.int64, np.uint64, ">u4"])

@@ -4,9 +4,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from matching_reference import brute_force, table_as_dicts
 from napari_mask_compare import pairing
 from napari_mask_compare.pairing import KINDS, overlap_table, review_groups
+from pairing_reference import brute_force, table_as_dicts
 
 ID_VALUES = st.sampled_from([0, 0, 0, 1, 2, 3, 17, 65535, 65536, 2**32 - 1])
 label_images = st.tuples(st.integers(2, 3), st.integers(1, 7), st.integers(1, 7),

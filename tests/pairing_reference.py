@@ -1,5 +1,5 @@
-"""The overlap table the slow obvious way, to check the fast one against (test_matching,
-test_matching_kernel)."""
+"""The overlap table the slow obvious way, to check the fast one against (test_pairing,
+test_pairing_kernel)."""
 
 import numpy as np
 
