@@ -41,7 +41,7 @@ def _best_of(fn, n=3):
 def _serial_scan(pairing, a, b):
     """The scan of ``overlap_table`` (the compiled kernel), in this thread, and the table."""
     return pairing._table_from_entries(pairing._tally(a, b).entries(sort=False),
-                                        shape=a.shape)
+                                       shape=a.shape)
 
 
 def main(argv=None) -> int:

@@ -76,7 +76,7 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
 
     # the metric suite: the same numbers as summarize, and its tables as CSVs
     full = summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75], a=a, b=b,
-                           voxel_size=(0.5, 0.5))
+                     voxel_size=(0.5, 0.5))
     for key in suite.SUITE_KEYS:
         assert summary[key] == full[key], key
     objects = read_csv(out / "objects.csv")

@@ -90,7 +90,7 @@ class ZarrChunks:
             return self.array[key]
         except Exception as err:  # the codecs raise RuntimeError, ValueError, ...
             raise InputError(f"{self.spec}: chunk {self._name(keys)} cannot be read "
-                               f"({first_line(err)}); {_REMEDY}") from err
+                             f"({first_line(err)}); {_REMEDY}") from err
 
     def _check_file(self, chunk: str) -> None:
         """InputError when the chunk's file is a folder or empty (zarr would read the fill value).
@@ -105,10 +105,10 @@ class ZarrChunks:
             return
         if stat.S_ISDIR(info.st_mode):
             raise InputError(f"{self.spec}: chunk {self._name([chunk])} is a folder, expected a "
-                               f"chunk file; {_REMEDY}")
+                             f"chunk file; {_REMEDY}")
         if info.st_size == 0:
             raise InputError(f"{self.spec}: chunk {self._name([chunk])} is an empty file, "
-                               f"expected a chunk's bytes; {_REMEDY}")
+                             f"expected a chunk's bytes; {_REMEDY}")
 
     def _name(self, keys: list[str]) -> str:
         """The chunks' files, relative to the store as named (``1.1``, ``0/c/1/1``)."""
@@ -145,7 +145,7 @@ class Hdf5Dataset:
             return self._dataset[key]
         except Exception as err:  # h5py raises OSError for a failed filter
             raise InputError(f"{self.file}:{self.name}: {self._where(key)} cannot be read "
-                               f"({first_line(err)}); restore the file from a copy") from err
+                             f"({first_line(err)}); restore the file from a copy") from err
 
     def _where(self, key) -> str:
         """The chunks (by their first voxel, as HDF5 counts them) that ``key`` reaches."""

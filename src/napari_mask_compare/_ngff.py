@@ -110,13 +110,13 @@ class Multiscale:
             axes = tuple({"name": n, "type": None, "unit": None} for n in _OLD_AXES[-ndim:])
         if len(axes) != ndim:
             raise InputError(f"{self.where}: its NGFF axes ({len(axes)}) do not match its "
-                               f"array's {ndim} dimensions; expected one axis per dimension")
+                             f"array's {ndim} dimensions; expected one axis per dimension")
         pairs = [(a["name"], a["type"] or axis_type(a["name"])) for a in axes]
         scale = np.ones(ndim)
         for field, values in self.scales[min(level, len(self.scales) - 1)]:
             if len(values) != ndim:
                 raise InputError(f"{self.where}: {field} has {len(values)} values, expected "
-                                   f"{ndim} (one per axis of the array){self.version}")
+                                 f"{ndim} (one per axis of the array){self.version}")
             scale = scale * np.asarray(values, dtype=float)
         units = [a["unit"] for a, (_, kind) in zip(axes, pairs) if kind == "space" and a["unit"]]
         unit = UNITS.get(units[-1], units[-1]) if units else "pixel"
@@ -143,7 +143,7 @@ def multiscale_of(attrs: dict, *, where) -> Multiscale | None:
     datasets = first.get("datasets")
     if not datasets:
         raise InputError(f"{where}: its NGFF multiscales metadata lists no dataset; "
-                           "expected datasets with a path (level 0 first)")
+                         "expected datasets with a path (level 0 first)")
     fields.need(datasets, list, "multiscales[0].datasets", "a list of datasets")
     paths, scales = [], []
     own = fields.scales(first, "multiscales[0]")
@@ -171,7 +171,7 @@ class _Fields:
         if not ok:
             expected = expected or _WORDS[kind]
             raise InputError(f"{self.where}: {field} is {_kind_of(value)}, expected "
-                               f"{expected}{self.version}")
+                             f"{expected}{self.version}")
         return value
 
     def scales(self, node: dict, name: str) -> tuple[tuple[str, tuple[float, ...]], ...]:
