@@ -46,7 +46,7 @@ No Qt, no napari; matplotlib is imported when a plot is made, without pyplot.
 from __future__ import annotations
 
 import csv
-import io as _io
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -179,7 +179,7 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict] | dict[str, np.ndarr
         rows = [dict(zip(names, values)) for values in zip(*columns)]
     else:
         names = list(rows[0]) if rows else []
-    text = _io.StringIO()
+    text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
