@@ -27,8 +27,9 @@ from napari_mask_compare.io import InputError
 from napari_mask_compare.journal import files_fingerprint, fingerprint, journal_path
 from napari_mask_compare.labels import relabel_sequential
 from napari_mask_compare.matching import KINDS, overlap_table, review_groups
+from napari_mask_compare.regions import ArrayRegions, ChunkedRegions
 from napari_mask_compare.review import Review
-from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
+from napari_mask_compare.session import ORDERS, Session
 from review_scripts import act, masks
 from review_scripts import with_kills as steps
 

@@ -6,7 +6,7 @@ The public API, listed once (each name is imported on first use, so that
 - reading: :func:`load_pair`, :func:`load_mask`, :class:`InputError`
 - pairing: :func:`overlap_table`, :func:`review_groups`
 - reviewing: :class:`Review` (one open review on disk), :class:`Session` (its state in
-  memory), :func:`merge` (one policy for every group)
+  memory), :func:`decide_by_policy` (one policy for every group)
 - measuring: :func:`summarize` (every statistic of a comparison), :func:`write_report`
 - writing: :func:`write_labels`
 """
@@ -19,8 +19,9 @@ _API = {
     "InputError": "io", "load_mask": "io", "load_pair": "io", "write_labels": "io",
     "overlap_table": "matching", "review_groups": "matching", "blockwise_table": "matching",
     "Engine": "engine",
-    "Review": "review", "Session": "session", "merge": "session",
-    "merge_masks": "merging", "merge_tables": "merging", "apply_tables": "merging",
+    "Review": "review", "Session": "session",
+    "decide_by_policy": "merging", "merge_masks": "merging", "merge_tables": "merging",
+    "apply_tables": "merging",
     "compare": "stats", "summarize": "stats", "write_report": "report",
     "open_array": "store", "write_ome_zarr_labels": "store",
 }

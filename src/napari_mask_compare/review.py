@@ -63,7 +63,8 @@ from .journal import Journal, bulk_op, default_axes, fingerprint, journal_path
 from .journal import header as journal_header
 from .labels import relabel_sequential
 from .matching import KINDS, Group, OverlapTable, overlap_table, review_groups
-from .session import Change, ChunkedRegions, Session, edit_op
+from .regions import ZARR_METADATA, chunk_keys, compact_chunks
+from .session import Change, Session, edit_op
 from .view_settings import ViewSettings, read_view_settings, write_view_settings
 
 __all__ = ["Review", "ReviewLock"]
@@ -899,7 +900,6 @@ CHUNK_SAVE_MAX_DELAY_S = 1.0
 TABLE_FORMAT = 1
 _TABLE_FIELDS = ("ids_a", "ids_b", "sizes_a", "sizes_b", "bbox_a", "bbox_b", "pair_a", "pair_b",
                  "intersection")
-_ZARR_METADATA = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
 
 
 def _is_zarr(output: Path) -> bool:
@@ -1010,7 +1010,7 @@ def _adoptable(output: Path) -> bool:
     if not (output.is_dir() and store.is_our_store(output)):
         return False
     try:
-        return not _chunk_keys(store.labels_array(output, name="curated"))
+        return not chunk_keys(store.labels_array(output, name="curated"))
     except InputError:
         return False
 
@@ -1039,8 +1039,8 @@ def _rebuild_from_journal(output: Path, array, session: Session, journal: Journa
     journal changed by hand, of another review), the InputError leaves the
     store as it was, its chunks put back.
     """
-    n = len(_chunk_keys(array))
-    with _files.set_aside(Path(array.store.root) / array.path, keep=_ZARR_METADATA,
+    n = len(chunk_keys(array))
+    with _files.set_aside(Path(array.store.root) / array.path, keep=ZARR_METADATA,
                           beside=output):
         _resume(session, journal, notes=notes)
     if n:
@@ -1054,43 +1054,3 @@ def _default_chunks(a) -> tuple[int, ...]:
         return tuple(int(c) for c in chunks)
     side = 64 if len(a.shape) == 3 else 512
     return tuple(min(side, int(n)) for n in a.shape)
-
-
-def _chunk_keys(array) -> list[str]:
-    """Keys of the chunk files of a zarr array (and of half-written ones), not its metadata."""
-    from zarr.core.sync import sync
-
-    prefix = f"{array.path}/" if array.path else ""
-
-    async def chunk_keys():
-        return [key async for key in array.store.list_prefix(prefix)
-                if key.rsplit("/", 1)[-1] not in _ZARR_METADATA]
-
-    return sync(chunk_keys())
-
-
-def compact_chunks(output: ChunkedRegions) -> np.ndarray:
-    """Renumber a chunked output's ids to 1..n in increasing order, chunk by chunk.
-
-    Two passes over the chunks written since it was opened (all the others
-    hold only background): the ids present, then the lookup table applied.
-    The same ids as :func:`.labels.relabel_sequential` of the whole volume.
-    The chunks change in ``output``'s cache: :meth:`.ChunkedRegions.flush` writes them.
-
-    Returns
-    -------
-    ndarray of uint64, shape (n,)
-        The ids present before, in order (id k + 1 is ``ids[k]`` now).
-    """
-    output.flush()
-    keys = sorted(output.touched)
-    present = [np.unique(output.get(output.chunk_region(key))) for key in keys]
-    ids = np.unique(np.concatenate([np.zeros(1, np.uint64)]
-                                   + [p.astype(np.uint64) for p in present]))[1:]
-    if ids.size and ids[-1] != ids.size:
-        lut = np.zeros(int(ids[-1]) + 1, dtype=output.dtype)
-        lut[ids.astype(np.intp)] = np.arange(1, ids.size + 1)
-        for key in keys:
-            region = output.chunk_region(key)
-            output.put(region, lut[output.get(region)])
-    return ids
