@@ -22,7 +22,7 @@ _API = {
     "Review": "review", "Session": "session", "merge": "session",
     "merge_masks": "merging", "merge_tables": "merging", "apply_tables": "merging",
     "compare": "stats", "summarize": "stats", "write_report": "report",
-    "open_array": "store", "write_ome_zarr_labels": "store",
+    "open_array": "store", "write_ome_zarr_labels": "ome_zarr_out",
 }
 
 __all__ = sorted(_API)
