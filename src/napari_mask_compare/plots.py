@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import colours
+
 __all__ = ["plot_iou_histogram", "plot_scores", "plot_sizes", "plot_taxonomy", "report_figures"]
 
 
@@ -54,7 +56,7 @@ def plot_iou_histogram(ax, ious: Sequence[float], *, thresh: float | None = None
     ious : sequence of float in [0, 1]
     thresh : float, optional
     """
-    ax.hist(np.asarray(ious, dtype=float), bins=np.linspace(0, 1, 21), color="tab:green",
+    ax.hist(np.asarray(ious, dtype=float), bins=np.linspace(0, 1, 21), color=colours.MATCHED,
             edgecolor="white")
     if thresh is not None:
         ax.axvline(thresh, color="black", linestyle="--", label=f"threshold {thresh:g}")
@@ -91,8 +93,8 @@ def plot_sizes(ax, sizes_a: Sequence[float], sizes_b: Sequence[float], *,
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         bins = np.linspace(lo, hi * 1.001 + 1e-9, 31)
-    ax.hist(sizes_a, bins=bins, alpha=0.6, label=f"A ({len(sizes_a)})", color="tab:red")
-    ax.hist(sizes_b, bins=bins, alpha=0.6, label=f"B ({len(sizes_b)})", color="tab:blue")
+    ax.hist(sizes_a, bins=bins, alpha=0.6, label=f"A ({len(sizes_a)})", color=colours.A)
+    ax.hist(sizes_b, bins=bins, alpha=0.6, label=f"B ({len(sizes_b)})", color=colours.B)
     ax.set_xlabel(f"object size ({unit})")
     ax.set_ylabel("objects")
     ax.legend(fontsize="small")

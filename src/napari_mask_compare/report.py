@@ -70,8 +70,6 @@ __all__ = [
     "write_report",
 ]
 
-#: Colours of the association map (RGB, 0-255).
-TP_COLOR, FN_COLOR, FP_COLOR = (0, 255, 0), (255, 0, 0), (0, 0, 255)
 #: Voxels coloured at once by :func:`association_map` (bounds its temporary memory).
 _CHUNK_VOXELS = 1 << 24
 #: ``summary.json["generator"]``: marks a folder whose files a report wrote.
