@@ -23,7 +23,7 @@ _API = {
     "decide_by_policy": "merging", "merge_masks": "merging", "merge_tables": "merging",
     "apply_tables": "merging",
     "compare": "stats", "summarize": "stats", "write_report": "report",
-    "open_array": "store", "write_ome_zarr_labels": "store",
+    "open_array": "store", "write_ome_zarr_labels": "ome_zarr_out",
 }
 
 __all__ = sorted(_API)

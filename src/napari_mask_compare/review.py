@@ -21,7 +21,7 @@ goes through :class:`Review`, and its listeners get one
 alone, whoever drove the review.
 
 A volume larger than memory is reviewed into ``cells.zarr``, an OME-Zarr
-labels image (``labels/curated``, created by :mod:`.store`), uint32 from the
+labels image (``labels/curated``, created by :mod:`.ome_zarr_out`), uint32 from the
 start (a chunked store cannot change its dtype cheaply, and hand edits add
 ids beyond any count the overlap table gives). A, B (zarr or dask) are read
 region by region; each action changes only the chunks its region touches, in
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files
+from . import _files, ome_zarr_out
 from ._files import check_writable
 from ._text import QUEUE_DECIDED
 from .io import InputError, write_label_files
@@ -290,7 +290,8 @@ class Review:
         """Open or resume a review into an OME-Zarr labels store (see the module's notes)."""
         notes = _opening_notes(lock, output)
         header = _header(a, b, inputs=inputs, iou_threshold=iou_threshold)
-        path, journal = _existing_journal(output, header, adopt_output=_adoptable(output))
+        path, journal = _existing_journal(output, header,
+                                          adopt_output=ome_zarr_out.is_adoptable(output))
         key = _table_key(header)
         if table is None and groups is None:
             table = _cached_table(output, a, b, key=key, notes=notes)
@@ -300,11 +301,11 @@ class Review:
             groups = review_groups(table, iou_threshold=iou_threshold)
         new = journal is None
         if new:  # the store first (it appears whole): a journal is never without its store
-            array = _new_output_store(output, a, chunks=chunks, voxel_size=voxel_size,
-                                      unit=unit)
+            array = ome_zarr_out.new_review_store(output, a, chunks=chunks,
+                                                  voxel_size=voxel_size, unit=unit)
             journal = Journal.create(path, header)
         else:
-            array = _reopened_output_store(output, a)
+            array = ome_zarr_out.reopen_review_store(output, a)
         session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table,
                           output=array)
         if not new:
@@ -533,9 +534,7 @@ class Review:
             return session.saved_labels()
         import dask.array as da
 
-        from . import store
-
-        labels = da.from_zarr(store.labels_array(self.output))
+        labels = da.from_zarr(ome_zarr_out.labels_array(self.output))
         return labels, session.features() if not session.edited else {"label": []}
 
     # ------------------------------------------------------------------ saving
@@ -618,14 +617,12 @@ class Review:
         opening the review again rebuilds the session's from the journal.
         Retried by :meth:`close` after a failure: the ids are compacted once.
         """
-        from . import store
-
         try:
             if self.session.edited and not self._compacted:
                 compact_chunks(self.session.output)
                 self._compacted = True
             self.session.flush_output()
-            store.write_pyramid(self.output, name="curated")
+            ome_zarr_out.write_pyramid(self.output, name=ome_zarr_out.REVIEW_LABELS)
         except _files.WriteError:
             raise
         except OSError as err:
@@ -989,46 +986,6 @@ def _save_table(path: Path, table: OverlapTable, *, key: str) -> None:
                  **{name: getattr(table, name) for name in _TABLE_FIELDS})
 
 
-def _new_output_store(output: Path, a, *, chunks, voxel_size, unit):
-    """The labels array of a new review, empty (see :func:`.store.create_ome_zarr_labels`).
-
-    An empty store of ours already there (a review killed before its journal
-    was made) is made again.
-    """
-    from . import store
-
-    return store.create_ome_zarr_labels(
-        output, shape=tuple(a.shape), dtype=np.uint32,
-        chunks=tuple(chunks) if chunks else _default_chunks(a),
-        voxel_size=voxel_size, unit=unit, name="curated", overwrite=_adoptable(output))
-
-
-def _adoptable(output: Path) -> bool:
-    """True for an empty labels store of ours (a new review killed before its journal)."""
-    from . import store
-
-    if not (output.is_dir() and store.is_our_store(output)):
-        return False
-    try:
-        return not chunk_keys(store.labels_array(output, name="curated"))
-    except InputError:
-        return False
-
-
-def _reopened_output_store(output: Path, a):
-    """The labels array of a review being resumed (checked to fit the masks)."""
-    from . import store
-
-    if not output.exists():
-        raise InputError(f"{output}: missing; the review's journal is beside it: put the "
-                         f"store back, or move {journal_path(output).name} away to start over")
-    array = store.labels_array(output, name="curated")
-    if tuple(array.shape) != tuple(a.shape):
-        raise InputError(f"{output}: holds labels of shape {tuple(array.shape)}, "
-                         f"not {tuple(a.shape)} as the masks; move it away")
-    return array
-
-
 def _rebuild_from_journal(output: Path, array, session: Session, journal: Journal, *,
                           notes: list[str]) -> None:
     """Replay the journal into an emptied output store: the store is the journal's state.
@@ -1047,10 +1004,3 @@ def _rebuild_from_journal(output: Path, array, session: Session, journal: Journa
         notes.append(f"rebuilt {output.name} from the journal ({n} chunk files)")
 
 
-def _default_chunks(a) -> tuple[int, ...]:
-    """A's chunk shape (reads and writes then meet the same grid), else 64**3 or 512**2."""
-    chunks = getattr(a, "chunksize", None) or getattr(a, "chunks", None)
-    if chunks is not None and all(isinstance(c, int | np.integer) for c in chunks):
-        return tuple(int(c) for c in chunks)
-    side = 64 if len(a.shape) == 3 else 512
-    return tuple(min(side, int(n)) for n in a.shape)

@@ -7,7 +7,7 @@ suffix         format     written by
                           the Software tag that makes it ours)
 ``.npy``       NPY        :func:`.io.write_label_files` (no voxel size; no mark
                           of its writer, so never replaced)
-``.zarr``      OME-Zarr   :func:`.store.write_ome_zarr_labels` (NGFF labels,
+``.zarr``      OME-Zarr   :func:`.ome_zarr_out.write_ome_zarr_labels` (NGFF labels,
                           block by block)
 ============== ========== ====================================================
 
@@ -91,7 +91,7 @@ def check_label_output(
     """
     from . import _files
     from .io import is_our_tiff
-    from .store import check_store_output
+    from .ome_zarr_out import check_store_output
 
     fmt = output_format(path, option=option)
     if fmt == "OME-Zarr":

@@ -183,7 +183,7 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     from .._files import sidecar
     from ..io import load_pair, write_label_files
     from ..merging import merge_masks
-    from ..store import write_ome_zarr_labels
+    from ..ome_zarr_out import write_ome_zarr_labels
     from ..write import check_label_output
 
     inputs = (mask_a, mask_b)

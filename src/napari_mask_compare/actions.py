@@ -1,7 +1,7 @@
 """The one table of review actions: name, button text, keys, words.
 
 Everything a reviewer can press is defined here once, and built from here:
-the panel's buttons (:mod:`._panel`), the key bindings (:mod:`._keys`, on the
+the panel's buttons (:mod:`._qt._panel`), the key bindings (:mod:`._qt._keys`, on the
 canvas and on the whole window), the hint in napari's status bar, the help of
 ``mask-compare review`` and the keys table of the README (a test checks that
 the README holds :func:`markdown_table`).
