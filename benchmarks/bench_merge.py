@@ -1,11 +1,11 @@
-"""Merge by lookup tables against the session's merge and scikit-image, time and peak memory.
+"""Merge by lookup tables against a session decided by the policy and skimage: time, peak memory.
 
 Side by side, on a synthetic pair (see ``synthetic.py``), each a fresh process:
 
 - ``load_ct``: load the pair (``tifffile.imread``) and run skimage's
   ``contingency_table``: the yardstick of the issue's target;
-- ``session_merge``: load, ``Session.from_masks`` + ``session.merge`` (policy
-  "a"): the merge in memory as it was;
+- ``session_merge``: load, ``Session.from_masks`` + ``merging.decide_by_policy``
+  (policy "a"): the merge in memory as it was;
 - ``lut_merge``: load, ``overlap_table`` + ``review_groups`` +
   ``merging.merge_tables`` + ``merging.apply_tables``: the lookup-table merge;
 - ``lut_dask``: the same, but ``apply_tables`` on dask arrays of the loaded
@@ -49,7 +49,7 @@ RESULTS = HERE / "results"
 
 VARIANTS = {
     "load_ct": "load + skimage contingency_table (the yardstick)",
-    "session_merge": "load + Session.from_masks + session.merge (old, in memory)",
+    "session_merge": "load + Session.from_masks + decide_by_policy (old, in memory)",
     "lut_merge": "load + overlap_table + review_groups + merge_tables + apply_tables (new)",
     "lut_dask": "the same, apply_tables on dask blocks of 32×256×256 (computed into memory)",
     "cli": "`mask-compare merge A B --out OUT` (the whole process)",
@@ -81,10 +81,11 @@ def child(variant: str, path_a: str, path_b: str, out: str) -> None:
 
         timed("contingency_table", contingency_table, a, b)
     elif variant == "session_merge":
-        from napari_mask_compare.session import Session, merge
+        from napari_mask_compare.merging import decide_by_policy
+        from napari_mask_compare.session import Session
 
         session = timed("from_masks", Session.from_masks, a, b)
-        timed("merge", merge, session, policy="a")
+        timed("merge", decide_by_policy, session, policy="a")
         phases["objects"] = len(session.objects)
     elif variant in ("lut_merge", "lut_dask"):
         from napari_mask_compare import merging
@@ -111,21 +112,26 @@ def child(variant: str, path_a: str, path_b: str, out: str) -> None:
 
 
 def check(path_a: str, path_b: str) -> None:
-    """Session merge vs lookup tables at this size, every policy: identical output and summary?"""
+    """A session decided by each policy vs lookup tables at this size: same output and summary?"""
     import numpy as np
     import tifffile
 
     from napari_mask_compare.labels import relabel_sequential
-    from napari_mask_compare.merging import apply_tables, merge_tables
+    from napari_mask_compare.merging import (
+        POLICIES,
+        apply_tables,
+        decide_by_policy,
+        merge_tables,
+    )
     from napari_mask_compare.pairing import overlap_table, review_groups
-    from napari_mask_compare.session import POLICIES, Session, merge
+    from napari_mask_compare.session import Session
 
     a, b = tifffile.imread(path_a), tifffile.imread(path_b)
     table = overlap_table(a, b)
     groups = review_groups(table)
     result = {}
     for policy in POLICIES:
-        session = merge(Session(a, b, groups, table=table), policy=policy)
+        session = decide_by_policy(Session(a, b, groups, table=table), policy=policy)
         tables = merge_tables(table, groups, policy=policy)
         merged = apply_tables(a, b, tables)
         saved = relabel_sequential(session.output)
@@ -249,8 +255,8 @@ def report(result) -> str:
         lines.append(f"Target: whole merge ≤ 0.25 × load + contingency_table: "
                      f"{ratio:.2f} × → **{'met' if ratio <= 0.25 else 'missed'}**.")
     if result["check"]:
-        lines.append(f"Check at this size (every policy; output and summary of session.merge vs "
-                     f"lookup tables): `{json.dumps(result['check'])}`")
+        lines.append(f"Check at this size (every policy; output and summary of "
+                     f"decide_by_policy vs lookup tables): `{json.dumps(result['check'])}`")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,10 @@ settings.register_profile("dev", max_examples=10, deadline=None, print_blob=True
 settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# --doctest-modules would import each conftest as a test module named "conftest": this one and
+# tests/_qt's clash (pytest's own conftest loading keeps them apart); they hold no doctests
+collect_ignore_glob = ["*conftest.py"]
+
 
 @pytest.fixture
 def every_kind_2d():

@@ -17,7 +17,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_mask_compare import store
+from napari_mask_compare import ome_zarr_out
 from napari_mask_compare.batch import Records
 from napari_mask_compare.cli import main
 
@@ -58,7 +58,7 @@ def write_mask(path, data):
 
 
 def read_output(path):
-    return (np.asarray(store.labels_array(path)[...]) if path.suffix == ".zarr"
+    return (np.asarray(ome_zarr_out.labels_array(path)[...]) if path.suffix == ".zarr"
             else tifffile.imread(path))
 
 

@@ -17,7 +17,7 @@ import pytest
 import tifffile
 import zarr
 
-from napari_mask_compare import store
+from napari_mask_compare import ome_zarr_out, store
 from napari_mask_compare.cli import main
 
 
@@ -49,7 +49,7 @@ def _write(kind, path, data, chunks):
                                 chunks=chunks, zarr_format=2 if kind == "zarr2" else 3)
         arr[...] = data
     elif kind == "ome":
-        store.write_ome_zarr_labels(path, data, chunks=chunks, name="cells")
+        ome_zarr_out.write_ome_zarr_labels(path, data, chunks=chunks, name="cells")
     elif kind == "h5":
         with h5py.File(path.with_suffix(""), "w") as f:
             f.create_dataset("seg/cells", data=data, chunks=chunks)
@@ -186,7 +186,7 @@ def test_review_checks_a_store_pair_before_napari_opens(pair_3d, tmp_path, monke
 def test_nothing_is_written_inside_an_input_store_or_folder(pair_3d, tmp_path, capsys):
     a, b = pair_3d
     image = tmp_path / "img.ome.zarr"
-    store.write_ome_zarr_labels(image, a, chunks=(5, 16, 32), name="cells")
+    ome_zarr_out.write_ome_zarr_labels(image, a, chunks=(5, 16, 32), name="cells")
     _, zarr_b = pair_as("zarr2", tmp_path, pair_3d)
     inside = image / "labels" / "x.zarr"
     assert main(["merge", str(image / "labels" / "cells"), zarr_b, "--out", str(inside)]) == 2

@@ -10,7 +10,7 @@ import tifffile
 import zarr
 
 from file_trees import entries, refused, state, tree
-from napari_mask_compare import store
+from napari_mask_compare import ome_zarr_out
 from napari_mask_compare.cli import main
 from napari_mask_compare.write import output_format
 
@@ -42,7 +42,7 @@ def test_merge_writes_the_format_its_suffix_names(masks, tmp_path, capsys, name)
     if fmt == "NPY":
         result = np.load(out)
     elif fmt == "OME-Zarr":
-        result = np.asarray(store.labels_array(out)[...])
+        result = np.asarray(ome_zarr_out.labels_array(out)[...])
     else:
         result = tifffile.imread(out)
     assert result.dtype == np.uint16 and np.array_equal(result, reference)

@@ -19,7 +19,7 @@ import tifffile
 import zarr
 from numcodecs import Blosc, Zstd
 
-from napari_mask_compare import store
+from napari_mask_compare import ome_zarr_out
 from napari_mask_compare.cli import main
 
 SHAPE, CHUNKS = (64, 96), (32, 32)
@@ -38,7 +38,7 @@ def _mask(shift: int = 0) -> np.ndarray:
 def _write(path, fmt: str, data) -> tuple[str, object]:
     """``data`` as a store of format ``fmt`` at ``path``: (spec to give, zarr array)."""
     if fmt == "ome":
-        store.write_ome_zarr_labels(path, data, chunks=CHUNKS, name="cells")
+        ome_zarr_out.write_ome_zarr_labels(path, data, chunks=CHUNKS, name="cells")
         return str(path), zarr.open_array(str(path / "labels" / "cells" / "0"), mode="r")
     options = {"zarr2-zstd": {"zarr_format": 2, "compressors": Zstd()},
                "zarr2-blosc": {"zarr_format": 2, "compressors": Blosc()},

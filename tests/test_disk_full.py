@@ -245,7 +245,7 @@ def test_a_save_that_failed_on_a_full_disk_is_retried_once_there_is_space(
     written (issue 17: the stale error was raised and Q failed until another action)."""
     import json
 
-    from napari_mask_compare import _files, store
+    from napari_mask_compare import _files, ome_zarr_out
     from napari_mask_compare.review import Review
 
     a, b = (np.load(path)[:96, :96] for path in masks)
@@ -254,7 +254,7 @@ def test_a_save_that_failed_on_a_full_disk_is_retried_once_there_is_space(
     whole = (slice(None), slice(None))
 
     def saved():
-        return (np.asarray(store.labels_array(out)[...]) if output.endswith(".zarr")
+        return (np.asarray(ome_zarr_out.labels_array(out)[...]) if output.endswith(".zarr")
                 else tifffile.imread(out))
 
     try:
@@ -286,7 +286,7 @@ def test_close_on_a_full_disk_fails_in_one_line_keeps_the_lock_and_is_retried(
     and the second close returned as if saved); the review stays locked meanwhile and
     takes no more actions; the error names the output (a chunked save said only
     "[Errno 28] No space left on device")."""
-    from napari_mask_compare import _files, store
+    from napari_mask_compare import _files, ome_zarr_out
     from napari_mask_compare.errors import InputError
     from napari_mask_compare.review import Review
 
@@ -310,7 +310,7 @@ def test_close_on_a_full_disk_fails_in_one_line_keeps_the_lock_and_is_retried(
     transient_disk.free()
     summary = review.close()
     assert json.loads(summary_path.read_text()) == summary and summary["B"] == 1
-    saved = (np.asarray(store.labels_array(out)[...]) if output.endswith(".zarr")
+    saved = (np.asarray(ome_zarr_out.labels_array(out)[...]) if output.endswith(".zarr")
              else tifffile.imread(out))
     with Review.open(a, b, output=out) as resumed:  # unlocked; the journal holds both
         assert resumed.session.summary()["decided"] == 2

@@ -1,4 +1,5 @@
-"""Merge by lookup tables against the session's merge, object by object and voxel by voxel."""
+"""Merge by lookup tables against a session decided by the policy, object by object and voxel by
+voxel."""
 
 import dask.array as da
 import numpy as np
@@ -9,9 +10,16 @@ from hypothesis.extra.numpy import arrays
 
 from napari_mask_compare import merging
 from napari_mask_compare.labels import relabel_sequential
-from napari_mask_compare.merging import apply_tables, class_map, merge_tables, object_classes
+from napari_mask_compare.merging import (
+    POLICIES,
+    apply_tables,
+    class_map,
+    decide_by_policy,
+    merge_tables,
+    object_classes,
+)
 from napari_mask_compare.pairing import overlap_table, review_groups
-from napari_mask_compare.session import POLICIES, Session, merge
+from napari_mask_compare.session import Session
 
 #: Ids of both masks: small, at the uint16 border, and the largest a mask may hold.
 IDS = [1, 2, 3, 7, 17, 255, 65535, 65536, 2**31, 2**32 - 1]
@@ -52,10 +60,23 @@ def label_pairs(draw):
     return a, b
 
 
-def session_merge(a, b, groups, table, *, policy, classes_a=None, classes_b=None):
-    """The reference: a session of the same groups, merged by the policy."""
-    return merge(Session(a, b, groups, table=table, classes_a=classes_a, classes_b=classes_b),
-                 policy=policy)
+def session_by_policy(a, b, groups, table, *, policy, classes_a=None, classes_b=None):
+    """The reference: a session of the same groups, decided by the policy."""
+    return decide_by_policy(
+        Session(a, b, groups, table=table, classes_a=classes_a, classes_b=classes_b),
+        policy=policy)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("a", [[1, 1, 1, 0, 2, 0]]),
+    ("b", [[1, 1, 2, 2, 3, 0]]),
+    ("union", [[1, 1, 1, 1, 2, 0]]),
+    ("larger", [[1, 1, 2, 2, 3, 0]]),
+])
+def test_each_policy_on_a_session(policy, expected):
+    a = np.array([[1, 1, 1, 0, 5, 0]], dtype=np.uint8)
+    b = np.array([[3, 3, 4, 4, 0, 0]], dtype=np.uint8)
+    assert decide_by_policy(Session.from_masks(a, b), policy=policy).output.tolist() == expected
 
 
 def tables_of(a, b, *, policy, iou_threshold):
@@ -66,10 +87,10 @@ def tables_of(a, b, *, policy, iou_threshold):
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS)
-def test_lookup_merge_equals_session_merge(pair, policy, threshold):
+def test_lookup_merge_equals_session_by_policy(pair, policy, threshold):
     a, b = pair
     table, groups, tables = tables_of(a, b, policy=policy, iou_threshold=threshold)
-    session = session_merge(a, b, groups, table, policy=policy)
+    session = session_by_policy(a, b, groups, table, policy=policy)
     out = apply_tables(a, b, tables)
     saved = relabel_sequential(session.output)  # as the output is compacted on save
     assert out.dtype == saved.dtype == tables.dtype
@@ -81,10 +102,10 @@ def test_lookup_merge_equals_session_merge(pair, policy, threshold):
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS,
        chunk=st.integers(1, 5))
-def test_blockwise_merge_equals_session_merge(pair, policy, threshold, chunk):
+def test_blockwise_merge_equals_session_by_policy(pair, policy, threshold, chunk):
     a, b = pair
     table, groups, tables = tables_of(a, b, policy=policy, iou_threshold=threshold)
-    session = session_merge(a, b, groups, table, policy=policy)
+    session = session_by_policy(a, b, groups, table, policy=policy)
     lazy = apply_tables(da.from_array(a, chunks=chunk), da.from_array(b, chunks=chunk + 1),
                         tables)
     assert isinstance(lazy, da.Array) and lazy.dtype == tables.dtype
@@ -148,7 +169,7 @@ def test_classes_equal_the_session_class_map(pair, policy, threshold, data):
         classes_a=None if classes_a is None else object_classes(a, classes_a),
         classes_b=None if classes_b is None else object_classes(b, classes_b),
     )
-    session = session_merge(a, b, groups, table, policy=policy, classes_a=classes_a,
+    session = session_by_policy(a, b, groups, table, policy=policy, classes_a=classes_a,
                             classes_b=classes_b)
     expected = [0] + [max(o.cls or 0, 0) for o in session.objects]
     assert tables.classes.tolist() == expected
@@ -180,20 +201,20 @@ def test_dense_and_searched_lookups_agree(every_kind_2d, dense_max_id, dtype, mo
     monkeypatch.setattr(merging, "_BLOCK_VOXELS", 7)  # blocks that cut rows and objects
     for policy in POLICIES:
         table, groups, tables = tables_of(a, b, policy=policy, iou_threshold=0.1)
-        expected = session_merge(a, b, groups, table, policy=policy).output
+        expected = session_by_policy(a, b, groups, table, policy=policy).output
         np.testing.assert_array_equal(apply_tables(a, b, tables), expected)
         lazy = apply_tables(da.from_array(a, chunks=5), da.from_array(b, chunks=5), tables)
         np.testing.assert_array_equal(lazy.compute(scheduler="sync"), expected)
 
 
-def test_merge_masks_is_the_session_merge_with_classes(every_kind_2d):
+def test_merge_masks_is_the_session_by_policy_with_classes(every_kind_2d):
     a, b = every_kind_2d
     classes_a, classes_b = (a % 3).astype(np.uint8), (b % 4).astype(np.uint8)
     for policy in POLICIES:
         merged, classes, tables = merging.merge_masks(a, b, policy=policy, iou_threshold=0.2,
                                                       classes_a=classes_a, classes_b=classes_b)
-        session = merge(Session.from_masks(a, b, iou_threshold=0.2, classes_a=classes_a,
-                                           classes_b=classes_b), policy=policy)
+        session = decide_by_policy(Session.from_masks(a, b, iou_threshold=0.2, classes_a=classes_a,
+                                                      classes_b=classes_b), policy=policy)
         np.testing.assert_array_equal(merged, session.output)
         np.testing.assert_array_equal(classes, session.class_map())
         assert classes.dtype == session.class_map().dtype
@@ -223,7 +244,7 @@ def test_contested_voxels_keep_their_owner():
     t3 = overlap_table(a3, b3)
     groups = review_groups(t3, iou_threshold=0.5)  # A 4 alone (IoU 1/6), A 8 = B 3
     m3 = merge_tables(t3, groups, policy="union")
-    session = session_merge(a3, b3, groups, t3, policy="union")
+    session = session_by_policy(a3, b3, groups, t3, policy="union")
     assert m3.lut_b.tolist() == [1, 0]  # B 3 in the match's union; B 6 has no voxel left
     assert m3.kept_b.tolist() == [True, True]
     assert apply_tables(a3, b3, m3).tolist() == session.output.tolist()
@@ -247,7 +268,7 @@ def test_a_union_takes_the_class_of_its_largest_object():
 def test_larger_policy_keeps_the_side_with_more_voxels(every_kind_2d):
     a, b = every_kind_2d
     table, groups, tables = tables_of(a, b, policy="larger", iou_threshold=0.1)
-    expected = session_merge(a, b, groups, table, policy="larger")
+    expected = session_by_policy(a, b, groups, table, policy="larger")
     assert tables.summary == expected.summary()
     assert tables.summary["A"] + tables.summary["B"] == sum(g.paired for g in groups)
 

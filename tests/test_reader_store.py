@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zarr
 
-from napari_mask_compare import _reader, store
+from napari_mask_compare import _reader, ome_zarr_out, store
 from stores import CHUNKS, VOXEL, blobs, ome_image
 
 
@@ -54,8 +54,8 @@ def test_ome_zarr_image_opens_with_its_labels_and_scale(tmp_path):
 def test_our_output_opens_as_labels_even_when_noisy(tmp_path):
     """NGFF image-label metadata says labels, whatever the sample looks like."""
     noise = np.random.default_rng(0).integers(0, 1000, size=(8, 32, 32)).astype(np.uint16)
-    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", noise, voxel_size=(1.0, 0.2, 0.2),
-                                      unit="µm")
+    out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", noise,
+                                             voxel_size=(1.0, 0.2, 0.2), unit="µm")
     ((layer, meta, kind),) = _layers(out)
     assert kind == "labels" and meta["scale"] == pytest.approx((1.0, 0.2, 0.2))
     np.testing.assert_array_equal(layer.compute(), noise)

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from matplotlib.image import imread
 
-from napari_mask_compare import report, stats, suite
+from napari_mask_compare import plots, report, stats, suite
 from napari_mask_compare.compare import summarize
 from napari_mask_compare.pairing import overlap_table
 
@@ -74,7 +74,7 @@ def test_report_files_read_back(every_kind_2d, tmp_path):
     assert "perimeter" in morph_a[0] and "circularity" in morph_a[0]
     assert [int(r["label"]) for r in read_csv(out / "morphology_b.csv")] == list(range(11, 18))
 
-    # the metric suite: the same numbers as summarize, and its tables as CSVs
+    # the metric suite: the same numbers as compare.summarize, and its tables as CSVs
     full = summarize(overlap_table(a, b), thresholds=[0.25, 0.5, 0.75], a=a, b=b,
                      voxel_size=(0.5, 0.5))
     for key in suite.SUITE_KEYS:
@@ -264,17 +264,17 @@ def test_plots_draw_on_given_axes():
     figure = Figure(figsize=(4, 3))
     FigureCanvasAgg(figure)
     blank = pixels(figure).std()
-    report.plot_scores(figure.add_subplot(), stats.matching_stats(
+    plots.plot_scores(figure.add_subplot(), stats.matching_stats(
         overlap_table(np.array([[1, 1, 2]]), np.array([[1, 3, 3]]))))
     assert blank == 0 and pixels(figure).std() > 10
     figure = Figure(figsize=(4, 3))
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    report.plot_iou_histogram(ax, [0.2, 0.8, 0.85], thresh=0.5)
+    plots.plot_iou_histogram(ax, [0.2, 0.8, 0.85], thresh=0.5)
     assert sum(p.get_height() for p in ax.patches) == 3
     figure = Figure(figsize=(4, 3))
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    report.plot_sizes(ax, [10, 20, 1000], [15])
+    plots.plot_sizes(ax, [10, 20, 1000], [15])
     assert ax.get_xscale() == "log"
     assert sum(p.get_height() for p in ax.patches) == 4

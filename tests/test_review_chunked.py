@@ -21,14 +21,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from examples import share
+from napari_mask_compare import ome_zarr_out, store
 from napari_mask_compare import review as review_module
-from napari_mask_compare import store
 from napari_mask_compare.errors import InputError
 from napari_mask_compare.journal import files_fingerprint, fingerprint, journal_path
 from napari_mask_compare.labels import relabel_sequential
 from napari_mask_compare.pairing import KINDS, overlap_table, review_groups
+from napari_mask_compare.regions import ArrayRegions, ChunkedRegions
 from napari_mask_compare.review import Review
-from napari_mask_compare.session import ORDERS, ArrayRegions, ChunkedRegions, Session
+from napari_mask_compare.session import ORDERS, Session
 from review_scripts import act, masks
 from review_scripts import with_kills as steps
 
@@ -48,7 +49,7 @@ def zarr_pair(folder: Path, a, b, chunks):
 
 def saved(out: Path) -> np.ndarray:
     """Level 0 of the review's labels store, whole (test volumes are small)."""
-    return np.asarray(store.labels_array(out)[...])
+    return np.asarray(ome_zarr_out.labels_array(out)[...])
 
 
 def current(session: Session) -> np.ndarray:
@@ -350,7 +351,7 @@ def _crash(review, *, torn: bool, damage: bool) -> None:
         with open(review.journal.path, "ab") as f:
             f.write(b'{"op": "decide", "gr')
     if damage:  # a chunk ahead of the journal, and a chunk torn by the kill
-        array = store.labels_array(review.output)
+        array = ome_zarr_out.labels_array(review.output)
         array[tuple(slice(n - 1, n) for n in array.shape)] = 7
         files = sorted(chunk_files(review.output))
         (review.output / "labels" / "curated" / "0" / files[0]).write_bytes(b"\x00garbage")

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from napari_mask_compare.session import Session, merge
+from napari_mask_compare.session import Session
 
 
 def group_of(session, kind):
@@ -125,18 +125,6 @@ def test_output_widens_to_uint32_beyond_65535_objects():
     s.finish()
     assert s.output.dtype == np.uint32 and s.output.max() == 70000
     assert len(np.unique(s.output)) == 70000
-
-
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("a", [[1, 1, 1, 0, 2, 0]]),
-    ("b", [[1, 1, 2, 2, 3, 0]]),
-    ("union", [[1, 1, 1, 1, 2, 0]]),
-    ("larger", [[1, 1, 2, 2, 3, 0]]),
-])
-def test_merge_policies(policy, expected):
-    a = np.array([[1, 1, 1, 0, 5, 0]], dtype=np.uint8)
-    b = np.array([[3, 3, 4, 4, 0, 0]], dtype=np.uint8)
-    assert merge(Session.from_masks(a, b), policy=policy).output.tolist() == expected
 
 
 # ----------------------------------------------------------------------------- properties

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from examples import share
-from napari_mask_compare import _files, read, store
+from napari_mask_compare import _files, ome_zarr_out, read, store
 from napari_mask_compare.engine import Engine
 from napari_mask_compare.errors import InputError
 from napari_mask_compare.labels import as_labels, as_lazy_labels
@@ -299,13 +299,13 @@ def _ngff(path):
 def test_write_ome_zarr_labels_round_trips_with_a_pyramid(tmp_path, ngff, lazy):
     data = blobs((9, 70, 66), dtype=np.int32)
     source = da.from_array(data, chunks=(5, 32, 32)) if lazy else data
-    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", source, voxel_size=VOXEL,
-                                      unit="µm", chunks=(4, 16, 16), ngff=ngff)
+    out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", source, voxel_size=VOXEL,
+                                             unit="µm", chunks=(4, 16, 16), ngff=ngff)
     loaded = store.open_array(out)
     assert loaded.data.dtype == np.uint16 and loaded.data.chunksize == (4, 16, 16)
     np.testing.assert_array_equal(loaded.data.compute(), data)
     assert loaded.voxel_size == pytest.approx(VOXEL) and loaded.unit == "µm"
-    assert store.is_our_store(out)
+    assert ome_zarr_out.is_our_store(out)
 
     group = out / "labels" / "curated"
     assert _ngff(out / "labels")["labels"] == ["curated"]
@@ -340,8 +340,8 @@ def test_ome_zarr_reader_reads_our_output(tmp_path, ngff):
     from ome_zarr.reader import Label, Reader
 
     data = blobs((6, 40, 40))
-    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", data, voxel_size=VOXEL,
-                                      unit="µm", chunks=(4, 16, 16), ngff=ngff)
+    out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", data, voxel_size=VOXEL,
+                                             unit="µm", chunks=(4, 16, 16), ngff=ngff)
     nodes = list(Reader(parse_url(str(out / "labels" / "curated")))())
     node = next(n for n in nodes if any(isinstance(s, Label) for s in n.specs))
     np.testing.assert_array_equal(np.asarray(node.data[0]), data)
@@ -352,7 +352,8 @@ def test_write_ome_zarr_labels_uses_uint32_beyond_uint16(tmp_path):
     data = np.zeros((20, 20), dtype=np.int64)
     data[5:9, 5:9] = 70_000
     with pytest.warns(UserWarning, match="do not fit uint16"):
-        out = store.write_ome_zarr_labels(tmp_path / "big.zarr", da.from_array(data, chunks=8))
+        out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "big.zarr",
+                                                 da.from_array(data, chunks=8))
     loaded = store.open_array(out)
     assert loaded.data.dtype == np.uint32
     np.testing.assert_array_equal(loaded.data.compute(), data)
@@ -361,7 +362,7 @@ def test_write_ome_zarr_labels_uses_uint32_beyond_uint16(tmp_path):
 def test_write_reports_progress_to_the_engine(tmp_path):
     seen = []
     with Engine(callback=lambda desc, done, total: seen.append((desc, done, total))):
-        store.write_ome_zarr_labels(tmp_path / "out.zarr", blobs(), chunks=(5, 20, 18))
+        ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", blobs(), chunks=(5, 20, 18))
     writes = [(done, total) for desc, done, total in seen if desc == "write out.zarr"]
     assert writes and writes[-1][0] == writes[-1][1] > 0
 
@@ -380,7 +381,7 @@ def test_output_never_overwrites_an_input_or_a_foreign_store(tmp_path):
     for out, match in refusals.items():
         before = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else None
         with pytest.raises(InputError, match=match):
-            store.write_ome_zarr_labels(out, data, inputs=[tmp_path / "in.zarr", path])
+            ome_zarr_out.write_ome_zarr_labels(out, data, inputs=[tmp_path / "in.zarr", path])
         after = sorted(p.name for p in out.parent.iterdir()) if out.parent.exists() else None
         assert before == after
     np.testing.assert_array_equal(store.open_array(foreign).data.compute(), data)
@@ -388,14 +389,14 @@ def test_output_never_overwrites_an_input_or_a_foreign_store(tmp_path):
     with h5py.File(tmp_path / "in.h5", "w") as h5:
         h5.create_dataset("seg", data=data)
     with pytest.raises(InputError, match="is an input"):
-        store.check_store_output(tmp_path / "in.h5", inputs=[f"{tmp_path / 'in.h5'}:/seg"])
+        ome_zarr_out.check_store_output(tmp_path / "in.h5", inputs=[f"{tmp_path / 'in.h5'}:/seg"])
 
 
 def test_our_output_is_replaced_only_with_overwrite(tmp_path):
-    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", blobs())
+    out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", blobs())
     with pytest.raises(InputError, match="--overwrite"):
-        store.write_ome_zarr_labels(out, blobs(seed=3))
-    store.write_ome_zarr_labels(out, blobs(seed=3), overwrite=True)
+        ome_zarr_out.write_ome_zarr_labels(out, blobs(seed=3))
+    ome_zarr_out.write_ome_zarr_labels(out, blobs(seed=3), overwrite=True)
     np.testing.assert_array_equal(store.open_array(out).data.compute(), blobs(seed=3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
 
@@ -414,14 +415,14 @@ def _failing(data, *, bad_block=3):
 def test_a_failure_mid_write_leaves_no_output_and_no_temp(tmp_path):
     out = tmp_path / "sub" / "out.zarr"
     with pytest.raises(OSError, match=f"^{out}: cannot write \\(No space left"):
-        store.write_ome_zarr_labels(out, _failing(blobs()))
+        ome_zarr_out.write_ome_zarr_labels(out, _failing(blobs()))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failure_mid_overwrite_keeps_the_earlier_output(tmp_path):
-    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", blobs())
+    out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", blobs())
     with pytest.raises(OSError, match="No space left"):
-        store.write_ome_zarr_labels(out, _failing(blobs(seed=5)), overwrite=True)
+        ome_zarr_out.write_ome_zarr_labels(out, _failing(blobs(seed=5)), overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
     np.testing.assert_array_equal(store.open_array(out).data.compute(), blobs())
 
@@ -433,19 +434,19 @@ def test_a_failure_mid_overwrite_keeps_the_earlier_output(tmp_path):
 def test_create_then_write_chunks_then_pyramid(tmp_path, ngff):
     data = blobs((9, 70, 66))
     out = tmp_path / "review.zarr"
-    level0 = store.create_ome_zarr_labels(out, shape=data.shape, dtype=np.uint16,
-                                          chunks=(4, 16, 16), voxel_size=VOXEL, unit="µm",
-                                          ngff=ngff)
+    level0 = ome_zarr_out.create_ome_zarr_labels(out, shape=data.shape, dtype=np.uint16,
+                                                 chunks=(4, 16, 16), voxel_size=VOXEL, unit="µm",
+                                                 ngff=ngff)
     assert level0.shape == data.shape and not level0[:].any()
-    assert store.is_our_store(out)
+    assert ome_zarr_out.is_our_store(out)
     level0[2:7, 10:50, 5:40] = data[2:7, 10:50, 5:40]
-    store.write_pyramid(out)
-    again = store.labels_array(out)
+    ome_zarr_out.write_pyramid(out)
+    again = ome_zarr_out.labels_array(out)
     np.testing.assert_array_equal(again[:], np.where(
         np.pad(np.ones((5, 40, 35), bool), ((2, 2), (10, 20), (5, 26))), data, 0))
     reference = tmp_path / "reference.zarr"
-    store.write_ome_zarr_labels(reference, again[:], voxel_size=VOXEL, unit="µm",
-                                chunks=(4, 16, 16), ngff=ngff)
+    ome_zarr_out.write_ome_zarr_labels(reference, again[:], voxel_size=VOXEL, unit="µm",
+                                       chunks=(4, 16, 16), ngff=ngff)
     _assert_same_levels(out, reference)
 
 
@@ -467,23 +468,23 @@ def test_pyramid_of_a_region_equals_the_full_rebuild(tmp_path_factory, box):
     folder = tmp_path_factory.mktemp("region")
     data = blobs((9, 37, 30), seed=7)
     for name in ("part.zarr", "full.zarr"):
-        level0 = store.create_ome_zarr_labels(folder / name, shape=data.shape,
-                                              dtype=np.uint16, chunks=(3, 8, 8))
+        level0 = ome_zarr_out.create_ome_zarr_labels(folder / name, shape=data.shape,
+                                                     dtype=np.uint16, chunks=(3, 8, 8))
         level0[:] = data
-        store.write_pyramid(folder / name)
-    level0 = store.labels_array(folder / "part.zarr")
+        ome_zarr_out.write_pyramid(folder / name)
+    level0 = ome_zarr_out.labels_array(folder / "part.zarr")
     level0[region] = 0  # then both erase the region; one rebuilds only it
-    store.write_pyramid(folder / "part.zarr", region=region)
-    full = store.labels_array(folder / "full.zarr")
+    ome_zarr_out.write_pyramid(folder / "part.zarr", region=region)
+    full = ome_zarr_out.labels_array(folder / "full.zarr")
     full[region] = 0
-    store.write_pyramid(folder / "full.zarr")
+    ome_zarr_out.write_pyramid(folder / "full.zarr")
     _assert_same_levels(folder / "part.zarr", folder / "full.zarr")
 
 
 def test_labels_array_of_a_store_without_those_labels_is_one_line(tmp_path):
-    store.write_ome_zarr_labels(tmp_path / "out.zarr", blobs())
+    ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", blobs())
     with pytest.raises(InputError, match="has no labels 'other'") as err:
-        store.labels_array(tmp_path / "out.zarr", name="other")
+        ome_zarr_out.labels_array(tmp_path / "out.zarr", name="other")
     _one_line(err)
 
 
@@ -527,13 +528,14 @@ def test_create_refuses_a_foreign_folder_and_replaces_ours_only_with_overwrite(t
     foreign = tmp_path / "foreign.zarr"
     zarr.create_array(str(foreign), data=blobs(), chunks=CHUNKS)
     with pytest.raises(InputError, match="not a store written by mask-compare") as err:
-        store.create_ome_zarr_labels(foreign, shape=(4, 4), dtype=np.uint16)
+        ome_zarr_out.create_ome_zarr_labels(foreign, shape=(4, 4), dtype=np.uint16)
     _one_line(err)
     ours = tmp_path / "ours.zarr"
-    store.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16)[:] = 7
+    ome_zarr_out.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16)[:] = 7
     with pytest.raises(InputError, match="exists"):
-        store.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16)
-    again = store.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16, overwrite=True)
+        ome_zarr_out.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16)
+    again = ome_zarr_out.create_ome_zarr_labels(ours, shape=(4, 4), dtype=np.uint16,
+                                                overwrite=True)
     assert not again[:].any()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.zarr", "ours.zarr"]
 
@@ -542,13 +544,13 @@ def test_napari_ome_zarr_opens_our_labels_output(tmp_path):
     """Our output is read by the napari-ome-zarr plugin too (at out.zarr/labels/<name>)."""
     reader = pytest.importorskip("napari_ome_zarr").napari_get_reader
     data = blobs()
-    out = store.write_ome_zarr_labels(tmp_path / "out.zarr", data, voxel_size=VOXEL,
-                                      unit="µm", chunks=(5, 20, 18))
+    out = ome_zarr_out.write_ome_zarr_labels(tmp_path / "out.zarr", data, voxel_size=VOXEL,
+                                             unit="µm", chunks=(5, 20, 18))
     (layer,) = reader(str(out / "labels" / "curated"))(str(out / "labels" / "curated"))
     levels, meta, kind = layer
     assert kind == "labels"
     np.testing.assert_array_equal(np.asarray(levels[0]), data)
     assert tuple(meta["scale"]) == VOXEL
     assert [tuple(level.shape) for level in levels][1:] == [
-        tuple(level.shape) for level in store._levels(
-            store._labels_group(out, name="curated", mode="r"))][1:]
+        tuple(level.shape) for level in ome_zarr_out._levels(
+            ome_zarr_out._labels_group(out, name="curated", mode="r"))][1:]

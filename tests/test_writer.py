@@ -62,7 +62,7 @@ def test_tif_suffix_is_added(tmp_path):
 @pytest.mark.parametrize("name", ["curated.npy", "curated.zarr"])
 def test_the_suffix_names_the_format_as_for_merge(tmp_path, name):
     """NPY and OME-Zarr hold what the TIFF holds: ids 1..n in uint16 (issue 17)."""
-    from napari_mask_compare import store
+    from napari_mask_compare import ome_zarr_out, store
 
     meta = {"scale": (2.0, 0.5, 0.25), "units": (UNITS.micrometer,) * 3}
     (tif,) = write_labels(str(tmp_path / "curated.tif"), _labels_3d(), meta)
@@ -71,7 +71,7 @@ def test_the_suffix_names_the_format_as_for_merge(tmp_path, name):
     if name.endswith(".npy"):
         result = np.load(written)
     else:
-        result = np.asarray(store.labels_array(written)[...])
+        result = np.asarray(ome_zarr_out.labels_array(written)[...])
         assert store.open_array(written).voxel_size == (2.0, 0.5, 0.25)
     assert result.dtype == np.uint16 and np.array_equal(result, read.read_array(tif).data)
 

@@ -6,7 +6,7 @@ The public API, listed once (each name is imported on first use, so that
 - reading: :func:`load_pair`, :func:`load_mask`, :class:`InputError`
 - pairing: :func:`overlap_table`, :func:`review_groups`
 - reviewing: :class:`Review` (one open review on disk), :class:`Session` (its state in
-  memory), :func:`merge` (one policy for every group)
+  memory), :func:`decide_by_policy` (one policy for every group)
 - measuring: :func:`summarize` (every statistic of a comparison), :func:`write_report`
 - writing: :func:`write_labels`
 """
@@ -19,10 +19,11 @@ _API = {
     "InputError": "errors", "load_mask": "read", "load_pair": "read", "write_labels": "read",
     "overlap_table": "pairing", "review_groups": "pairing", "blockwise_table": "pairing",
     "Engine": "engine",
-    "Review": "review", "Session": "session", "merge": "session",
-    "merge_masks": "merging", "merge_tables": "merging", "apply_tables": "merging",
+    "Review": "review", "Session": "session",
+    "decide_by_policy": "merging", "merge_masks": "merging", "merge_tables": "merging",
+    "apply_tables": "merging",
     "compare": "compare", "summarize": "compare", "write_report": "report",
-    "open_array": "store", "write_ome_zarr_labels": "store",
+    "open_array": "store", "write_ome_zarr_labels": "ome_zarr_out",
 }
 
 __all__ = sorted(_API)

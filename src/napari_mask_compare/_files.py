@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InputError
+from .store import enclosing_store
 
 __all__ = [
     "WriteError",
@@ -45,7 +46,6 @@ __all__ = [
     "check_output",
     "check_output_folder",
     "check_writable",
-    "enclosing_store",
     "fsync_folder",
     "fsync_path",
     "fsync_tree",
@@ -59,10 +59,6 @@ __all__ = [
 
 #: Name of a temporary file: ``.<name>.<pid>.<8 hex>.tmp``.
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-#: Folder endings of a zarr store.
-ZARR_SUFFIXES = (".zarr",)
-#: Files that make a folder a zarr node.
-ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 
 class WriteError(OSError):
@@ -531,23 +527,6 @@ def input_root(given: str | os.PathLike) -> Path:
     path = _without_series(given)
     stores = [p for p in (path, *path.parents) if p.suffix.lower() == ".zarr"]
     return stores[-1] if stores else path
-
-
-def enclosing_store(path: str | os.PathLike) -> Path | None:
-    """The outermost zarr store that ``path`` lies inside (``path`` itself not counted), or None.
-
-    A folder is a store by its name (``*.zarr``) or by zarr's metadata files
-    in it; links are followed.
-
-    Examples
-    --------
-    >>> enclosing_store("/data/img.ome.zarr/labels/x.tif").as_posix(), enclosing_store("a.zarr")
-    ('/data/img.ome.zarr', None)
-    """
-    stores = [folder for folder in Path(os.path.realpath(path)).parents
-              if folder.name.lower().endswith(ZARR_SUFFIXES)
-              or any((folder / marker).is_file() for marker in ZARR_MARKERS)]
-    return stores[-1] if stores else None
 
 
 def _check_not_in_a_store(path: Path, *, option: str) -> None:

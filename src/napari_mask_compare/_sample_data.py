@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from . import colours
+
 __all__ = [
     "SHAPE_2D",
     "SHAPE_3D",
@@ -78,7 +80,7 @@ def make_sample_3d() -> list[LayerDataTuple]:
 
 def _layers(image, a, b, *, scale) -> list[LayerDataTuple]:
     return [
-        (image, {"name": "image", "colormap": "gray", "scale": scale}, "image"),
+        (image, {"name": "image", "colormap": colours.IMAGE_COLORMAP, "scale": scale}, "image"),
         (a, {"name": "mask A", "scale": scale}, "labels"),
         (b, {"name": "mask B", "scale": scale}, "labels"),
     ]

@@ -12,6 +12,8 @@ order and the kind filter) is given as "3/25".
 
 from __future__ import annotations
 
+from . import colours
+
 __all__ = [
     "COUNT_LINES", "GROUP_LINES", "KIND_LABELS", "LARGER_THAN_MEMORY", "QUEUE_DECIDED",
     "describe_counts",
@@ -105,7 +107,7 @@ def describe_group(group, *, session, full: bool = False) -> str:
         return "<br>".join(["<i>No group in the queue</i>", "<i>(see the kinds shown).</i>"]
                            + [""] * (GROUP_LINES - 2))
     place = _place(session, group)
-    flag = "" if group.paired else " <b style='color:#ff5050'>UNPAIRED</b>"
+    flag = "" if group.paired else f" <b style='color:{colours.UNPAIRED}'>UNPAIRED</b>"
     budget = None if full else _BUDGET
     lines = [
         f"<b>Group {group_number(group)}</b> ({place} in queue)",

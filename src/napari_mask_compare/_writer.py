@@ -73,7 +73,7 @@ def write_labels(path: str | os.PathLike, data: Any, meta: dict) -> list[str]:
     unit = _unit_name(meta.get("units"))
     if fmt == "OME-Zarr":
         from .labels import check_labels, relabel_sequential
-        from .store import write_ome_zarr_labels
+        from .ome_zarr_out import write_ome_zarr_labels
 
         written = write_ome_zarr_labels(path, relabel_sequential(check_labels(labels)),
                                         voxel_size=voxel_size, unit=unit, overwrite=True)

@@ -7,7 +7,7 @@ a click on an object goes to its review group. This module holds the rule
 (Qt-free, napari-free, vectorised: one pass over the overlap table's pairs,
 no loop over objects); the widget only paints its colours.
 
-Colours come from one binned colormap (:data:`IOU_BINS`, :data:`BIN_COLORS`):
+Colours come from one binned colormap (:data:`IOU_BINS`, :data:`.colours.BIN_COLORS`):
 bright warm colours for low IoU (where to look), blue for agreement;
 :func:`legend` gives its words.
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .colours import BIN_COLORS
 from .pairing import Group, OverlapTable
 from .suite import object_groups
 
@@ -27,13 +28,6 @@ __all__ = ["BIN_COLORS", "IOU_BINS", "ObjectIoU", "best_ious", "iou_bins", "lege
 
 #: Upper edges of the IoU bins (the last bin runs up to 1 included).
 IOU_BINS = (0.25, 0.5, 0.75)
-#: RGBA (0-1) of each bin, worst first: red, orange, yellow, blue.
-BIN_COLORS = (
-    (1.0, 0.23, 0.23, 1.0),
-    (1.0, 0.6, 0.12, 1.0),
-    (1.0, 0.9, 0.25, 1.0),
-    (0.3, 0.6, 1.0, 1.0),
-)
 
 
 def best_ious(table: OverlapTable) -> tuple[np.ndarray, np.ndarray]:

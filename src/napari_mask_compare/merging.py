@@ -1,14 +1,16 @@
-"""Merge two instance masks by lookup tables: in memory, and block by block on dask.
+"""One policy for every paired group: in a session, and by lookup tables in memory and on dask.
 
-:func:`.session.merge` decides every paired group by one policy and then
-finishes (the unpaired objects are added, "Auto"), writing object after
-object into the background of the output. The result depends only on the
-overlap table: a voxel holding A id ``a`` and B id ``b`` is covered by at
-most two output objects (the one ``a`` went into and the one ``b`` went
-into, the same object for a union), and the one written first owns it
-("contested" voxels keep their owner). So the decisions become two lookup
-tables, the output id of every A id and of every B id in decision order, and
-the output is
+A policy takes one choice on every paired group: keep A, keep B, their union
+as one object (choice "M"), or the side with more voxels.
+:func:`decide_by_policy` runs it over a :class:`.session.Session`: every
+paired group decided in queue order, then finished (the unpaired objects are
+added, "Auto"), writing object after object into the background of the
+output. The result depends only on the overlap table: a voxel holding A id
+``a`` and B id ``b`` is covered by at most two output objects (the one ``a``
+went into and the one ``b`` went into, the same object for a union), and the
+one written first owns it ("contested" voxels keep their owner). So the
+decisions become two lookup tables, the output id of every A id and of every
+B id in decision order, and the output is
 
     out = min over the non-zero of (lut_a[a], lut_b[b])   (0 when both are 0)
 
@@ -22,7 +24,7 @@ table's intersections too, with no pass over the volume.
 - :func:`apply_tables`: the output from A and B, numpy in memory (chunked,
   threaded) or dask block by block (no halo: a voxel needs only itself);
 - :func:`object_classes`: the majority class of each object, for the classes;
-- :func:`merge_masks`: the whole recipe on two masks in memory.
+- :func:`merge_masks`: the whole recipe on two masks in memory (``mask-compare merge``).
 
 No Qt, no napari, no files.
 """
@@ -39,13 +41,18 @@ import numpy as np
 
 from .labels import labels_dtype
 from .pairing import Group, OverlapTable, overlap_table, review_groups
-from .session import CHOICES, POLICIES, policy_choice
+from .session import CHOICES, Session
 
 __all__ = [
-    "MergeTables", "apply_tables", "class_map", "merge_masks", "merge_tables", "object_classes",
+    "POLICIES", "MergeTables", "apply_tables", "class_map", "decide_by_policy", "merge_masks",
+    "merge_tables", "object_classes", "policy_choice",
 ]
 
-#: The decision on a group as a code: skip, keep A, keep B, union, unpaired added on finish.
+#: Policies: the choice taken on every paired group (keep A, keep B, their union as one
+#: object, the side with more voxels).
+POLICIES = ("a", "b", "union", "larger")
+
+#: The decision on a group as a code: skip, keep A, keep B, union (M), unpaired added on finish.
 _N, _A, _B, _M, _AUTO = range(5)
 _CODE = {"N": _N, "A": _A, "B": _B, "M": _M}
 #: Decisions that keep a group's A objects, and its B objects.
@@ -69,7 +76,7 @@ _MAX_THREADS = 8
 
 @dataclass(frozen=True, eq=False)
 class MergeTables:
-    """Output id of every input object, as :func:`.session.merge` would give it.
+    """Output id of every input object, as :func:`decide_by_policy` would give it.
 
     Attributes
     ----------
@@ -83,7 +90,7 @@ class MergeTables:
     kept_a, kept_b : ndarray of bool, shape (n_a,), (n_b,)
         True when the decision kept the object (it may still be wholly contested).
     summary : dict
-        The keys and values of :meth:`.session.Session.summary` after the merge.
+        The keys and values of :meth:`.session.Session.summary` after :func:`decide_by_policy`.
     classes : ndarray of uint16 or uint32, shape (n + 1,), or None
         Class of each output id (0 for the background and for objects without
         a class); None when no classes were given.
@@ -109,13 +116,61 @@ class MergeTables:
         return labels_dtype(self.n_objects)
 
 
+# --------------------------------------------------------------------------- policies
+
+
+def decide_by_policy(session: Session, *, policy: str = "a") -> Session:
+    """Decide every paired group by one policy, then finish (unpaired objects added).
+
+    Parameters
+    ----------
+    session : Session
+        Decisions go in queue order (spatial by default); groups already
+        decided keep their decision.
+    policy : {"a", "b", "union", "larger"}
+        Keep A; keep B; the union of each group's objects as one object
+        (choice "M"); keep the side with more voxels in the group (A on a tie).
+
+    Returns
+    -------
+    Session
+        The same session, every group decided.
+
+    Examples
+    --------
+    >>> a = np.array([[1, 1, 1, 0, 2]])
+    >>> b = np.array([[3, 3, 4, 4, 0]])
+    >>> decide_by_policy(Session.from_masks(a, b), policy="b").output.tolist()
+    [[1, 1, 2, 2, 3]]
+    """
+    _check_policy(policy)
+    for index in session.queue:
+        group = session.groups[index]
+        if group.paired and session.choice_of(index) is None:
+            session.decide(policy_choice(group, policy), group=index)
+    session.finish()
+    return session
+
+
+def policy_choice(group: Group, policy: str) -> str:
+    """The choice ("A", "B" or "M", the union) that ``policy`` takes on a paired ``group``."""
+    if policy == "larger":
+        return "A" if sum(group.sizes_a) >= sum(group.sizes_b) else "B"
+    return {"a": "A", "b": "B", "union": "M"}[policy]
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+
+
 # --------------------------------------------------------------------------- the recipe
 
 
 def merge_masks(a: np.ndarray, b: np.ndarray, *, policy: str = "a", iou_threshold: float = 0.1,
                 classes_a: np.ndarray | None = None, classes_b: np.ndarray | None = None,
                 table: OverlapTable | None = None):
-    """Merge two masks by one policy: the output of :func:`.session.merge`, by lookup tables.
+    """Merge two masks by one policy: the output of :func:`decide_by_policy`, by lookup tables.
 
     Parameters
     ----------
@@ -163,7 +218,7 @@ def merge_tables(table: OverlapTable, groups: Sequence[Group], *, policy: str,
                  classes_b: np.ndarray | None = None) -> MergeTables:
     """The lookup tables of merging A and B by one policy, from the overlap table alone.
 
-    The same decisions as :func:`.session.merge` on a session of these
+    The same decisions as :func:`decide_by_policy` on a session of these
     groups in spatial (queue) order: every paired group by ``policy``, then
     the unpaired groups added ("Auto").
 
@@ -174,7 +229,7 @@ def merge_tables(table: OverlapTable, groups: Sequence[Group], *, policy: str,
     groups : sequence of Group
         From :func:`.pairing.review_groups` of ``table``.
     policy : {"a", "b", "union", "larger"}
-        As for :func:`.session.merge`.
+        As for :func:`decide_by_policy`.
     classes_a, classes_b : ndarray of int, shape (n_a,), (n_b,), optional
         Class of each object of ``table.ids_a`` and ``table.ids_b`` (see
         :func:`object_classes`); an output object takes the class of its
@@ -196,8 +251,7 @@ def merge_tables(table: OverlapTable, groups: Sequence[Group], *, policy: str,
     >>> apply_tables(a, b, m).tolist()
     [[1, 1, 2, 2, 3]]
     """
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    _check_policy(policy)
     for name, classes, n in (("classes_a", classes_a, table.n_a),
                              ("classes_b", classes_b, table.n_b)):
         if classes is not None and np.shape(classes) != (n,):
@@ -327,7 +381,7 @@ def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _summary(choice: np.ndarray, *, contested: int, n_objects: int) -> dict:
-    """The counts of :meth:`.session.Session.summary` after a merge (every group decided)."""
+    """The counts of :meth:`.session.Session.summary` after a policy run (every group decided)."""
     counts = np.bincount(choice, minlength=len(_CODE) + 1).tolist()
     return {
         **{key: counts[_CODE[key]] for key in CHOICES},
@@ -419,7 +473,7 @@ def apply_tables(a, b, tables: MergeTables):
     Returns
     -------
     ndarray, or dask.array.Array when ``a`` or ``b`` is one, of ``tables.dtype``
-        Ids 1..n, background 0; identical to the output of :func:`.session.merge`.
+        Ids 1..n, background 0; identical to the output of :func:`decide_by_policy`.
         A dask output is computed block by block (the blocks of ``a``), each
         from its own blocks of ``a`` and ``b`` only.
     """

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _files, store
 from ._arrays import native_byte_order
-from ._files import ZARR_SUFFIXES, check_writable
+from ._files import check_writable
 from ._tiff_whole import first_damage
 from .errors import InputError, InputWarning, Loaded
 from .labels import as_labels, as_lazy_labels, check_labels, labels_dtype, relabel_sequential
@@ -47,7 +47,7 @@ __all__ = [
 #: File name endings this package reads.
 SUFFIXES = (".tif", ".tiff", ".npy", ".mrc", ".rec", ".map")
 #: Endings of the stores read lazily by :mod:`.store` (zarr folders, HDF5 files).
-STORE_SUFFIXES = ZARR_SUFFIXES + store.HDF5_SUFFIXES
+STORE_SUFFIXES = store.ZARR_SUFFIXES + store.HDF5_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -564,7 +564,7 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
             raise InputError(f"{folder}: no such folder")
         return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (
             (p.is_file() and p.suffix.lower() in SUFFIXES + store.HDF5_SUFFIXES)
-            or (p.is_dir() and p.suffix.lower() in ZARR_SUFFIXES)))
+            or (p.is_dir() and p.suffix.lower() in store.ZARR_SUFFIXES)))
     except OSError as err:
         raise InputError(
             f"{folder}: the folder cannot be listed ({err.strerror or err}); "

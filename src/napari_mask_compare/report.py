@@ -40,7 +40,7 @@ are replaced only with ``overwrite=True``; an input is never replaced
 (:func:`check_report_folder`, by :func:`._files.check_output_folder` and
 :func:`._files.check_output`).
 
-No Qt, no napari; matplotlib is imported when a plot is made, without pyplot.
+The PNG plots are drawn by :mod:`.plots`. No Qt, no napari.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files, measure, read, stats
-from .compare import Comparison, compare
+from . import _files, measure, plots, read, stats
+from .compare import compare
 from .pairing import Group, OverlapTable, overlap_table
 from .read import labels_tiff
 
@@ -67,16 +67,11 @@ __all__ = [
     "check_report_folder",
     "filter_rows",
     "pairs_rows",
-    "plot_iou_histogram",
-    "plot_scores",
-    "plot_sizes",
     "report_files",
     "write_csv",
     "write_report",
 ]
 
-#: Colours of the association map (RGB, 0-255).
-TP_COLOR, FN_COLOR, FP_COLOR = (0, 255, 0), (255, 0, 0), (0, 0, 255)
 #: Voxels coloured at once by :func:`association_map` (bounds its temporary memory).
 _CHUNK_VOXELS = 1 << 24
 #: ``summary.json["generator"]``: marks a folder whose files a report wrote.
@@ -428,94 +423,6 @@ def pairs_rows(groups: Sequence[Group]) -> list[dict]:
     } for g in groups]
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _figure(**kwargs):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=kwargs.pop("figsize", (6, 4)), layout="constrained", **kwargs)
-
-
-def plot_scores(ax, matching: Sequence[dict], *, title: str | None = None) -> None:
-    """Precision, recall, F1 and panoptic quality against the IoU threshold.
-
-    Parameters
-    ----------
-    ax : matplotlib Axes
-    matching : list of dict
-        :func:`.stats.matching_stats`.
-    """
-    thresholds = [r["thresh"] for r in matching]
-    for key, label in (("precision", "precision"), ("recall", "recall"), ("f1", "F1"),
-                       ("panoptic_quality", "panoptic quality")):
-        ax.plot(thresholds, [r[key] for r in matching], marker="o", label=label)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("IoU threshold")
-    ax.set_ylabel("score")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize="x-small", framealpha=0.6)
-    if title:
-        ax.set_title(title)
-
-
-def plot_iou_histogram(ax, ious: Sequence[float], *, thresh: float | None = None,
-                       title: str | None = None) -> None:
-    """Histogram of IoUs (of the paired groups), with the threshold marked.
-
-    Parameters
-    ----------
-    ax : matplotlib Axes
-    ious : sequence of float in [0, 1]
-    thresh : float, optional
-    """
-    ax.hist(np.asarray(ious, dtype=float), bins=np.linspace(0, 1, 21), color="tab:green",
-            edgecolor="white")
-    if thresh is not None:
-        ax.axvline(thresh, color="black", linestyle="--", label=f"threshold {thresh:g}")
-        ax.legend(loc="upper left", fontsize="small")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("best IoU of a paired group")
-    ax.set_ylabel("groups")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if not len(ious):
-        ax.text(0.5, 0.5, "no paired objects", ha="center", va="center",
-                transform=ax.transAxes)
-    if title:
-        ax.set_title(title)
-
-
-def plot_sizes(ax, sizes_a: Sequence[float], sizes_b: Sequence[float], *,
-               unit: str = "voxels", title: str | None = None) -> None:
-    """Object size distributions of A and B, on a log scale when they span decades."""
-    sizes_a = np.asarray(sizes_a, dtype=float)
-    sizes_b = np.asarray(sizes_b, dtype=float)
-    both = np.concatenate([sizes_a, sizes_b])
-    both = both[both > 0]
-    if both.size == 0:
-        ax.text(0.5, 0.5, "no objects", ha="center", va="center", transform=ax.transAxes)
-        return
-    lo, hi = both.min(), both.max()
-    if hi > 10 * lo:
-        from matplotlib.ticker import NullFormatter
-
-        bins = np.geomspace(lo, hi * 1.001, 31)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    else:
-        bins = np.linspace(lo, hi * 1.001 + 1e-9, 31)
-    ax.hist(sizes_a, bins=bins, alpha=0.6, label=f"A ({len(sizes_a)})", color="tab:red")
-    ax.hist(sizes_b, bins=bins, alpha=0.6, label=f"B ({len(sizes_b)})", color="tab:blue")
-    ax.set_xlabel(f"object size ({unit})")
-    ax.set_ylabel("objects")
-    ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title)
-
-
 def taxonomy_rows(taxonomy: dict) -> list[dict]:
     """One row per size class (and "all"): the count of objects of each error class.
 
@@ -531,29 +438,6 @@ def taxonomy_rows(taxonomy: dict) -> list[dict]:
     rows.append({"size_class": "all", "min_size": None, "max_size": None,
                  **taxonomy["counts"]})
     return rows
-
-
-def plot_taxonomy(ax, taxonomy: dict, *, title: str | None = None) -> None:
-    """Objects of each error class per size class, as stacked bars.
-
-    Parameters
-    ----------
-    taxonomy : dict
-        :func:`.suite.error_taxonomy`.
-    """
-    rows = taxonomy_rows(taxonomy)[:-1] or taxonomy_rows(taxonomy)
-    classes = list(taxonomy["counts"])
-    labels = [str(r["size_class"]) for r in rows]
-    bottom = np.zeros(len(rows))
-    for name in classes:
-        counts = np.array([r[name] for r in rows], dtype=float)
-        ax.bar(labels, counts, bottom=bottom, label=name)
-        bottom += counts
-    ax.set_xlabel("object size class (voxels)")
-    ax.set_ylabel("objects")
-    ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title)
 
 
 # --------------------------------------------------------------------------- the report
@@ -701,7 +585,8 @@ def write_report(
         summary["filter"] = {"rules": [[str(c) for c in rule] for rule in result.rules],
                              "removed": int(result.removed.sum()),
                              "kept": int((~result.removed).sum())}
-    figures = _report_figures(ab, files, threshold=threshold, unit=unit, spacing=spacing)
+    figures = plots.report_figures(ab, files["morphology_a.csv"], files["morphology_b.csv"],
+                                   threshold=threshold, unit=unit, spacing=spacing)
 
     written = {}
     with _files.staged() as stage:  # every file appears at the end, or none
@@ -720,30 +605,3 @@ def write_report(
                 if not any(_files.same_file(out / name, given) for given in inputs):
                     stage.remove(out / name)  # never an input living in the folder
     return written
-
-
-def _report_figures(ab: Comparison, files: dict, *, threshold: float, unit: str,
-                    spacing) -> dict:
-    """The report's PNG figures, by file name."""
-    figures = {}
-    fig = _figure()
-    plot_iou_histogram(fig.add_subplot(), [g.iou for g in ab.groups if g.paired],
-                       thresh=threshold, title="IoU of paired groups")
-    figures["iou_histogram.png"] = fig
-    fig = _figure()
-    plot_scores(fig.add_subplot(), ab.summary["matching"], title="B against A")
-    figures["scores.png"] = fig
-    fig = _figure()
-    ndim = len(ab.table.shape)
-    if spacing is None or unit == "pixel":
-        size_unit = "pixels" if ndim == 2 else "voxels"
-    else:
-        size_unit = f"{unit}²" if ndim == 2 else f"{unit}³"
-    key = "area" if ndim == 2 else "volume"
-    plot_sizes(fig.add_subplot(), files["morphology_a.csv"][key],
-               files["morphology_b.csv"][key], unit=size_unit, title="object sizes")
-    figures["sizes.png"] = fig
-    fig = _figure()
-    plot_taxonomy(fig.add_subplot(), ab.summary["taxonomy"], title="errors by object size")
-    figures["taxonomy.png"] = fig
-    return figures

@@ -21,7 +21,7 @@ goes through :class:`Review`, and its listeners get one
 alone, whoever drove the review.
 
 A volume larger than memory is reviewed into ``cells.zarr``, an OME-Zarr
-labels image (``labels/curated``, created by :mod:`.store`), uint32 from the
+labels image (``labels/curated``, created by :mod:`.ome_zarr_out`), uint32 from the
 start (a chunked store cannot change its dtype cheaply, and hand edits add
 ids beyond any count the overlap table gives). A, B (zarr or dask) are read
 region by region; each action changes only the chunks its region touches, in
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files
+from . import _files, ome_zarr_out
 from ._files import check_writable
 from ._text import QUEUE_DECIDED
 from .errors import InputError
@@ -64,7 +64,8 @@ from .journal import header as journal_header
 from .labels import relabel_sequential
 from .pairing import KINDS, Group, OverlapTable, overlap_table, review_groups
 from .read import write_label_files
-from .session import Change, ChunkedRegions, Session, edit_op
+from .regions import ZARR_METADATA, chunk_keys, compact_chunks
+from .session import Change, Session, edit_op
 from .view_settings import ViewSettings, read_view_settings, write_view_settings
 
 __all__ = ["Review", "ReviewLock"]
@@ -290,7 +291,8 @@ class Review:
         """Open or resume a review into an OME-Zarr labels store (see the module's notes)."""
         notes = _opening_notes(lock, output)
         header = _header(a, b, inputs=inputs, iou_threshold=iou_threshold)
-        path, journal = _existing_journal(output, header, adopt_output=_adoptable(output))
+        path, journal = _existing_journal(output, header,
+                                          adopt_output=ome_zarr_out.is_adoptable(output))
         key = _table_key(header)
         if table is None and groups is None:
             table = _cached_table(output, a, b, key=key, notes=notes)
@@ -300,11 +302,11 @@ class Review:
             groups = review_groups(table, iou_threshold=iou_threshold)
         new = journal is None
         if new:  # the store first (it appears whole): a journal is never without its store
-            array = _new_output_store(output, a, chunks=chunks, voxel_size=voxel_size,
-                                      unit=unit)
+            array = ome_zarr_out.new_review_store(output, a, chunks=chunks,
+                                                  voxel_size=voxel_size, unit=unit)
             journal = Journal.create(path, header)
         else:
-            array = _reopened_output_store(output, a)
+            array = ome_zarr_out.reopen_review_store(output, a)
         session = Session(a, b, groups, classes_a=classes_a, classes_b=classes_b, table=table,
                           output=array)
         if not new:
@@ -533,9 +535,7 @@ class Review:
             return session.saved_labels()
         import dask.array as da
 
-        from . import store
-
-        labels = da.from_zarr(store.labels_array(self.output))
+        labels = da.from_zarr(ome_zarr_out.labels_array(self.output))
         return labels, session.features() if not session.edited else {"label": []}
 
     # ------------------------------------------------------------------ saving
@@ -618,14 +618,12 @@ class Review:
         opening the review again rebuilds the session's from the journal.
         Retried by :meth:`close` after a failure: the ids are compacted once.
         """
-        from . import store
-
         try:
             if self.session.edited and not self._compacted:
                 compact_chunks(self.session.output)
                 self._compacted = True
             self.session.flush_output()
-            store.write_pyramid(self.output, name="curated")
+            ome_zarr_out.write_pyramid(self.output, name=ome_zarr_out.REVIEW_LABELS)
         except _files.WriteError:
             raise
         except OSError as err:
@@ -900,7 +898,6 @@ CHUNK_SAVE_MAX_DELAY_S = 1.0
 TABLE_FORMAT = 1
 _TABLE_FIELDS = ("ids_a", "ids_b", "sizes_a", "sizes_b", "bbox_a", "bbox_b", "pair_a", "pair_b",
                  "intersection")
-_ZARR_METADATA = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
 
 
 def _is_zarr(output: Path) -> bool:
@@ -990,46 +987,6 @@ def _save_table(path: Path, table: OverlapTable, *, key: str) -> None:
                  **{name: getattr(table, name) for name in _TABLE_FIELDS})
 
 
-def _new_output_store(output: Path, a, *, chunks, voxel_size, unit):
-    """The labels array of a new review, empty (see :func:`.store.create_ome_zarr_labels`).
-
-    An empty store of ours already there (a review killed before its journal
-    was made) is made again.
-    """
-    from . import store
-
-    return store.create_ome_zarr_labels(
-        output, shape=tuple(a.shape), dtype=np.uint32,
-        chunks=tuple(chunks) if chunks else _default_chunks(a),
-        voxel_size=voxel_size, unit=unit, name="curated", overwrite=_adoptable(output))
-
-
-def _adoptable(output: Path) -> bool:
-    """True for an empty labels store of ours (a new review killed before its journal)."""
-    from . import store
-
-    if not (output.is_dir() and store.is_our_store(output)):
-        return False
-    try:
-        return not _chunk_keys(store.labels_array(output, name="curated"))
-    except InputError:
-        return False
-
-
-def _reopened_output_store(output: Path, a):
-    """The labels array of a review being resumed (checked to fit the masks)."""
-    from . import store
-
-    if not output.exists():
-        raise InputError(f"{output}: missing; the review's journal is beside it: put the "
-                         f"store back, or move {journal_path(output).name} away to start over")
-    array = store.labels_array(output, name="curated")
-    if tuple(array.shape) != tuple(a.shape):
-        raise InputError(f"{output}: holds labels of shape {tuple(array.shape)}, "
-                         f"not {tuple(a.shape)} as the masks; move it away")
-    return array
-
-
 def _rebuild_from_journal(output: Path, array, session: Session, journal: Journal, *,
                           notes: list[str]) -> None:
     """Replay the journal into an emptied output store: the store is the journal's state.
@@ -1040,58 +997,11 @@ def _rebuild_from_journal(output: Path, array, session: Session, journal: Journa
     journal changed by hand, of another review), the InputError leaves the
     store as it was, its chunks put back.
     """
-    n = len(_chunk_keys(array))
-    with _files.set_aside(Path(array.store.root) / array.path, keep=_ZARR_METADATA,
+    n = len(chunk_keys(array))
+    with _files.set_aside(Path(array.store.root) / array.path, keep=ZARR_METADATA,
                           beside=output):
         _resume(session, journal, notes=notes)
     if n:
         notes.append(f"rebuilt {output.name} from the journal ({n} chunk files)")
 
 
-def _default_chunks(a) -> tuple[int, ...]:
-    """A's chunk shape (reads and writes then meet the same grid), else 64**3 or 512**2."""
-    chunks = getattr(a, "chunksize", None) or getattr(a, "chunks", None)
-    if chunks is not None and all(isinstance(c, int | np.integer) for c in chunks):
-        return tuple(int(c) for c in chunks)
-    side = 64 if len(a.shape) == 3 else 512
-    return tuple(min(side, int(n)) for n in a.shape)
-
-
-def _chunk_keys(array) -> list[str]:
-    """Keys of the chunk files of a zarr array (and of half-written ones), not its metadata."""
-    from zarr.core.sync import sync
-
-    prefix = f"{array.path}/" if array.path else ""
-
-    async def chunk_keys():
-        return [key async for key in array.store.list_prefix(prefix)
-                if key.rsplit("/", 1)[-1] not in _ZARR_METADATA]
-
-    return sync(chunk_keys())
-
-
-def compact_chunks(output: ChunkedRegions) -> np.ndarray:
-    """Renumber a chunked output's ids to 1..n in increasing order, chunk by chunk.
-
-    Two passes over the chunks written since it was opened (all the others
-    hold only background): the ids present, then the lookup table applied.
-    The same ids as :func:`.labels.relabel_sequential` of the whole volume.
-    The chunks change in ``output``'s cache: :meth:`.ChunkedRegions.flush` writes them.
-
-    Returns
-    -------
-    ndarray of uint64, shape (n,)
-        The ids present before, in order (id k + 1 is ``ids[k]`` now).
-    """
-    output.flush()
-    keys = sorted(output.touched)
-    present = [np.unique(output.get(output.chunk_region(key))) for key in keys]
-    ids = np.unique(np.concatenate([np.zeros(1, np.uint64)]
-                                   + [p.astype(np.uint64) for p in present]))[1:]
-    if ids.size and ids[-1] != ids.size:
-        lut = np.zeros(int(ids[-1]) + 1, dtype=output.dtype)
-        lut[ids.astype(np.intp)] = np.arange(1, ids.size + 1)
-        for key in keys:
-            region = output.chunk_region(key)
-            output.put(region, lut[output.get(region)])
-    return ids

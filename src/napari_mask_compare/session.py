@@ -11,16 +11,15 @@ that. Every action is one operation dict, as the journal records it
 Decisions write objects only into background voxels of the output (no silent
 overwrite); an edit is the user's explicit overwrite. Output ids are given in
 action order; an edit that erases an object leaves its id unused until the
-output is compacted on save.
+output is compacted on save. The arrays are read and written region by region
+(:mod:`.regions`); one policy run over every group is
+:func:`.merging.decide_by_policy`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import math
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,13 +28,15 @@ import numpy as np
 from .journal import decode_mask, encode_mask, ids_by_source, unpack_groups
 from .labels import labels_dtype, relabel_sequential
 from .pairing import KINDS, Group, OverlapTable, overlap_table, review_groups
+from .regions import ArrayRegions, ChunkedRegions, regions_of
 
 __all__ = [
-    "CHOICES", "EDIT", "ORDERS", "POLICIES", "ArrayRegions", "Change", "ChunkedRegions",
-    "Decision", "OutputObject", "Session", "Step", "edit_op", "merge", "regions_of",
+    "CHOICES", "EDIT", "ORDERS", "Change", "Decision", "OutputObject", "Session", "Step",
+    "edit_op",
 ]
 
-#: Decisions a reviewer can take on a group: keep A, keep B, merge, skip.
+#: Decisions a reviewer can take on a group: keep A, keep B, the union of its objects
+#: as one object (M), skip.
 CHOICES = ("A", "B", "M", "N")
 #: Queue orders: spatial (bounding box start), or lowest IoU first.
 ORDERS = ("spatial", "iou")
@@ -44,8 +45,6 @@ _AUTO = "Auto"
 _PICK = "P"
 #: Source of an output object painted by hand.
 EDIT = "edit"
-#: Policies of :func:`merge`: the decision taken on every paired group.
-POLICIES = ("a", "b", "union", "larger")
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class OutputObject:
     id : int
         Its id in the output (1..n).
     source : str
-        "A", "B", "M" (merged), "Auto" (unpaired, added on finish) or "edit"
+        "A", "B", "M" (the union of a group), "Auto" (unpaired, added on finish) or "edit"
         (painted by hand).
     group : int
         Index of the group it came from (-1 for an edit).
@@ -68,7 +67,7 @@ class OutputObject:
     contested : int
         Voxels of those inputs that were already owned and kept their owner.
     cls : int or None
-        Class of the input object (the largest, for a merge), when masks carry classes.
+        Class of the input object (the largest, for a union), when masks carry classes.
     """
 
     id: int
@@ -213,317 +212,6 @@ def _region(box) -> tuple[slice, ...]:
     return tuple(slice(start, stop) for start, stop in box)
 
 
-# --------------------------------------------------------------------------- region stores
-
-
-class ArrayRegions:
-    """Regions of an in-memory ndarray: read as views, written in place.
-
-    The store of a :class:`Session` on numpy arrays; :class:`ChunkedRegions`
-    has the same methods for arrays larger than memory.
-
-    Parameters
-    ----------
-    array : ndarray, shape (y, x) or (z, y, x)
-    """
-
-    chunked = False
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.array.dtype
-
-    def get(self, region: tuple[slice, ...]) -> np.ndarray:
-        """The values of ``region`` (a view: read it, do not change it)."""
-        return self.array[region]
-
-    def put(self, region: tuple[slice, ...], value, *, where: np.ndarray | None = None) -> None:
-        """Set ``region`` (where ``where`` is True) to ``value`` (a scalar, or of its shape)."""
-        np.copyto(self.array[region], value, where=True if where is None else where)
-
-    def put_masked(self, region: tuple[slice, ...], mask: np.ndarray | None,
-                   values: np.ndarray) -> None:
-        """``region[mask] = values`` (values of shape (mask.sum(),)); the whole region if None."""
-        out = self.array[region]
-        if mask is None:
-            out[...] = values
-        else:
-            out[mask] = values
-
-    def flush(self) -> int:
-        """Nothing to write (see :meth:`ChunkedRegions.flush`)."""
-        return 0
-
-    def prefetch(self, region: tuple[slice, ...], *, budget: int | None = None) -> int:
-        """Nothing to read ahead (see :meth:`ChunkedRegions.prefetch`): 0 bytes."""
-        return 0
-
-
-class ChunkedRegions:
-    """Regions of a chunked array (zarr, dask) through a bounded cache of whole chunks.
-
-    A region is read from the chunks it overlaps (each read once, then kept
-    while the cache has room); a write changes the cached chunks and marks
-    them dirty: :meth:`flush` writes exactly the dirty chunks back (another
-    thread may call it), the only writes to ``array``. Nothing ever touches
-    the whole volume.
-
-    Parameters
-    ----------
-    array : zarr.Array or dask.array.Array, shape (y, x) or (z, y, x)
-        A writable zarr array for an output; anything sliceable with
-        ``chunks`` (dask: the chunks of each axis) for an input.
-    cache_bytes : int
-        Chunks kept in memory; beyond it, the least recently used clean
-        chunks are dropped, and dirty ones are written first if they fill
-        half of it.
-
-    Attributes
-    ----------
-    touched : set of tuple of int
-        Chunk indices written since this store was opened.
-    writes : int
-        Chunks written to ``array`` so far.
-    """
-
-    chunked = True
-
-    def __init__(self, array, *, cache_bytes: int = 256 << 20):
-        self.array = array
-        self.shape = tuple(int(n) for n in array.shape)
-        self.dtype = np.dtype(array.dtype)
-        self.cache_bytes = int(cache_bytes)
-        self.bounds = _chunk_bounds(array, self.shape)
-        self.touched: set[tuple[int, ...]] = set()
-        self.writes = 0
-        self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
-        self._nbytes = 0
-        self._dirty: dict[tuple[int, ...], int] = {}  # chunk -> version of its last change
-        self._written: dict[tuple[int, ...], int] = {}  # chunk -> version on disk
-        self._flushing: Counter = Counter()  # chunk -> flushes writing it (kept cached)
-        self._drops: dict[tuple[int, ...], int] = {}  # chunk -> times dropped from the cache
-        self._clock = 0
-        self._lock = threading.RLock()  # the cache
-        self._io_lock = threading.Lock()  # writes to ``array``
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, region) -> np.ndarray:
-        """A region as an ndarray (slices only), e.g. for a crop on screen."""
-        region = region if isinstance(region, tuple) else (region,)
-        return self.get(region + (slice(None),) * (self.ndim - len(region)))
-
-    def get(self, region: tuple[slice, ...]) -> np.ndarray:
-        """A copy of the values of ``region``, as they are now (written or not)."""
-        box = self._box(region)
-        out = np.empty(tuple(stop - start for start, stop in box), dtype=self.dtype)
-        with self._lock:
-            for key, inner, local in self._pieces(box):
-                out[local] = self._load(key)[inner]
-        return out
-
-    def put(self, region: tuple[slice, ...], value, *, where: np.ndarray | None = None) -> None:
-        """Set ``region`` (where ``where`` is True) to ``value``; dirty: the chunks it changes."""
-        box = self._box(region)
-        array_value = np.ndim(value) > 0
-        with self._lock:
-            for key, inner, local in self._pieces(box):
-                chosen = True if where is None else where[local]
-                if where is not None and not chosen.any():
-                    continue
-                np.copyto(self._load(key)[inner], value[local] if array_value else value,
-                          where=chosen)
-                self._clock += 1
-                self._dirty[key] = self._clock
-                self.touched.add(key)
-            self._trim()
-
-    def put_masked(self, region: tuple[slice, ...], mask: np.ndarray | None,
-                   values: np.ndarray) -> None:
-        """``region[mask] = values`` (values of shape (mask.sum(),)); the whole region if None."""
-        if mask is None:
-            self.put(region, values)
-            return
-        full = self.get(region)
-        full[mask] = values
-        self.put(region, full, where=mask)
-
-    def flush(self) -> int:
-        """Write the dirty chunks (those changed since the last flush); return how many.
-
-        A chunk changed again meanwhile is written by a later flush; an
-        older copy never overwrites a newer one. If writing fails, the chunks
-        not written stay dirty (the next flush writes them).
-        """
-        with self._lock:
-            todo = list(self._dirty.items())
-            self._dirty.clear()
-            self._flushing.update(key for key, _ in todo)  # kept cached until on disk
-        try:
-            for key, version in todo:
-                with self._lock:  # one chunk at a time: readers wait for one copy at most
-                    data = self._cache[key].copy()  # as of ``version`` or later
-                with self._io_lock:
-                    if self._written.get(key, -1) < version:
-                        self.array[self.chunk_region(key)] = data
-                        self._written[key] = version
-                        self.writes += 1
-        except BaseException:  # a full disk: the chunks not written stay dirty, for a retry
-            with self._lock:
-                for key, version in todo:
-                    if self._written.get(key, -1) < version:
-                        self._dirty.setdefault(key, version)
-            raise
-        finally:
-            with self._lock:
-                self._flushing.subtract(key for key, _ in todo)
-                self._flushing += Counter()  # drops the keys at zero
-        return len(todo)
-
-    def prefetch(self, region: tuple[slice, ...], *, budget: int | None = None) -> int:
-        """Read the chunks of ``region`` into the cache ahead of need (e.g. from a thread).
-
-        The chunks are read without holding the cache (a reader of other
-        chunks is not held up); a chunk loaded meanwhile by a reader or a
-        writer is kept as it is, never replaced by the copy read here.
-
-        Parameters
-        ----------
-        budget : int, optional
-            Read at most this many bytes (default: half the cache, so that
-            what is read ahead never pushes out what is shown).
-
-        Returns
-        -------
-        int
-            Bytes read into the cache.
-        """
-        budget = self.cache_bytes // 2 if budget is None else int(budget)
-        with self._lock:
-            todo = [key for key, _, _ in self._pieces(self._box(region))
-                    if key not in self._cache]
-        done = 0
-        for key in todo:
-            region_of = self.chunk_region(key)
-            nbytes = math.prod(s.stop - s.start for s in region_of) * self.dtype.itemsize
-            if done + nbytes > budget:
-                break
-            with self._lock:
-                if key in self._cache:
-                    continue
-                drops = self._drops.get(key, 0)
-            chunk = np.array(self.array[region_of], dtype=self.dtype)
-            with self._lock:
-                # dropped since it was read: a newer copy may have been written meanwhile
-                if key not in self._cache and self._drops.get(key, 0) == drops:
-                    self._cache[key] = chunk
-                    self._nbytes += chunk.nbytes
-                    done += chunk.nbytes
-                    self._trim()
-        return done
-
-    def _box(self, region) -> list[tuple[int, int]]:
-        if len(region) != len(self.shape):
-            raise ValueError(f"region {region} does not fit the shape {self.shape}")
-        box = []
-        for s, n in zip(region, self.shape):
-            start, stop, step = s.indices(n)
-            if step != 1:
-                raise ValueError(f"region {region}: slices must have step 1")
-            box.append((start, max(start, stop)))
-        return box
-
-    def _pieces(self, box):
-        """Per chunk overlapping ``box``: (chunk index, slices in the chunk, slices in the box)."""
-        ranges = []
-        for (start, stop), bounds in zip(box, self.bounds):
-            if stop <= start:
-                return
-            first = int(np.searchsorted(bounds, start, side="right")) - 1
-            last = int(np.searchsorted(bounds, stop, side="left"))
-            ranges.append(range(first, last))
-        for key in itertools.product(*ranges):
-            inner, local = [], []
-            for k, (start, stop), bounds in zip(key, box, self.bounds):
-                lo, hi = max(start, int(bounds[k])), min(stop, int(bounds[k + 1]))
-                inner.append(slice(lo - int(bounds[k]), hi - int(bounds[k])))
-                local.append(slice(lo - start, hi - start))
-            yield key, tuple(inner), tuple(local)
-
-    def chunk_region(self, key: tuple[int, ...]) -> tuple[slice, ...]:
-        """The region of one chunk, by its index."""
-        return tuple(slice(int(b[k]), int(b[k + 1])) for k, b in zip(key, self.bounds))
-
-    def _load(self, key) -> np.ndarray:
-        chunk = self._cache.get(key)
-        if chunk is None:
-            chunk = np.array(self.array[self.chunk_region(key)], dtype=self.dtype)
-            self._cache[key] = chunk
-            self._nbytes += chunk.nbytes
-        else:
-            self._cache.move_to_end(key)
-        return chunk
-
-    def _trim(self) -> None:
-        """Keep the cache within ``cache_bytes``: write dirty chunks if they fill half of it.
-
-        A write that fails here (a full disk) keeps the chunks dirty and cached
-        (beyond the budget, until a flush succeeds) and raises nothing: the
-        change in hand is whole in the cache, and the save that fails next
-        (:meth:`flush` from the autosaver) reports it.
-        """
-        if self._nbytes <= self.cache_bytes:
-            return
-        if len(self._dirty) * (self._nbytes / len(self._cache)) > self.cache_bytes / 2:
-            with contextlib.suppress(OSError):
-                self.flush()
-        for key in list(self._cache):  # least recently used first
-            if self._nbytes <= self.cache_bytes:
-                break
-            if key not in self._dirty and not self._flushing[key]:
-                self._nbytes -= self._cache.pop(key).nbytes
-                self._drops[key] = self._drops.get(key, 0) + 1
-
-
-def _chunk_bounds(array, shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Per axis, the start of every chunk and the end: ``[0, c, 2c, ..., n]``.
-
-    ``array.chunks`` is a chunk shape (zarr; its shards when sharded, the
-    unit that is written) or the chunk sizes of every axis (dask).
-    """
-    chunks = getattr(array, "shards", None) or array.chunks
-    bounds = []
-    for axis, n in enumerate(shape):
-        sizes = chunks[axis]
-        if isinstance(sizes, int | np.integer):
-            edges = np.append(np.arange(0, n, int(sizes)), n)
-        else:
-            edges = np.concatenate([[0], np.cumsum(sizes)])
-        bounds.append(edges.astype(np.int64))
-    return bounds
-
-
-def regions_of(array, *, cache_bytes: int = 256 << 20) -> ArrayRegions | ChunkedRegions:
-    """The region store of an array: :class:`ArrayRegions` in memory, else :class:`ChunkedRegions`.
-
-    Anything that is not an ndarray and has ``chunks`` (zarr, dask) is read
-    and written region by region; anything else is made an ndarray.
-    """
-    if not isinstance(array, np.ndarray) and hasattr(array, "chunks") \
-            and hasattr(array, "shape"):
-        return ChunkedRegions(array, cache_bytes=cache_bytes)
-    return ArrayRegions(np.asarray(array))
-
-
 class Session:
     """Review two instance masks group by group and build one curated mask.
 
@@ -532,7 +220,7 @@ class Session:
     a, b : ndarray of int, shape (y, x) or (z, y, x)
         Instance masks, A the reference. Kept by reference, not copied.
         zarr or dask arrays are read region by region, never whole (see
-        :func:`regions_of`).
+        :func:`.regions.regions_of`).
         The output (:attr:`output`) is uint16 until an id passes 65,535;
         it is then replaced by a uint32 copy (holders of it must re-read it).
     groups : sequence of Group
@@ -545,8 +233,8 @@ class Session:
     output : zarr.Array, optional
         A writable chunked array of zeros, shape of ``a``, for the output
         (e.g. an OME-Zarr labels array): it is changed chunk by chunk through
-        a cache (:class:`ChunkedRegions`; :meth:`flush_output` writes it), and
-        :attr:`output` is that store. Its dtype is kept (uint32 holds every id).
+        a cache (:class:`.regions.ChunkedRegions`; :meth:`flush_output`
+        writes it), and :attr:`output` is that store. Its dtype is kept (uint32 holds every id).
         None: an ndarray in memory.
     cache_bytes : int
         Memory for the chunks of each chunked array (a, b, output).
@@ -618,7 +306,7 @@ class Session:
 
     @property
     def output(self):
-        """The output labels: an ndarray, or the :class:`ChunkedRegions` of a chunked output.
+        """The output labels: an ndarray, or the :class:`.regions.ChunkedRegions` of a chunked one.
 
         On a chunked output read regions (``output[region]`` or
         :meth:`read`), never the whole volume.
@@ -655,7 +343,7 @@ class Session:
         """Read the chunks of one region of ``"A"``, ``"B"`` or ``"output"`` ahead of need.
 
         For a thread that reads the next group's crop while a person looks
-        at this one (see :meth:`ChunkedRegions.prefetch`); nothing on arrays
+        at this one (see :meth:`.regions.ChunkedRegions.prefetch`); nothing on arrays
         in memory. Returns the bytes read into the cache.
         """
         store = self._out if layer == "output" else self._inputs.get(layer)
@@ -1082,7 +770,7 @@ class Session:
         Parameters
         ----------
         choice : {"A", "B", "M", "N"}
-            Keep A's objects, keep B's, merge all into one object, or skip.
+            Keep A's objects, keep B's, their union as one object, or skip.
         group : int, optional
             Group index; the current group when omitted.
 
@@ -1347,42 +1035,3 @@ class Session:
             return lut[self._out.array]
         return lut[self._out.get(region)]
 
-
-def merge(session: Session, *, policy: str = "a") -> Session:
-    """Decide every paired group by one policy, then finish (unpaired objects added).
-
-    Parameters
-    ----------
-    session : Session
-        Decisions go in queue order (spatial by default).
-    policy : {"a", "b", "union", "larger"}
-        Keep A; keep B; merge each group into one object; keep the side with
-        more voxels in the group (A on a tie).
-
-    Returns
-    -------
-    Session
-        The same session, every group decided.
-
-    Examples
-    --------
-    >>> a = np.array([[1, 1, 1, 0, 2]])
-    >>> b = np.array([[3, 3, 4, 4, 0]])
-    >>> merge(Session.from_masks(a, b), policy="b").output.tolist()
-    [[1, 1, 2, 2, 3]]
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    for index in session.queue:
-        group = session.groups[index]
-        if group.paired and session.choice_of(index) is None:
-            session.decide(policy_choice(group, policy), group=index)
-    session.finish()
-    return session
-
-
-def policy_choice(group: Group, policy: str) -> str:
-    """The decision ("A", "B" or "M") that merge ``policy`` takes for a paired ``group``."""
-    if policy == "larger":
-        return "A" if sum(group.sizes_a) >= sum(group.sizes_b) else "B"
-    return {"a": "A", "b": "B", "union": "M"}[policy]

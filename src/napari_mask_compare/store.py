@@ -1,4 +1,4 @@
-"""Chunked stores: read zarr, OME-Zarr and HDF5 lazily; write OME-Zarr labels.
+"""Chunked stores in: read zarr, OME-Zarr and HDF5 lazily.
 
 Inputs (:func:`open_array`), read as dask arrays whose blocks are the
 storage chunks, nothing read until computed:
@@ -14,11 +14,7 @@ storage chunks, nothing read until computed:
   from an ``element_size_um`` attribute, the axes from ilastik's
   ``axistags``.
 
-Output: an OME-Zarr container ``out.zarr`` holding the labels at
-``out.zarr/labels/<name>`` (NGFF image-label metadata, a multiscale pyramid
-made by striding, the voxel size as the scale), written blockwise into a
-temporary folder and renamed in place (:func:`._files.staged_folder`), never
-over an input or a store we did not write (:func:`check_store_output`).
+Writing OME-Zarr labels is :mod:`.ome_zarr_out`'s.
 
 Bad input raises :class:`.errors.InputError` with one line naming the path, the
 problem and what would be right. No Qt, no napari.
@@ -26,55 +22,39 @@ problem and what would be right. No Qt, no napari.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import _files
 from ._arrays import native_byte_order
 from ._chunks import Hdf5Dataset, ZarrChunks, first_line
-from ._files import ZARR_MARKERS, ZARR_SUFFIXES
-from ._ngff import UNITS, axis_type, labels_of, multiscale_of, ngff_attrs
+from ._ngff import axis_type, labels_of, multiscale_of, ngff_attrs
 from .errors import InputError, InputWarning, Loaded
-from .labels import labels_dtype
 
 __all__ = [
-    "GENERATOR",
-    "check_store_output",
     "contents",
-    "create_ome_zarr_labels",
-    "is_our_store",
+    "dask_from_zarr",
+    "enclosing_store",
     "is_store_path",
-    "labels_array",
     "open_array",
     "store_name",
-    "write_ome_zarr_labels",
-    "write_pyramid",
 ]
 
+#: Folder endings of a zarr store.
+ZARR_SUFFIXES = (".zarr",)
 #: File endings of an HDF5 file.
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-#: The root attribute that marks a store this package wrote (what ``overwrite`` may replace).
-GENERATOR = "napari-mask-compare"
-_GENERATOR_KEY = "_creator"
 
 #: ``file.h5:/path/in/file`` (the dataset part may be empty: ``file.h5:``).
 _HDF5_SPEC = re.compile(r"(?P<file>.+\.(?:h5|hdf5|hdf|he5)):(?P<dataset>.*)", re.IGNORECASE)
-
-#: Short unit names (see read._METRES) -> NGFF's.
-_NGFF_UNITS = {**{short: ngff for ngff, short in UNITS.items()},
-               "μm": "micrometer", "um": "micrometer", "micron": "micrometer"}
-
-
-def _input_error(message: str):
-    return InputError(message)
+#: Files that make a folder a zarr node.
+_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 
 # --------------------------------------------------------------------------- paths
@@ -99,7 +79,7 @@ def is_store_path(spec: str | os.PathLike) -> bool:
         return True
     if any(part.lower().endswith(ZARR_SUFFIXES) for part in path.parts):
         return True
-    return path.is_dir() and any((path / marker).is_file() for marker in ZARR_MARKERS)
+    return path.is_dir() and any((path / marker).is_file() for marker in _ZARR_MARKERS)
 
 
 def store_name(spec: str | os.PathLike) -> str:
@@ -119,6 +99,23 @@ def store_name(spec: str | os.PathLike) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def enclosing_store(path: str | os.PathLike) -> Path | None:
+    """The outermost zarr store that ``path`` lies inside (``path`` itself not counted), or None.
+
+    A folder is a store by its name (``*.zarr``) or by zarr's metadata files
+    in it; links are followed.
+
+    Examples
+    --------
+    >>> enclosing_store("/data/img.ome.zarr/labels/x.tif").as_posix(), enclosing_store("a.zarr")
+    ('/data/img.ome.zarr', None)
+    """
+    stores = [folder for folder in Path(os.path.realpath(path)).parents
+              if folder.name.lower().endswith(ZARR_SUFFIXES)
+              or any((folder / marker).is_file() for marker in _ZARR_MARKERS)]
+    return stores[-1] if stores else None
 
 
 def _split_hdf5(spec: str | os.PathLike) -> tuple[Path, str | None]:
@@ -236,23 +233,23 @@ def _open_zarr(path: Path, *, what: str):
     import zarr
 
     if not path.exists():
-        raise _input_error(f"{path}: no such zarr store or folder")
+        raise InputError(f"{path}: no such zarr store or folder")
     if not path.is_dir():
-        raise _input_error(f"{path}: is a file, expected a zarr store (a folder) or an array "
-                           "in one")
-    if not any((path / marker).is_file() for marker in ZARR_MARKERS):
-        raise _input_error(f"{path}: is not a zarr array or group (no zarr.json, .zarray or "
-                           ".zgroup in it); expected a zarr store or a path to an array in one")
+        raise InputError(f"{path}: is a file, expected a zarr store (a folder) or an array "
+                         "in one")
+    if not any((path / marker).is_file() for marker in _ZARR_MARKERS):
+        raise InputError(f"{path}: is not a zarr array or group (no zarr.json, .zarray or "
+                         ".zgroup in it); expected a zarr store or a path to an array in one")
     try:
         node = zarr.open(store=str(path), mode="r")
     except Exception as err:  # zarr raises several types for damaged metadata
-        raise _input_error(f"{path}: cannot be read as zarr ({first_line(err)})") from err
+        raise InputError(f"{path}: cannot be read as zarr ({first_line(err)})") from err
     array, multiscale, level, label = _resolve_zarr(node, path)
     if what == "mask":
         _warn_if_missing_chunks_are_objects(array, path)
     axes, scale, unit = (multiscale.axes_scale_unit(level, ndim=array.ndim)
                          if multiscale is not None else (None, [1.0] * array.ndim, "pixel"))
-    data = _dask_from_zarr(array, spec=path)
+    data = dask_from_zarr(array, spec=path)
     loaded = _finish(data, axes=axes, scale=scale, unit=unit, path=path, what=what)
     return dataclasses.replace(loaded, labels=True) if label else loaded
 
@@ -308,9 +305,9 @@ def _resolve_zarr(node, path: Path) -> tuple:
         try:
             array = node[multiscale.paths[0]]
         except KeyError as err:
-            raise _input_error(f"{path}: its level 0 {multiscale.paths[0]!r} is missing; "
-                               "expected the array that the NGFF multiscales metadata "
-                               "names") from err
+            raise InputError(f"{path}: its level 0 {multiscale.paths[0]!r} is missing; "
+                             "expected the array that the NGFF multiscales metadata "
+                             "names") from err
         return array, multiscale, 0, "image-label" in attrs
     labels = labels_of(attrs, where=path)
     if labels is None and "labels" in node and not _arrays_of(node, deep=False):
@@ -319,18 +316,18 @@ def _resolve_zarr(node, path: Path) -> tuple:
         return _only_label(node, labels, path)
     arrays = _arrays_of(node)
     listed = ", ".join(arrays[:8]) + (", ..." if len(arrays) > 8 else "") or "none"
-    raise _input_error(f"{path}: is a zarr group, not an array or an OME-Zarr multiscale; give "
-                       f"the path of an array in it (arrays: {listed})")
+    raise InputError(f"{path}: is a zarr group, not an array or an OME-Zarr multiscale; give "
+                     f"the path of an array in it (arrays: {listed})")
 
 
 def _only_label(node, labels: Sequence[str], path: Path):
     if len(labels) != 1:
         names = ", ".join(f"{path / name}" for name in labels) or "none"
-        raise _input_error(f"{path}: holds {len(labels)} labels; choose one by its path "
-                           f"({names})")
+        raise InputError(f"{path}: holds {len(labels)} labels; choose one by its path "
+                         f"({names})")
     if labels[0] not in node:
-        raise _input_error(f"{path}: lists the label {labels[0]!r} but does not hold it; "
-                           "expected a group of that name")
+        raise InputError(f"{path}: lists the label {labels[0]!r} but does not hold it; "
+                         "expected a group of that name")
     return _resolve_zarr(node[labels[0]], path / labels[0])
 
 
@@ -356,7 +353,7 @@ def _parent_multiscale(path: Path) -> tuple:
     import zarr
 
     parent = path.resolve().parent
-    if not any((parent / marker).is_file() for marker in ZARR_MARKERS):
+    if not any((parent / marker).is_file() for marker in _ZARR_MARKERS):
         return None, 0, False
     try:
         attrs = zarr.open_group(store=str(parent), mode="r").attrs
@@ -369,7 +366,7 @@ def _parent_multiscale(path: Path) -> tuple:
     return multiscale, multiscale.paths.index(path.resolve().name), "image-label" in attrs
 
 
-def _dask_from_zarr(array, *, spec):
+def dask_from_zarr(array, *, spec):
     """A dask array over a zarr array, one block per stored chunk (or shard).
 
     A damaged chunk is an InputError naming ``spec`` and the chunk when a
@@ -392,16 +389,16 @@ def _open_hdf5(file: Path, dataset: str | None, *, given, what: str):
     from dask.base import tokenize
 
     if not file.is_file():
-        raise _input_error(f"{file}: no such file" if not file.exists()
-                           else f"{file}: is not a file, expected an HDF5 file")
+        raise InputError(f"{file}: no such file" if not file.exists()
+                         else f"{file}: is not a file, expected an HDF5 file")
     name = _hdf5_dataset_name(file, dataset, given=given)
     try:
         source = Hdf5Dataset(file, name)
     except Exception as err:
-        raise _input_error(f"{given}: cannot be read as HDF5 ({first_line(err)})") from err
+        raise InputError(f"{given}: cannot be read as HDF5 ({first_line(err)})") from err
     if source.dtype.kind not in "biuf":
         source.close()
-        raise _input_error(f"{given}: holds {source.dtype} data, expected a numeric array")
+        raise InputError(f"{given}: holds {source.dtype} data, expected a numeric array")
     chunks = source.chunks or {0: "auto", **{i: -1 for i in range(1, source.ndim)}}
     stat = file.stat()
     data = da.from_array(source, chunks=chunks, lock=False, asarray=True,
@@ -434,19 +431,19 @@ def _hdf5_dataset_name(file: Path, dataset: str | None, *, given) -> str:
             if dataset is not None:
                 node = h5.get(dataset)
                 if node is None:
-                    raise _input_error(f"{file}: has no dataset {dataset} (datasets: "
-                                       f"{_listing(found)}); give FILE.h5:/path/to/dataset")
+                    raise InputError(f"{file}: has no dataset {dataset} (datasets: "
+                                     f"{_listing(found)}); give FILE.h5:/path/to/dataset")
                 if not isinstance(node, h5py.Dataset):
                     inner = [d for d in found if d.startswith(node.name.rstrip("/") + "/")]
-                    raise _input_error(f"{file}:{dataset} is a group, not a dataset (datasets in "
-                                       f"it: {_listing(inner)}); give FILE.h5:/path/to/dataset")
+                    raise InputError(f"{file}:{dataset} is a group, not a dataset (datasets in "
+                                     f"it: {_listing(inner)}); give FILE.h5:/path/to/dataset")
                 return node.name
     except OSError as err:
-        raise _input_error(f"{file}: cannot be read as HDF5 ({first_line(err)})") from err
+        raise InputError(f"{file}: cannot be read as HDF5 ({first_line(err)})") from err
     if len(found) != 1:
         example = f"{file.name}:{(found or ['/data'])[0]}"
-        raise _input_error(f"{file}: holds {len(found)} datasets ({_listing(found)}); choose one "
-                           f"as FILE.h5:/path/to/dataset, e.g. {example}")
+        raise InputError(f"{file}: holds {len(found)} datasets ({_listing(found)}); choose one "
+                         f"as FILE.h5:/path/to/dataset, e.g. {example}")
     return found[0]
 
 
@@ -499,23 +496,23 @@ def _finish(data, *, axes, scale, unit: str, path: Path, what: str):
         scale = [scale[i] for i in keep]
         kinds = [kind for _, kind in axes]
         if "time" in kinds:
-            raise _input_error(f"{path}: has a time axis of {data.shape[kinds.index('time')]}; "
-                               "expected one time point (a single (z, y, x) volume)")
+            raise InputError(f"{path}: has a time axis of {data.shape[kinds.index('time')]}; "
+                             "expected one time point (a single (z, y, x) volume)")
         channels = ""
         if "channel" in kinds:
             axis = kinds.index("channel")
             n = data.shape[axis]
             if what == "mask":
-                raise _input_error(f"{path}: has a channel axis of {n}; expected a mask with one "
-                                   "value per voxel (give one channel's labels)")
+                raise InputError(f"{path}: has a channel axis of {n}; expected a mask with one "
+                                 "value per voxel (give one channel's labels)")
             data = _moveaxis(data, axis, -1)
             scale = scale[:axis] + scale[axis + 1:]
             channels = "C"
     if data.size == 0:
-        raise _input_error(f"{path}: holds an empty array of shape {data.shape}")
+        raise InputError(f"{path}: holds an empty array of shape {data.shape}")
     if what == "mask" and data.dtype.kind not in "biu":
-        raise _input_error(f"{path}: mask has dtype {data.dtype}, expected integer labels "
-                           "(a mask read lazily must be stored as integers)")
+        raise InputError(f"{path}: mask has dtype {data.dtype}, expected integer labels "
+                         "(a mask read lazily must be stored as integers)")
     n_spatial = data.ndim - (channels == "C")
     voxel_size = tuple(float(s) for s in scale[-min(n_spatial, 3):]) if n_spatial else ()
     return Loaded(data, voxel_size, unit, path, channels)
@@ -525,451 +522,3 @@ def _moveaxis(data, source: int, destination: int):
     import dask.array as da
 
     return da.moveaxis(data, source, destination)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def is_our_store(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a zarr store that this package wrote (its root ``_creator``).
-
-    Only the root metadata file is read (``zarr.json`` or ``.zattrs``).
-    """
-    path = Path(path)
-    for name, inner in (("zarr.json", ("attributes",)), (".zattrs", ())):
-        try:
-            attrs = json.loads((path / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for key in inner:
-            attrs = attrs.get(key, {}) if isinstance(attrs, dict) else {}
-        creator = attrs.get(_GENERATOR_KEY) if isinstance(attrs, dict) else None
-        return isinstance(creator, dict) and creator.get("name") == GENERATOR
-    return False
-
-
-def check_store_output(
-    path: str | os.PathLike,
-    *,
-    inputs: Iterable[str | os.PathLike] = (),
-    overwrite: bool = False,
-    option: str = "--out",
-) -> Path:
-    """Check that the zarr store ``path`` may be written (:func:`._files.check_output`).
-
-    Never an input, never inside an input store or holding one, never a
-    store that this package did not write; an earlier output of ours only
-    with ``overwrite``.
-
-    Raises
-    ------
-    errors.InputError
-    """
-    return _files.check_output(path, inputs=inputs, ours=is_our_store, overwrite=overwrite,
-                               option=option, folder=True)
-
-
-#: Seconds at most that a failed store write waits for zarr's other writes to end.
-_SETTLE_S = 60.0
-
-
-@contextlib.contextmanager
-def _staged_store(path: Path, *, before_commit: _files.BeforeCommit | None = None):
-    """:func:`._files.staged_folder` for a zarr store: on a failure, the writes zarr still
-    runs are waited for before the folder is removed.
-
-    zarr writes an array's or a group's metadata files (and a region's chunks) together
-    (``asyncio.gather``): when one fails (a full disk), the others go on, and each makes
-    its folders again (``mkdir(parents=True)``), so that the temporary folder came back after
-    it was removed (1 run in 10 of ``merge --out o.zarr --overwrite`` on a full disk).
-    """
-    with _files.staged_folder(path, before_commit=before_commit) as tmp:
-        try:
-            yield tmp
-        except BaseException:
-            _settle_zarr_io()
-            raise
-
-
-def _settle_zarr_io() -> None:
-    """Wait (at most :data:`_SETTLE_S` seconds) until zarr's I/O event loop runs no task."""
-    import asyncio
-
-    from zarr.core import sync as zarr_sync
-
-    loop = zarr_sync.loop[0]
-    if loop is None or loop.is_closed() or not loop.is_running():
-        return
-
-    async def others_done():
-        this = asyncio.current_task()
-        while pending := {task for task in asyncio.all_tasks() if task is not this}:
-            await asyncio.wait(pending)
-
-    with contextlib.suppress(Exception):  # a loop gone meanwhile: nothing runs on it
-        asyncio.run_coroutine_threadsafe(others_done(), loop).result(timeout=_SETTLE_S)
-
-
-def write_ome_zarr_labels(
-    path: str | os.PathLike,
-    data,
-    *,
-    voxel_size: Sequence[float] | None = None,
-    unit: str = "pixel",
-    name: str = "curated",
-    chunks: Sequence[int] | None = None,
-    inputs: Iterable[str | os.PathLike] = (),
-    overwrite: bool = False,
-    max_id: int | None = None,
-    ngff: str = "0.4",
-    before_commit: _files.BeforeCommit | None = None,
-) -> Path:
-    """Write labels as an OME-Zarr container with a multiscale pyramid, atomically.
-
-    The store at ``path`` (e.g. ``out.zarr``) holds the labels at
-    ``labels/<name>``: levels ``0, 1, ...`` made by striding (level k+1
-    takes every second voxel of level k along the axes that are halved, see
-    :func:`create_ome_zarr_labels`), NGFF multiscales and image-label
-    metadata, the voxel size as level 0's scale. It is written block by
-    block into a temporary folder beside ``path`` and renamed in place
-    (:func:`._files.staged_folder`): after a failure nothing is left.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The store to create (a folder).
-    data : ndarray or dask.array.Array of int, shape (y, x) or (z, y, x)
-        Labels, 0 = background; a dask array is computed block by block,
-        never whole. Stored as uint16, or uint32 beyond 65,535
-        (:func:`.labels.labels_dtype`, which warns).
-    voxel_size : sequence of float, optional
-        Spacing per axis, in ``unit``; ones by default.
-    unit : str
-        "µm", "nm", ... or "pixel" (no unit written).
-    name : str
-        The label's name in ``labels/``.
-    chunks : sequence of int, optional
-        Storage chunks of level 0; those of a dask ``data`` by default, else
-        up to 1024 x 1024 (2D) or 64 x 256 x 256 (3D).
-    inputs : iterable of path
-        Files and stores read to make ``data``: never written over or into.
-    overwrite : bool
-        Replace an earlier output of ours at ``path``.
-    max_id : int, optional
-        The largest id in ``data`` when the caller knows it (a merge does):
-        the storage dtype then needs no pass over ``data``.
-    ngff : {"0.4", "0.5"}
-        NGFF 0.4 (zarr v2, read by most tools) or 0.5 (zarr v3).
-    before_commit : callable, optional
-        See :func:`._files.staged_folder`.
-
-    Returns
-    -------
-    Path
-
-    Notes
-    -----
-    Blocks are computed and written on the current :mod:`.engine` (its
-    scheduler, its progress bar or callback).
-
-    Raises
-    ------
-    errors.InputError
-        ``path`` may not be written (see :func:`check_store_output`).
-    ValueError
-        ``data`` is not 2D or 3D integers >= 0.
-    _files.WriteError
-        The disk refused; nothing is left at ``path`` (an earlier output stays).
-    """
-    import dask.array as da
-
-    from .engine import compute
-
-    path = check_store_output(path, inputs=inputs, overwrite=overwrite)
-    data = data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=-1)
-    dtype = _output_dtype(data) if max_id is None else labels_dtype(max_id, warn=True)
-    chunks = _chunks_for(data.shape, chunks if chunks is not None else _dask_chunksize(data))
-    try:
-        with _staged_store(path, before_commit=before_commit) as tmp:
-            target = _create_labels(tmp, shape=data.shape, dtype=dtype, chunks=chunks,
-                                    voxel_size=voxel_size, unit=unit, name=name, ngff=ngff)
-            compute(da.store(data.astype(dtype).rechunk(chunks), target, lock=False,
-                             compute=False), desc=f"write {path.name}")
-            write_pyramid(tmp, name=name)
-    except _files.WriteError:
-        raise
-    except OSError as err:  # met by a block being written (a full disk): name the output
-        raise _files.write_error(path, err) from err
-    return path
-
-
-def _output_dtype(data) -> np.dtype:
-    """uint16 or uint32 for ``data`` (one pass over it unless its dtype settles it)."""
-    from .engine import compute
-
-    if data.ndim not in (2, 3):
-        raise ValueError(f"labels must be 2D or 3D, got shape {data.shape}")
-    kind = data.dtype.kind
-    if kind == "b" or (kind == "u" and data.dtype.itemsize <= 2):
-        return labels_dtype(0)
-    if kind not in "iu":
-        raise ValueError(f"labels must be integers, got dtype {data.dtype}")
-    lo, hi = compute(data.min(), data.max(), desc="label range") if data.size else (0, 0)
-    if lo < 0:
-        raise ValueError(f"labels must be >= 0, got ids down to {lo}")
-    return labels_dtype(int(hi), warn=True)
-
-
-def _dask_chunksize(data) -> tuple[int, ...] | None:
-    """The chunks of a dask array when they are regular (all but the last equal), else None."""
-    regular = all(len(set(c[:-1])) <= 1 and (len(c) == 1 or c[-1] <= c[0]) for c in data.chunks)
-    return tuple(int(c[0]) for c in data.chunks) if regular and data.npartitions > 1 else None
-
-
-def _chunks_for(shape: Sequence[int], chunks: Sequence[int] | None) -> tuple[int, ...]:
-    """Storage chunks for ``shape``: ``chunks`` clipped to it, or the default.
-
-    >>> _chunks_for((10, 5000, 300), None), _chunks_for((100, 100), (64, 256))
-    ((10, 256, 256), (64, 100))
-    """
-    if chunks is None:
-        chunks = (1024, 1024) if len(shape) == 2 else (64, 256, 256)
-    if len(chunks) != len(shape) or any(int(c) < 1 for c in chunks):
-        raise ValueError(f"chunks {tuple(chunks)} do not fit shape {tuple(shape)}")
-    return tuple(max(1, min(int(c), int(n))) for c, n in zip(chunks, shape))
-
-
-def create_ome_zarr_labels(
-    path: str | os.PathLike,
-    *,
-    shape: Sequence[int],
-    dtype,
-    chunks: Sequence[int] | None = None,
-    voxel_size: Sequence[float] | None = None,
-    unit: str = "pixel",
-    name: str = "curated",
-    ngff: str = "0.4",
-    overwrite: bool = False,
-):
-    """Create an OME-Zarr labels container with empty levels and return level 0, writable.
-
-    For a review that writes its output chunk by chunk: chunks written into
-    the returned array go straight to disk (all-zero chunks are not stored);
-    :func:`write_pyramid` then rebuilds the lower levels. The metadata (NGFF
-    multiscales with every level's scale, image-label, the ``_creator``
-    mark) is written now, by ome-zarr-py's metadata writers.
-
-    The pyramid: level k+1 halves (rounding up) each axis of level k that is
-    longer than 1 and whose spacing is less than twice the finest spacing
-    of level k (so a coarse z is not halved with x and y), until level k
-    fits one chunk along every axis (at most 12 levels).
-
-    The store is made in a temporary folder and renamed in place
-    (:func:`._files.staged_folder`): it appears whole or not at all.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The store to create; it must not exist (an earlier output of ours
-        is replaced with ``overwrite``; the caller checks ``path`` against
-        its inputs with :func:`check_store_output` first).
-    shape : tuple of int, (y, x) or (z, y, x)
-    dtype : unsigned integer dtype (uint16 or uint32, see :func:`.labels.labels_dtype`)
-    chunks : tuple of int, optional
-        Storage chunks of level 0 (also of the other levels, clipped).
-    voxel_size, unit, name, ngff
-        As for :func:`write_ome_zarr_labels`.
-
-    overwrite : bool
-        Replace an earlier output of ours at ``path``.
-
-    Returns
-    -------
-    zarr.Array
-        Level 0, shape ``shape``, filled with 0, opened for writing.
-
-    Raises
-    ------
-    errors.InputError
-        ``path`` exists (and is not ours, or ``overwrite`` is False). Unlike
-        :func:`check_store_output`, a review's journal beside ``path`` is no
-        refusal: the review that owns it calls this.
-    """
-    path = _check_replaceable(Path(path), overwrite=overwrite)
-    with _staged_store(path) as tmp:
-        _create_labels(tmp, shape=shape, dtype=dtype, chunks=chunks, voxel_size=voxel_size,
-                       unit=unit, name=name, ngff=ngff)
-    return labels_array(path, name=name)
-
-
-def _check_replaceable(path: Path, *, overwrite: bool) -> Path:
-    """``path`` when free, or a store of ours that ``overwrite`` replaces; else InputError."""
-    if not (path.exists() or path.is_symlink()):
-        return path
-    if path.is_symlink() or not path.is_dir() or not is_our_store(path):
-        raise _input_error(f"{path}: exists and is not a store written by mask-compare; it is "
-                           "never overwritten: choose another output")
-    if not overwrite:
-        raise _input_error(f"{path}: exists (an earlier output); replace it with overwrite, or "
-                           "choose another output")
-    return path
-
-
-def _create_labels(path: Path, *, shape, dtype, chunks, voxel_size, unit: str, name: str,
-                   ngff: str):
-    """:func:`create_ome_zarr_labels` in the empty folder ``path``, not staged: level 0."""
-    import zarr
-    from ome_zarr.format import FormatV04, FormatV05
-    from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
-
-    shape = tuple(int(n) for n in shape)
-    dtype = np.dtype(dtype)
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ValueError(f"labels must be 2D or 3D and not empty, got shape {shape}")
-    if dtype.kind != "u":
-        raise ValueError(f"labels are stored as unsigned integers, got dtype {dtype}")
-    if ngff not in ("0.4", "0.5"):
-        raise ValueError(f"ngff must be '0.4' or '0.5', got {ngff!r}")
-    chunks = _chunks_for(shape, chunks)
-    spacing = (tuple(float(s) for s in voxel_size) if voxel_size is not None
-               else (1.0,) * len(shape))
-    if len(spacing) != len(shape) or min(spacing) <= 0:
-        raise ValueError(f"voxel_size {spacing} does not fit shape {shape}")
-    fmt = FormatV04() if ngff == "0.4" else FormatV05()
-    root = zarr.open_group(store=str(path), mode="w-", zarr_format=fmt.zarr_format)
-    root.attrs[_GENERATOR_KEY] = {"name": GENERATOR, "version": _version()}
-    group = root.require_group("labels").require_group(name)
-    axes = ["z", "y", "x"][-len(shape):]
-    datasets = []
-    for level, (level_shape, level_spacing) in enumerate(_pyramid(shape, spacing, chunks)):
-        level_chunks = tuple(min(c, n) for c, n in zip(chunks, level_shape))
-        _create_level(group, str(level), shape=level_shape, chunks=level_chunks, dtype=dtype,
-                      zarr_format=fmt.zarr_format, axes=axes)
-        datasets.append({"path": str(level), "coordinateTransformations": [
-            {"type": "scale", "scale": list(level_spacing)}]})
-    ngff_unit = _ngff_unit(unit)
-    write_multiscales_metadata(group, datasets, fmt=fmt, axes=axes, name=name,
-                               axes_units=dict.fromkeys(axes, ngff_unit) if ngff_unit else None)
-    write_label_metadata(root["labels"], name, fmt=fmt)
-    return _levels(group)[0]
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(GENERATOR)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _ngff_unit(unit: str) -> str | None:
-    """NGFF's name for ``unit`` ("µm" -> "micrometer"), None for "pixel" or an unknown unit.
-
-    >>> _ngff_unit("µm"), _ngff_unit("nanometer"), _ngff_unit("pixel")
-    ('micrometer', 'nanometer', None)
-    """
-    from ome_zarr.axes import KNOWN_SPATIAL_UNITS
-
-    unit = _NGFF_UNITS.get(unit, unit)
-    return unit if unit in KNOWN_SPATIAL_UNITS else None
-
-
-def _pyramid(shape, spacing, chunks, *, most: int = 12):
-    """[(shape, spacing)] of each level, level 0 first (see :func:`create_ome_zarr_labels`).
-
-    >>> [s for s, _ in _pyramid((10, 64, 64), (4.0, 1.0, 1.0), (10, 8, 8))]
-    [(10, 64, 64), (10, 32, 32), (10, 16, 16), (5, 8, 8)]
-    """
-    levels = [(tuple(shape), tuple(spacing))]
-    while len(levels) < most:
-        shape, spacing = levels[-1]
-        if all(n <= c for n, c in zip(shape, chunks)):
-            break
-        live = [s for s, n in zip(spacing, shape) if n > 1]
-        finest = min(live)
-        halve = [n > 1 and s < 2 * finest for n, s in zip(shape, spacing)]
-        levels.append((tuple(-(-n // 2) if h else n for n, h in zip(shape, halve)),
-                       tuple(s * 2 if h else s for s, h in zip(spacing, halve))))
-    return levels
-
-
-def _create_level(group, name: str, *, shape, chunks, dtype, zarr_format: int, axes) -> None:
-    options = ({"chunk_key_encoding": {"name": "v2", "separator": "/"}} if zarr_format == 2
-               else {"dimension_names": axes})
-    group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, **options)
-
-
-def _labels_group(path: str | os.PathLike, *, name: str, mode: str):
-    import zarr
-
-    path = Path(path)
-    try:
-        return zarr.open_group(store=str(path / "labels" / name), mode=mode)
-    except Exception as err:
-        raise _input_error(f"{path}: has no labels {name!r} (no {path / 'labels' / name}); "
-                           "expected an OME-Zarr labels store written by mask-compare") from err
-
-
-def _levels(group) -> list:
-    """The arrays of a labels multiscale group, level 0 first."""
-    path = Path(str(group.store.root), group.path)
-    return [group[name] for name in multiscale_of(ngff_attrs(group.attrs, where=path),
-                                                   where=path).paths]
-
-
-def labels_array(path: str | os.PathLike, *, name: str = "curated"):
-    """Level 0 of the labels ``name`` in the store ``path``, opened for writing (to resume).
-
-    Returns
-    -------
-    zarr.Array, shape (y, x) or (z, y, x)
-
-    Raises
-    ------
-    errors.InputError
-        ``path`` holds no such labels.
-    """
-    return _levels(_labels_group(path, name=name, mode="r+"))[0]
-
-
-def write_pyramid(
-    path: str | os.PathLike,
-    *,
-    name: str = "curated",
-    region: Sequence[slice] | None = None,
-) -> None:
-    """(Re)build levels 1, 2, ... of the labels ``name`` from level 0, blockwise.
-
-    Each level takes every second voxel of the level above along the axes
-    it halves (nearest neighbour: ids are never blended).
-
-    Parameters
-    ----------
-    path : str or PathLike
-        A store made by :func:`create_ome_zarr_labels`.
-    name : str
-    region : tuple of slice, optional
-        The part of level 0 that changed (e.g. a review's crop): only the
-        voxels of the other levels that come from it are rewritten. All of
-        them by default.
-    """
-    import dask.array as da
-
-    from .engine import compute
-
-    levels = _levels(_labels_group(path, name=name, mode="r+"))
-    if region is not None:
-        region = tuple(s.indices(n)[:2] for s, n in zip(region, levels[0].shape))
-    for above, level in zip(levels[:-1], levels[1:]):
-        steps = tuple(1 if a == n else 2 for a, n in zip(above.shape, level.shape))
-        if region is None:
-            source = _dask_from_zarr(above, spec=path)[tuple(slice(None, None, s) for s in steps)]
-            compute(da.store(source.rechunk(level.chunks), level, lock=False, compute=False),
-                    desc=f"pyramid level {levels.index(level)}")
-            continue
-        region = tuple((-(-a // s), -(-b // s)) for (a, b), s in zip(region, steps))
-        if any(a >= b for a, b in region):
-            return
-        level[tuple(slice(a, b) for a, b in region)] = above[
-            tuple(slice(a * s, b * s, s) for (a, b), s in zip(region, steps))]

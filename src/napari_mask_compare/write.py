@@ -7,7 +7,7 @@ suffix         format     written by
                           the Software tag that makes it ours)
 ``.npy``       NPY        :func:`.read.write_label_files` (no voxel size; no mark
                           of its writer, so never replaced)
-``.zarr``      OME-Zarr   :func:`.store.write_ome_zarr_labels` (NGFF labels,
+``.zarr``      OME-Zarr   :func:`.ome_zarr_out.write_ome_zarr_labels` (NGFF labels,
                           block by block)
 ============== ========== ====================================================
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from . import _files
 from .errors import InputError
+from .ome_zarr_out import check_store_output
 from .read import is_our_tiff
-from .store import check_store_output
 
 __all__ = ["FORMATS", "check_label_output", "output_format"]
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from napari_mask_compare._qt._actions import ACTIONS, cli_help, key_table, markdown_table
 from napari_mask_compare._qt._keys import REVIEW_KEYS
+from napari_mask_compare.actions import ACTIONS, cli_help, key_table, markdown_table
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -33,7 +33,7 @@ def test_the_cli_help_lists_every_action():
 
 
 def test_the_table_loads_no_qt():
-    code = ("import sys; import napari_mask_compare._qt._actions; "
+    code = ("import sys; import napari_mask_compare.actions; "
             "print(any(m.split('.')[0] in ('qtpy', 'PyQt6', 'PyQt5', 'napari') "
             "for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

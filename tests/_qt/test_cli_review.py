@@ -148,7 +148,7 @@ def test_the_same_mask_twice_and_mixed_arguments_are_refused(tmp_path, capsys):
 
 
 def test_review_help_lists_the_keys_of_the_table(capsys):
-    from napari_mask_compare._qt._actions import cli_help
+    from napari_mask_compare.actions import cli_help
 
     with pytest.raises(SystemExit):
         cli.main(["review", "--help"])

@@ -256,3 +256,21 @@ def test_keys_table_has_d_and_the_panel_says_it(reviewing, qtbot):
     widget.panel.disagreement_box.setFocus()  # focus on the dock: D still works
     qtbot.keyClick(widget.panel.disagreement_box, Qt.Key.Key_D)
     assert widget.panel.disagreement_box.isChecked()
+
+
+def test_a_and_b_are_the_same_colours_in_the_viewer_and_in_the_report():
+    """The title colour of A's and B's panels is the colour of their bars in sizes.png."""
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+
+    from napari_mask_compare import plots
+    from napari_mask_compare._qt._view import make_review_layers
+
+    a = np.zeros((8, 8), np.uint16)
+    layers = make_review_layers(a=a, b=a, output=a)
+    ax = Figure().add_subplot()
+    plots.plot_sizes(ax, [10, 20], [15])
+    handles, labels = ax.get_legend_handles_labels()
+    bars = {label[0].lower(): handle.get_facecolor()[:3] for handle, label in zip(handles, labels)}
+    for role in ("a", "b"):
+        assert np.allclose(bars[role], to_rgb(layers[role].name_overlay.color[:3])), role

@@ -29,7 +29,7 @@ __all__ = ["Crop", "Crops", "Prefetcher", "RegionsOf", "intersect", "is_lazy"]
 #: its centre, whatever the camera shows (a long thin canvas cell reads no whole plane).
 MAX_REACH = 2.0
 #: Bytes of each of A, B and the output read ahead for the groups shown next: half of
-#: :class:`..session.ChunkedRegions`' default cache (what is shown stays in memory).
+#: :class:`..regions.ChunkedRegions`' default cache (what is shown stays in memory).
 PREFETCH_BYTES = 128 << 20
 #: What a crop reads: A, B and the curated output (session layer names).
 _READ = (("a", "A"), ("b", "B"), ("output", "output"))

@@ -1,6 +1,6 @@
 """Review key bindings that win over napari's own while a review runs, wherever the focus is.
 
-Two paths, one table of keys (:func:`._actions.key_table`):
+Two paths, one table of keys (:func:`..actions.key_table`):
 
 - **The canvas** (:class:`ReviewKeys`). napari resolves a key through the
   active layer's instance keymap, then that layer's class keymaps (a Labels
@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
     QTextEdit,
 )
 
-from ._actions import key_table
+from ..actions import key_table
 
 __all__ = ["REVIEW_KEYS", "ReviewKeys", "WindowKeys"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QSizePolicy
 
+from .. import colours
+
 __all__ = ["MessageLine", "one_line"]
 
 
@@ -23,7 +25,7 @@ class MessageLine(QLabel):
         """Show ``text`` (red for errors); unchanged text costs nothing (style sheets do)."""
         if error != self.property("error"):
             self.setProperty("error", error)
-            self.setStyleSheet("color: #ff6060;" if error else "")
+            self.setStyleSheet(f"color: {colours.ERROR};" if error else "")
         if text != self.text():
             self.setText(text)
             self.setToolTip(text)  # whole, should a long name be cut

@@ -1,6 +1,6 @@
 """The "Metrics" panel: matching statistics, plots, report export and property filters.
 
-Thin over the core: :mod:`..stats` computes, :mod:`..report` plots and writes,
+Thin over the core: :mod:`..stats` computes, :mod:`..plots` plots, :mod:`..report` writes,
 :mod:`..measure` filters. Every computation runs in a napari thread worker;
 the widget shows results when they come back. Events are wired in
 :meth:`MetricsWidget._add_callbacks`.
@@ -52,7 +52,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import measure, report, stats
+from .. import measure, plots, report, stats
 from .._text import LARGER_THAN_MEMORY
 from ..compare import compare, suite_lines
 from ..pairing import OverlapTable
@@ -576,11 +576,11 @@ class MetricsWidget(QWidget):
             f"AP (DSB 2018) {comparison.summary['ap_dsb2018']:.3f}; groups: "
             + ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in groups.items()))
         left, right = self.figure.subplots(1, 2)
-        report.plot_scores(left, matching)
-        report.plot_iou_histogram(right, comparison.ious)
+        plots.plot_scores(left, matching)
+        plots.plot_iou_histogram(right, comparison.ious)
         self.canvas.draw_idle()
         self.suite_label.setText("\n".join(suite_lines(comparison.summary)))
-        report.plot_taxonomy(self.taxonomy_figure.subplots(), comparison.summary["taxonomy"],
+        plots.plot_taxonomy(self.taxonomy_figure.subplots(), comparison.summary["taxonomy"],
                              title=f"Errors of {comparison.label}")
         self.taxonomy_canvas.draw_idle()
         self.objects.set_objects(comparison.objects)

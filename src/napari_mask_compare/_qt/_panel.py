@@ -3,7 +3,7 @@
 :class:`ReviewPanel` shows what :mod:`.._text` formats (the same words as the
 canvas caption and the terminal) in labels of fixed height, so that the
 buttons below never move from one group to the next; its buttons come from
-the table of actions (:mod:`._actions`). Narrow by design: the dock leaves
+the table of actions (:mod:`..actions`). Narrow by design: the dock leaves
 the canvas at least 60% of a 1366 px wide window. The widget wires it.
 
 :func:`confirm_leaving_undecided` is the question asked before Finish or
@@ -36,15 +36,15 @@ from .._text import (
     describe_counts,
     describe_group,
 )
+from ..actions import ACTIONS, key_text
 from ..pairing import KINDS
 from ..view_settings import ViewSettings
-from ._actions import ACTIONS, key_text
 
 __all__ = ["ORDERS", "ReviewPanel", "confirm_leaving_undecided"]
 
 #: Queue orders: (session name, text of the combo box).
 ORDERS = (("spatial", "spatial"), ("iou", "lowest IoU first"))
-#: The buttons, row by row (names of :data:`._actions.ACTIONS`).
+#: The buttons, row by row (names of :data:`..actions.ACTIONS`).
 _BUTTON_ROWS = (("A", "B", "M", "N"), ("undo", "previous", "next"), ("quit", "finish"))
 #: What becomes of the undecided unpaired groups (said once, always shown).
 _UNPAIRED_NOTE = ("Undecided unpaired (only A / only B) objects: Finish adds them (Auto), "
@@ -57,12 +57,12 @@ class ReviewPanel(QWidget):
     Attributes
     ----------
     buttons : dict of str to QPushButton
-        One per action of :data:`._actions.ACTIONS` that has a button.
+        One per action of :data:`..actions.ACTIONS` that has a button.
     kind_boxes : dict of str to QCheckBox
     order_combo : QComboBox
     overlay_box : QCheckBox
     disagreement_box : QCheckBox
-        Colour by disagreement (its key and words from :data:`._actions.ACTIONS`).
+        Colour by disagreement (its key and words from :data:`..actions.ACTIONS`).
     previous_file_button, next_file_button : QPushButton
     """
 

@@ -61,7 +61,7 @@ class Running:
               hint: str, say: Callable[..., None], parent=None) -> Running:
         """The running review of ``opened`` (:class:`._loader.Opened`), keys not yet taken.
 
-        ``actions``: action name -> handler (:mod:`._actions`); ``hint``: napari's
+        ``actions``: action name -> handler (:mod:`..actions`); ``hint``: napari's
         status bar meanwhile; ``say(text, error=False)``: one line for the reviewer.
         """
         keys = ReviewKeys(viewer, actions, hint=hint)

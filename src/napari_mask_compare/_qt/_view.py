@@ -37,6 +37,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
 from napari.utils.colormaps.standardize_color import transform_color
 
+from .. import colours
 from ..disagreement import legend
 from ._crops import intersect, is_lazy
 
@@ -46,25 +47,18 @@ __all__ = ["Focus", "ReviewView", "box_focus", "disagreement_colormap", "group_f
 #: Key set in the ``metadata`` of the layers this view adds (and removes).
 _MARK = "napari_mask_compare_review"
 #: Title colours of the panels on the canvas (the colours of their objects).
-_TITLE_COLORS = {"a": "#ff7070", "b": "#70ff70", "output": "#ffffff"}
+_TITLE_COLORS = {"a": colours.A, "b": colours.B, "output": colours.CURATED}
 #: Where the titles go: in the grid each in its cell; in the overlay view spread out.
 _TITLE_POSITIONS = {"grid": {"a": "top_left", "b": "top_left", "output": "top_left"},
                     "overlay": {"a": "top_left", "b": "top_right", "output": "top_center"}}
 #: Pixels between the cells of the grid.
 _GRID_SPACING = 8
 
-_TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
-#: Shades of the current group's objects, A warm (red, orange, pink), B green
-#: (green, lime, teal), given in id order so that the parts of a split differ.
-_REDS = ("#ff1f1f", "#ff9a1f", "#ff4fd0", "#ffe01f", "#b30000", "#ff8080")
-_GREENS = ("#1fff1f", "#c8ff1f", "#1fffd2", "#1fb4ff", "#008f00", "#8fff8f")
-#: Objects outside the current group: dim, see-through.
-_DIM = {"a": (0.75, 0.2, 0.2, 0.4), "b": (0.2, 0.7, 0.2, 0.4)}
+#: Objects outside the current group, per side: dim, see-through.
+_DIM = {"a": colours.A_DIM, "b": colours.B_DIM}
 #: Colours in the cyclic label colormaps (a prime: ids that share a colour are rare).
 _N_COLORS = 4093
 _SIDE_OPACITY = 0.6
-#: Objects picked into the output (a click on them in the A or B panel): white.
-_PICKED = (1.0, 1.0, 1.0, 1.0)
 #: Direct colormaps kept for reuse (a few MB each with 30,000 objects).
 _KEPT_COLORMAPS = 8
 #: Key prefix of the canvas overlays of the colour-by-disagreement legend.
@@ -187,7 +181,7 @@ def highlight_colors(ids, *, role: str, picked=()) -> np.ndarray:
     for k, label in enumerate(ids):
         colors[_slot(label)] = shades[k % len(shades)]
     for label in picked:
-        colors[_slot(label)] = _PICKED
+        colors[_slot(label)] = colours.PICKED
     return colors
 
 
@@ -215,21 +209,21 @@ def disagreement_colormap(ids, rgba, *, picked=()) -> DirectLabelColormap:
     >>> cmap.map(np.array([0, 3, 9, 4]))[:, :3].tolist()
     [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
     """
-    colors = {None: _TRANSPARENT, 0: _TRANSPARENT}
+    colors = {None: colours.TRANSPARENT, 0: colours.TRANSPARENT}
     colors.update(zip(np.asarray(ids).tolist(), np.asarray(rgba, dtype=np.float32)))
-    colors.update(dict.fromkeys((int(label) for label in picked), _PICKED))
+    colors.update(dict.fromkeys((int(label) for label in picked), colours.PICKED))
     return DirectLabelColormap(color_dict=colors)
 
 
 def _base_colors(role: str) -> np.ndarray:
     colors = np.empty((_N_COLORS + 1, 4), dtype=np.float32)
     colors[:] = _DIM[role]
-    colors[0] = _TRANSPARENT
+    colors[0] = colours.TRANSPARENT
     return colors
 
 
 _BASE_COLORS = {role: _base_colors(role) for role in ("a", "b")}
-_SHADES = {"a": transform_color(_REDS), "b": transform_color(_GREENS)}
+_SHADES = {"a": transform_color(colours.A_SHADES), "b": transform_color(colours.B_SHADES)}
 
 
 def _picked_ids(picked, role: str) -> tuple[int, ...]:
@@ -981,7 +975,7 @@ def _image_kwargs(image: np.ndarray, *, ndim: int) -> dict:
                                 dtype=np.float64)
         lo, hi = np.percentile(sample, (0.5, 99.5)) if sample.size else (0.0, 1.0)
         kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
-        kwargs["colormap"] = "gray"
+        kwargs["colormap"] = colours.IMAGE_COLORMAP
     return kwargs
 
 

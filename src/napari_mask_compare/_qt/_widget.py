@@ -28,9 +28,9 @@ from qtpy.QtCore import QSize, QTimer, Signal
 from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from .._text import describe_counts, describe_group, summary_text
+from ..actions import status_hint
 from ..errors import InputError
 from ..review import Review
-from ._actions import status_hint
 from ._colouring import ColouringWorker
 from ._listen import ReviewListener
 from ._loader import Opened, ReviewLoader
@@ -197,7 +197,7 @@ class MaskCompareWidget(QWidget):
         return QSize(DOCK_WIDTH, super().sizeHint().height())
 
     def _actions(self) -> dict:
-        """Action name (see :mod:`._actions`) -> handler of no argument (keys, buttons)."""
+        """Action name (see :mod:`..actions`) -> handler of no argument (keys, buttons)."""
 
         def call(method, *args):
             return lambda: method(*args)

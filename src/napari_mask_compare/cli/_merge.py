@@ -38,8 +38,8 @@ def add_merge(commands) -> None:
                         "for masks larger than memory) or .npy (no voxel size); a folder when "
                         "MASK_A and MASK_B are folders")
     p.add_argument("--policy", choices=("a", "b", "union", "larger"), default="a",
-                   help="a: keep A; b: keep B; union: merge each group into one object; "
-                        "larger: the side with more voxels (default: a)")
+                   help="a: keep A; b: keep B; union: the union of each group's objects as one "
+                        "object; larger: the side with more voxels (default: a)")
     add_iou_threshold(p)
     add_overwrite(p, what="output TIFFs (and their _classes.tif) or OME-Zarr stores")
     add_engine_options(p)
@@ -182,8 +182,8 @@ def merge_files(mask_a, mask_b, *, out, policy: str = "a", iou_threshold: float 
     """
     from .._files import sidecar
     from ..merging import merge_masks
+    from ..ome_zarr_out import write_ome_zarr_labels
     from ..read import load_pair, write_label_files
-    from ..store import write_ome_zarr_labels
     from ..write import check_label_output
 
     inputs = (mask_a, mask_b)

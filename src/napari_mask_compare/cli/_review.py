@@ -11,7 +11,7 @@ from ._common import add_iou_threshold, input_error, warn_unpaired
 
 
 def add_review(commands) -> None:
-    from .._qt._actions import cli_help  # the table of review actions: no Qt, no napari
+    from ..actions import cli_help  # the table of review actions: no Qt, no napari
 
     p = commands.add_parser(
         "review",

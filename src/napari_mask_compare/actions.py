@@ -1,7 +1,7 @@
 """The one table of review actions: name, button text, keys, words.
 
 Everything a reviewer can press is defined here once, and built from here:
-the panel's buttons (:mod:`._panel`), the key bindings (:mod:`._keys`, on the
+the panel's buttons (:mod:`._qt._panel`), the key bindings (:mod:`._qt._keys`, on the
 canvas and on the whole window), the hint in napari's status bar, the help of
 ``mask-compare review`` and the keys table of the README (a test checks that
 the README holds :func:`markdown_table`).
@@ -47,7 +47,7 @@ class Action:
 ACTIONS: tuple[Action, ...] = (
     Action("A", "1 A", ("1", "A"), "keep A", "keep A's objects of the group"),
     Action("B", "2 B", ("2", "B"), "keep B", "keep B's objects of the group"),
-    Action("M", "3 M", ("3", "M"), "merge", "merge the group's objects into one object"),
+    Action("M", "3 M", ("3", "M"), "union", "the union of the group's objects as one object"),
     Action("N", "4 N", ("4", "N"), "none", "skip the group (nothing from it in the output)"),
     Action("undo", "U undo", ("U",), "undo", "undo the last decision, pick, Finish or hand edit"),
     Action("previous", "← prev", ("Left",), "previous group",
