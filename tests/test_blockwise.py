@@ -244,9 +244,9 @@ def free_port() -> int:
 def test_a_dead_scheduler_is_one_line_quickly(monkeypatch):
     address = f"tcp://127.0.0.1:{free_port()}"
     waits = []  # the timeout each connection attempt is given: the user's, not a default
-    handshake = engine._handshake
-    monkeypatch.setattr(engine, "_handshake", lambda address, *, timeout: (
-        waits.append(timeout), handshake(address, timeout=timeout)))
+    probe = engine._probe
+    monkeypatch.setattr(engine, "_probe", lambda address, *, timeout: (
+        waits.append(timeout), probe(address, timeout=timeout)))
     with pytest.raises(engine.SchedulerError) as err:
         engine.check_scheduler(address, timeout=1)
     assert waits == [1]
