@@ -19,9 +19,9 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QComboBox
 
 from .. import io, store
+from .._arrays import is_lazy
 from .._reader import is_label_array
 from ..labels import as_lazy_labels
-from ._crops import is_lazy
 from ._view import is_review_layer
 
 __all__ = ["LayerCombo", "is_lazy_layer", "load_from_files", "load_from_layers",

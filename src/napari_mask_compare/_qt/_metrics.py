@@ -53,9 +53,9 @@ from qtpy.QtWidgets import (
 )
 
 from .. import measure, report, stats
+from .._arrays import is_lazy
 from .._text import LARGER_THAN_MEMORY
 from ..matching import OverlapTable
-from ._crops import is_lazy
 from ._inputs import load_from_layers
 from ._listen import ReviewListener
 from ._objects import ObjectModel
