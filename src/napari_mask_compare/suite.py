@@ -485,11 +485,8 @@ def _surfel_areas(spacing: tuple[float, ...]) -> np.ndarray:
     package so that the numbers are its own: its 3D table is not plain
     marching cubes (44 of the 256 codes differ), so no other table gives them.
     """
-    try:
-        from surface_distance import lookup_tables
-    except ImportError as err:
-        raise ImportError("boundary metrics need DeepMind's surface-distance package "
-                          "(pip install surface-distance)") from err
+    from surface_distance import lookup_tables
+
     if len(spacing) == 2:
         return np.asarray(lookup_tables.create_table_neighbour_code_to_contour_length(spacing))
     return np.asarray(lookup_tables.create_table_neighbour_code_to_surface_area(spacing))
@@ -971,10 +968,7 @@ def metric_suite(
 def _boundary_or_reason(table, a, b, **options) -> dict:
     if a is None or b is None:
         return {"skipped": "needs the label images a and b"}
-    try:
-        return boundary_metrics(table, a, b, **options)
-    except ImportError as err:
-        return {"skipped": str(err)}
+    return boundary_metrics(table, a, b, **options)
 
 
 def _json_ready(value):
