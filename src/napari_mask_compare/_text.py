@@ -260,6 +260,10 @@ def summary_text(summary: dict, *, output=None) -> str:
       A 2 · B 1 · M 0 · N 3 · Auto 0
       decided 6 of 9 groups; undecided: 2 paired, 0 unpaired
       2 undecided paired group(s) are not in the output yet: run the same review again to resume
+    >>> print(summary_text({"A": 0, "B": 0, "M": 0, "N": 0, "Auto": 0, "P": 1, "picks": 2,
+    ...                     "edits": 1, "contested": 1234, "decided": 1, "groups": 1,
+    ...                     "objects": 2}).splitlines()[1])
+      A 0 · B 0 · M 0 · N 0 · P 1 · Auto 0 · 2 picks · 1 edit(s) · 1,234 vx contested
     """
     saved = f"saved {output}: " if output is not None else ""
     words = _count_words(summary)

@@ -262,8 +262,8 @@ def _layer_array(layer) -> np.ndarray:
 
 
 def is_lazy_layer(layer) -> bool:
-    """A layer over lazy data (a dask array, e.g. a zarr or HDF5 store opened by our reader):
-    its review is chunked (read by crops, an OME-Zarr output)."""
+    """A layer over lazy data (:func:`.._arrays.is_lazy` of its level 0: e.g. a zarr or HDF5
+    store opened by our reader): its review is chunked (read by crops, an OME-Zarr output)."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     return is_lazy(data)
 
