@@ -215,7 +215,7 @@ def _elongation(labels: np.ndarray, ids: np.ndarray, spacing) -> np.ndarray:
     ----------
     labels : ndarray of int, shape (y, x)
     ids : ndarray of int, shape (n,)
-        Each present in ``labels``.
+        Each present in ``labels``, in any order.
 
     Returns
     -------
@@ -224,9 +224,10 @@ def _elongation(labels: np.ndarray, ids: np.ndarray, spacing) -> np.ndarray:
     """
     from skimage.measure import regionprops_table
 
-    props = regionprops_table(_numbered(labels, ids), spacing=spacing,
+    distinct, row = np.unique(ids, return_inverse=True)
+    props = regionprops_table(_numbered(labels, distinct), spacing=spacing,
                               properties=("axis_major_length", "axis_minor_length"))
-    major, minor = props["axis_major_length"], props["axis_minor_length"]
+    major, minor = props["axis_major_length"][row], props["axis_minor_length"][row]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(minor > 1e-12, major / minor, np.where(major > 1e-12, math.inf, math.nan))
 
@@ -234,15 +235,14 @@ def _elongation(labels: np.ndarray, ids: np.ndarray, spacing) -> np.ndarray:
 def _numbered(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """``labels`` with the objects ``ids`` numbered 1..n in that order, every other voxel 0.
 
-    ``labels`` itself when its objects already are 1..n in order. Ids may be
-    up to 2**32 - 1, and ``regionprops`` keeps a slot for every id up to the
-    largest.
+    ``labels`` itself when its objects already are 1..n. Ids may be up to
+    2**32 - 1, and ``regionprops`` keeps a slot for every id up to the largest.
 
     Parameters
     ----------
     labels : ndarray of int, any shape
     ids : ndarray of int, shape (n,)
-        Distinct, each present in ``labels``.
+        Sorted, distinct, each present in ``labels``.
 
     Returns
     -------
