@@ -46,3 +46,27 @@ def test_sum_by_is_the_exact_sum_per_index(pairs):
 def test_voxel_spacing_refuses_what_is_not_one_positive_number_per_axis(bad):
     with pytest.raises(ValueError, match="voxel_size must be 2 positive numbers"):
         voxel_spacing(bad, 2)
+
+
+def test_zarr_masks_are_merged_block_by_block_to_the_same_output():
+    """A zarr array is lazy for merging too: its output and class map are computed
+    blockwise (a dask array), equal to those of the same masks in memory."""
+    from napari_mask_compare import merging
+    from napari_mask_compare.matching import overlap_table, review_groups
+
+    rng = np.random.default_rng(1)
+    a, b = (rng.integers(0, 5, (20, 20)).astype(np.uint16) for _ in range(2))
+    stored = []
+    for x in (a, b):
+        z = zarr.zeros(shape=x.shape, chunks=(8, 8), dtype=x.dtype)
+        z[:] = x
+        stored.append(z)
+    table = overlap_table(a, b)
+    tables = merging.merge_tables(table, review_groups(table, iou_threshold=0.1),
+                                  policy="larger", classes_a=np.arange(table.n_a) % 3 + 1)
+    merged = merging.apply_tables(*stored, tables)
+    assert is_lazy(merged) and not isinstance(merged, np.ndarray)
+    in_memory = merging.apply_tables(a, b, tables)
+    np.testing.assert_array_equal(np.asarray(merged), in_memory)
+    np.testing.assert_array_equal(np.asarray(merging.class_map(merged, tables)),
+                                  merging.class_map(in_memory, tables))
