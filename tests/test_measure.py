@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.draw import disk, ellipse
-from skimage.measure import regionprops_table
+from skimage.measure import regionprops, regionprops_table
 from skimage.morphology import ball
 
 from napari_mask_compare import measure
@@ -119,6 +119,31 @@ def test_columns_follow_property_names_and_objects_may_be_given():
     assert subset["npixels"].tolist() == [9]
     with pytest.raises(ValueError, match="bboxes must have shape"):
         measure.measure_objects(labels, objects=(ids, boxes[:, :2]))
+
+
+@given(labels=arrays(np.uint32, st.tuples(st.integers(1, 12), st.integers(1, 12)),
+                     elements=st.sampled_from([0, 0, 1, 7, 2**16, 2**32 - 1])),
+       spacing=st.sampled_from([(1.0, 1.0), (0.5, 2.0)]), data=st.data())
+def test_elongation_is_regionprops_of_each_object_whatever_its_id(labels, spacing, data):
+    """Ids up to 2**32 - 1, any subset of the objects in any order: each object's
+    major / minor axis is that of ``regionprops`` on the object alone."""
+    ids, _, boxes = measure.find_objects(labels)
+    pick = data.draw(st.permutations(range(len(ids)))).copy()[:data.draw(
+        st.integers(0, len(ids)))]
+    props = measure.measure_objects(labels, voxel_size=spacing, objects=(ids[pick], boxes[pick]))
+    assert props["label"].tolist() == ids[pick].tolist()
+    for label, elongation in zip(ids[pick].tolist(), props["elongation"].tolist()):
+        ref = regionprops((labels == label).astype(np.uint8), spacing=spacing)[0]
+        major, minor = ref.axis_major_length, ref.axis_minor_length
+        expected = major / minor if minor > 1e-12 else (math.inf if major > 1e-12 else math.nan)
+        assert elongation == pytest.approx(expected, nan_ok=True)
+
+
+def test_an_object_not_in_the_labels_is_named():
+    labels = np.zeros((4, 4), np.uint16)
+    labels[1:3, 1:3] = 5
+    with pytest.raises(ValueError, match="object 9 is not in labels"):
+        measure.measure_objects(labels, objects=(np.array([9]), np.array([[0, 0, 4, 4]])))
 
 
 def test_empty_labels_and_bad_voxel_size():

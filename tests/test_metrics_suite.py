@@ -8,7 +8,6 @@ as MoNuSeg's ``Aggregated_Jaccard_Index_v1_0.m`` and Cellpose's ``metrics.py`` c
 
 import json
 import math
-import sys
 import warnings
 
 import numpy as np
@@ -65,7 +64,8 @@ def ctc_reference(a, b, tmp_path):
 
 def surface_reference(mask_a, mask_b, spacing, *, tolerance, percentile):
     """DeepMind's surface-distance on whole masks."""
-    metrics = pytest.importorskip("surface_distance.metrics")
+    from surface_distance import metrics
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # its scipy.ndimage.filters
         d = metrics.compute_surface_distances(mask_a, mask_b, spacing)
@@ -609,19 +609,3 @@ def test_combine_suites_pools_or_averages_as_the_references_do(every_kind_2d):
     assert with_empty["taxonomy"]["size_classes"] is None  # the edges differ
     with pytest.raises(ValueError):
         suite.combine_suites([])
-
-
-def test_boundary_metrics_are_skipped_without_surface_distance(monkeypatch, every_kind_2d):
-    a, b = every_kind_2d
-    t = overlap_table(a, b)
-    monkeypatch.setitem(sys.modules, "surface_distance", None)  # import fails
-    suite._surfel_areas.cache_clear()
-    try:
-        with pytest.raises(ImportError, match="pip install surface-distance"):
-            suite.boundary_metrics(t, a, b)
-        result = suite.metric_suite(t, a=a, b=b)
-        assert "surface-distance" in result["boundary"]["skipped"]
-        assert result["aji"]["aji"] is not None  # the rest is there
-        assert "surface-distance" in suite.combine_suites([result])["boundary"]["skipped"]
-    finally:
-        suite._surfel_areas.cache_clear()

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import read, store
+from ._arrays import as_dask, is_lazy
 from .errors import InputError, Loaded
 from .labels import UINT32_MAX, labels_dtype
 
@@ -176,7 +177,7 @@ def layer_data(loaded: Loaded, *, name: str | None = None) -> list[LayerDataTupl
     if layout != "none":
         return [_channels_image(data, meta, rgb=layout == "rgb")]
     if (loaded.labels and data.dtype.kind in "biu") or is_label_array(data,
-                                                                      scan=not _is_lazy(data)):
+                                                                      scan=not is_lazy(data)):
         return [(_as_labels(data), {**meta, "metadata": _provenance(loaded)}, "labels")]
     return [(data, meta, "image")]
 
@@ -214,7 +215,7 @@ def _is_class_pair(data: np.ndarray) -> bool:
     """(..., 2) of instance labels and a class per voxel (label values)."""
     if data.shape[-1] != 2:
         return False
-    if _is_lazy(data):  # judged from a few blocks
+    if is_lazy(data):  # judged from a few blocks
         return (is_label_array(data[..., 0], scan=False)
                 and _label_values(_sample_rows(data[..., 1])))
     return is_label_array(data[..., 0]) and _label_values(data[..., 1])
@@ -346,15 +347,10 @@ def _label_values(data: np.ndarray) -> bool:
     return all(_integral_chunk(chunk) for chunk in _chunks(data))
 
 
-def _is_lazy(data) -> bool:
-    """A dask array (read block by block when computed), not an array in memory or mapped."""
-    return hasattr(data, "dask") and hasattr(data, "chunks")
-
-
 def _sample_rows(data: np.ndarray) -> np.ndarray:
     """Whole rows (along the last axis) of ``data``, about :data:`SAMPLE_SIZE` voxels.
 
-    For a dask array, rows of a few whole blocks instead (see
+    For a lazy array (:func:`._arrays.is_lazy`), rows of a few whole blocks instead (see
     :func:`_sample_block_rows`): a plane of a chunked volume would read every
     chunk it crosses.
 
@@ -364,7 +360,7 @@ def _sample_rows(data: np.ndarray) -> np.ndarray:
         Every ``k``-th row, from the middle of the first ``k``, of at most
         :data:`SAMPLE_PLANES` planes evenly spaced along the leading axes.
     """
-    if _is_lazy(data):
+    if is_lazy(data):
         return _sample_block_rows(data)
     if data.ndim < 2:
         return np.asarray(data).reshape(1, -1)
@@ -379,7 +375,7 @@ def _sample_rows(data: np.ndarray) -> np.ndarray:
 
 
 def _sample_block_rows(data) -> np.ndarray:
-    """Rows along x of at most :data:`SAMPLE_PLANES` blocks of a dask array, evenly spaced.
+    """Rows along x of at most :data:`SAMPLE_PLANES` blocks of a lazy array, evenly spaced.
 
     The blocks are read whole (one storage chunk each, together) and every
     ``k``-th of their rows is kept, about :data:`SAMPLE_SIZE` voxels in all.
@@ -391,6 +387,7 @@ def _sample_block_rows(data) -> np.ndarray:
     """
     import dask
 
+    data = as_dask(data)  # a zarr array too (a napari layer's)
     n_blocks = data.npartitions
     picks = np.unique(np.linspace(0, n_blocks - 1, min(n_blocks, SAMPLE_PLANES)).round())
     grid = data.numblocks
@@ -446,7 +443,7 @@ def _as_labels(data: np.ndarray) -> np.ndarray:
 
     A dask array stays lazy: floats become uint32, booleans uint8, block by block.
     """
-    if _is_lazy(data):
+    if is_lazy(data):
         kind = data.dtype.kind
         return data.astype({"f": np.uint32, "b": np.uint8}[kind]) if kind in "fb" else data
     if data.dtype.kind in "fb":

@@ -188,21 +188,43 @@ def describe_counts(summary: dict) -> str:
     ...                        "decided": 1, "groups": 2, "objects": 2}).splitlines()[:2])
     ['A 0 · B 0 · M 0 · N 0 · P 1', 'Auto 0 · 2 objects · 2 picks']
     """
-    counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N"))
-    if summary.get("P"):
-        counts += f" · P {summary['P']}"
-    made = f"Auto {summary['Auto']} · {summary['objects']} objects"
-    if summary.get("picks"):
-        made += f" · {summary['picks']} picks"
-    if summary.get("edits"):
-        made += f" · {summary['edits']} edit(s)"
-    if summary.get("contested"):
-        made += f" · {summary['contested']:,} vx contested"
-    progress = f"decided {summary['decided']} of {summary['groups']} groups"
-    paired, unpaired = summary.get("undecided_paired", 0), summary.get("undecided_unpaired", 0)
+    words = _count_words(summary)
+    paired, unpaired = _undecided(summary)
     left = (f"left: {paired} paired, {unpaired} unpaired" if paired or unpaired
             else "every group decided")
-    return "\n".join([counts, made, progress, left])
+    made = " · ".join([words["auto"], words["objects"], *words["made"]])
+    return "\n".join([words["choices"], made, words["progress"], left])
+
+
+def _count_words(summary: dict) -> dict:
+    """The counts of :meth:`..session.Session.summary`, worded once for the panel and the terminal.
+
+    Returns
+    -------
+    dict
+        ``choices`` ("A 2 · B 1 · M 0 · N 3", then "· P 1" when something is
+        picked), ``auto`` ("Auto 0"), ``objects`` ("4 objects"), ``made``
+        (a list: picks, hand edits and contested voxels, those not zero) and
+        ``progress`` ("decided 6 of 9 groups").
+    """
+    choices = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N"))
+    if summary.get("P"):
+        choices += f" · P {summary['P']}"
+    made = []
+    if summary.get("picks"):
+        made.append(f"{summary['picks']} picks")
+    if summary.get("edits"):
+        made.append(f"{summary['edits']} edit(s)")
+    if summary.get("contested"):
+        made.append(f"{summary['contested']:,} vx contested")
+    return {"choices": choices, "auto": f"Auto {summary['Auto']}",
+            "objects": f"{summary['objects']} objects", "made": made,
+            "progress": f"decided {summary['decided']} of {summary['groups']} groups"}
+
+
+def _undecided(summary: dict) -> tuple[int, int]:
+    """Undecided paired and unpaired groups."""
+    return summary.get("undecided_paired", 0), summary.get("undecided_unpaired", 0)
 
 
 def unpaired_fate(summary: dict) -> str:
@@ -214,7 +236,7 @@ def unpaired_fate(summary: dict) -> str:
     '4 undecided unpaired group(s) (only A / only B) are not in the output: Finish adds
     them (Auto), as the original tool did at the end; Q leaves them out'
     """
-    n = summary.get("undecided_unpaired", 0)
+    n = _undecided(summary)[1]
     if not n:
         return ""
     return (f"{n} undecided unpaired group(s) (only A / only B) are not in the output: "
@@ -240,20 +262,17 @@ def summary_text(summary: dict, *, output=None) -> str:
       A 2 · B 1 · M 0 · N 3 · Auto 0
       decided 6 of 9 groups; undecided: 2 paired, 0 unpaired
       2 undecided paired group(s) are not in the output yet: run the same review again to resume
+    >>> print(summary_text({"A": 0, "B": 0, "M": 0, "N": 0, "Auto": 0, "P": 1, "picks": 2,
+    ...                     "edits": 1, "contested": 1234, "decided": 1, "groups": 1,
+    ...                     "objects": 2}).splitlines()[1])
+      A 0 · B 0 · M 0 · N 0 · P 1 · Auto 0 · 2 picks · 1 edit(s) · 1,234 vx contested
     """
     saved = f"saved {output}: " if output is not None else ""
-    lines = [f"{saved}{summary['objects']} objects"]
-    counts = " · ".join(f"{key} {summary[key]}" for key in ("A", "B", "M", "N", "Auto"))
-    if summary.get("P"):
-        counts += f" · P {summary['P']} ({summary.get('picks', 0)} object(s) picked)"
-    if summary.get("edits"):
-        counts += f" · {summary['edits']} hand edit(s)"
-    if summary.get("contested"):
-        counts += f" · {summary['contested']:,} contested voxels kept their owner"
-    lines.append(counts)
-    paired, unpaired = summary.get("undecided_paired", 0), summary.get("undecided_unpaired", 0)
-    lines.append(f"decided {summary['decided']} of {summary['groups']} groups; "
-                 f"undecided: {paired} paired, {unpaired} unpaired")
+    words = _count_words(summary)
+    paired, unpaired = _undecided(summary)
+    lines = [f"{saved}{words['objects']}",
+             " · ".join([words["choices"], words["auto"], *words["made"]]),
+             f"{words['progress']}; undecided: {paired} paired, {unpaired} unpaired"]
     if paired:
         lines.append(f"{paired} undecided paired group(s) are not in the output yet: run the "
                      "same review again to resume")

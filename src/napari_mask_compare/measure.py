@@ -33,6 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._arrays import voxel_spacing
+from .labels import labels_dtype
+
 __all__ = [
     "OPERATORS",
     "FilterResult",
@@ -136,7 +139,7 @@ def measure_objects(
     labels = np.asarray(labels)
     ndim = labels.ndim
     names = property_names(ndim)
-    spacing = _spacing(voxel_size, ndim)
+    spacing = voxel_spacing(voxel_size, ndim)
     if objects is None:
         ids, _, bboxes = find_objects(labels)
     else:
@@ -150,24 +153,19 @@ def measure_objects(
     for i, (label, box) in enumerate(zip(ids.tolist(), bboxes.tolist())):
         lo, hi = box[:ndim], box[ndim:]
         mask = labels[tuple(map(slice, lo, hi))] == label
+        if not mask.any():
+            raise ValueError(f"object {label} is not in labels (in its box {box})")
         for name, value in _measure_common(mask, lo, spacing).items():
             columns[name][i] = value
         for name, value in measure(mask, spacing).items():
             columns[name][i] = value
+    if ndim == 2:
+        columns["elongation"] = _elongation(labels, ids, spacing)
     columns["npixels"] = columns["npixels"].astype(np.int64)
     for k in range(2 * ndim):
         columns[f"bbox-{k}"] = bboxes[:, k].astype(np.int64) if len(ids) else np.empty(
             0, np.int64)
     return {name: columns[name] for name in names}
-
-
-def _spacing(voxel_size, ndim: int) -> tuple[float, ...]:
-    if voxel_size is None:
-        return (1.0,) * ndim
-    spacing = tuple(float(v) for v in voxel_size)
-    if len(spacing) != ndim or not all(v > 0 and math.isfinite(v) for v in spacing):
-        raise ValueError(f"voxel_size must be {ndim} positive numbers, got {voxel_size}")
-    return spacing
 
 
 def _measure_common(mask: np.ndarray, lo: Sequence[int], spacing) -> dict:
@@ -190,13 +188,13 @@ def _measure_common(mask: np.ndarray, lo: Sequence[int], spacing) -> dict:
 
 
 def _measure_2d(mask: np.ndarray, spacing) -> dict:
-    """Perimeter, circularity and elongation of one 2D object.
+    """Perimeter and circularity of one 2D object (its elongation: :func:`_elongation`).
 
     Parameters
     ----------
     mask : ndarray of bool, shape (h, w)
     """
-    from skimage.measure import find_contours, regionprops
+    from skimage.measure import find_contours
 
     padded = np.pad(mask, 1).astype(np.float32)
     perimeter = sum(
@@ -204,19 +202,65 @@ def _measure_2d(mask: np.ndarray, spacing) -> dict:
         for contour in find_contours(padded, 0.5)
     )
     area = float(mask.sum()) * math.prod(spacing)
-    props = regionprops(mask.astype(np.uint8), spacing=spacing)[0]
-    major, minor = props.axis_major_length, props.axis_minor_length
     return {
         "perimeter": perimeter,
         "circularity": 4 * math.pi * area / perimeter**2 if perimeter > 0 else math.nan,
-        "elongation": _ratio(major, minor),
     }
 
 
-def _ratio(major: float, minor: float) -> float:
-    if minor > 1e-12:
-        return major / minor
-    return math.inf if major > 1e-12 else math.nan
+def _elongation(labels: np.ndarray, ids: np.ndarray, spacing) -> np.ndarray:
+    """Major / minor axis of the inertia ellipse of each object, in one ``regionprops_table``.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (y, x)
+    ids : ndarray of int, shape (n,)
+        Each present in ``labels``, in any order.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        inf for a line (no minor axis), NaN for a point.
+    """
+    from skimage.measure import regionprops_table
+
+    distinct, row = np.unique(ids, return_inverse=True)
+    props = regionprops_table(_numbered(labels, distinct), spacing=spacing,
+                              properties=("axis_major_length", "axis_minor_length"))
+    major, minor = props["axis_major_length"][row], props["axis_minor_length"][row]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(minor > 1e-12, major / minor, np.where(major > 1e-12, math.inf, math.nan))
+
+
+def _numbered(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``labels`` with the objects ``ids`` numbered 1..n in that order, every other voxel 0.
+
+    ``labels`` itself when its objects already are 1..n. Ids may be up to
+    2**32 - 1, and ``regionprops`` keeps a slot for every id up to the largest.
+
+    Parameters
+    ----------
+    labels : ndarray of int, any shape
+    ids : ndarray of int, shape (n,)
+        Sorted, distinct, each present in ``labels``.
+
+    Returns
+    -------
+    ndarray of int, shape ``labels.shape``
+    """
+    n = len(ids)
+    top = int(labels.max(initial=0))
+    if top == n and np.array_equal(ids, np.arange(1, n + 1)):
+        return labels
+    number = np.arange(1, n + 1, dtype=labels_dtype(n))
+    if top < 2 * labels.size:  # a table by id
+        lut = np.zeros(top + 1, dtype=number.dtype)
+        lut[np.asarray(ids, dtype=np.int64)] = number
+        return lut[labels]
+    present, inverse = np.unique(labels, return_inverse=True)
+    lut = np.zeros(len(present), dtype=number.dtype)
+    lut[np.searchsorted(present, ids)] = number
+    return lut[inverse].reshape(labels.shape)
 
 
 def _measure_3d(mask: np.ndarray, spacing) -> dict:

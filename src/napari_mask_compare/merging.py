@@ -39,6 +39,7 @@ from itertools import chain
 
 import numpy as np
 
+from ._arrays import as_dask, is_lazy, sum_by
 from .labels import labels_dtype
 from .pairing import Group, OverlapTable, overlap_table, review_groups
 from .session import CHOICES, Session
@@ -366,18 +367,12 @@ def _surviving_units(table: OverlapTable, rank_a: np.ndarray, rank_b: np.ndarray
     inter = table.intersection
     ra, rb = rank_a[table.pair_a], rank_b[table.pair_b]
     owner = np.minimum(ra, rb)
-    alone_a = table.sizes_a - _sum_by(table.pair_a, inter, table.n_a)
-    alone_b = table.sizes_b - _sum_by(table.pair_b, inter, table.n_b)
-    owned = (_sum_by(owner, inter, n_units + 1) + _sum_by(rank_a, alone_a, n_units + 1)
-             + _sum_by(rank_b, alone_b, n_units + 1))
+    alone_a = table.sizes_a - sum_by(table.pair_a, inter, table.n_a)
+    alone_b = table.sizes_b - sum_by(table.pair_b, inter, table.n_b)
+    owned = (sum_by(owner, inter, n_units + 1) + sum_by(rank_a, alone_a, n_units + 1)
+             + sum_by(rank_b, alone_b, n_units + 1))
     both_written = (ra < n_units) & (rb < n_units) & (ra != rb)
     return owned[:n_units] > 0, int(inter[both_written].sum())
-
-
-def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Sums of ``values`` per ``index`` in 0..n-1, int64, shape (n,)."""
-    sums = np.bincount(index, weights=values, minlength=n)  # float64: exact below 2**53
-    return np.rint(sums).astype(np.int64)
 
 
 def _summary(choice: np.ndarray, *, contested: int, n_objects: int) -> dict:
@@ -449,7 +444,7 @@ def object_classes(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     [0, 3]
     """
     table = overlap_table(labels, classes)
-    unclassed = table.sizes_a - _sum_by(table.pair_a, table.intersection, table.n_a)
+    unclassed = table.sizes_a - sum_by(table.pair_a, table.intersection, table.n_a)
     obj = np.concatenate([np.arange(table.n_a), table.pair_a])
     count = np.concatenate([unclassed, table.intersection])
     cls = np.concatenate([np.zeros(table.n_a, dtype=np.int64),
@@ -467,12 +462,13 @@ def apply_tables(a, b, tables: MergeTables):
 
     Parameters
     ----------
-    a, b : ndarray or dask.array.Array of int, shape (y, x) or (z, y, x)
+    a, b : ndarray or lazy array (dask, zarr, chunked HDF5) of int, shape (y, x) or (z, y, x)
         The masks the tables were made from.
 
     Returns
     -------
-    ndarray, or dask.array.Array when ``a`` or ``b`` is one, of ``tables.dtype``
+    ndarray, or dask.array.Array when ``a`` or ``b`` is lazy (:func:`._arrays.is_lazy`),
+    of ``tables.dtype``
         Ids 1..n, background 0; identical to the output of :func:`decide_by_policy`.
         A dask output is computed block by block (the blocks of ``a``), each
         from its own blocks of ``a`` and ``b`` only.
@@ -482,7 +478,7 @@ def apply_tables(a, b, tables: MergeTables):
     for name, arr in (("a", a), ("b", b)):
         if np.dtype(arr.dtype).kind not in "biu":
             raise ValueError(f"{name} must hold integer labels, got dtype {arr.dtype}")
-    lazy = _is_dask(a) or _is_dask(b)
+    lazy = is_lazy(a) or is_lazy(b)
     dense_up_to = _DENSE_MAX_ID if lazy else max(_DENSE_MAX_ID, int(np.prod(np.shape(a))))
     lookup_a = _Lookup(tables.ids_a, tables.lut_a, dtype=a.dtype, dense_up_to=dense_up_to)
     lookup_b = _Lookup(tables.ids_b, tables.lut_b, dtype=b.dtype, dense_up_to=dense_up_to)
@@ -496,7 +492,7 @@ def class_map(merged, tables: MergeTables):
 
     Parameters
     ----------
-    merged : ndarray or dask.array.Array, shape (y, x) or (z, y, x)
+    merged : ndarray or lazy array, shape (y, x) or (z, y, x)
         From :func:`apply_tables`.
 
     Returns
@@ -506,9 +502,10 @@ def class_map(merged, tables: MergeTables):
     """
     if tables.classes is None:
         return None
-    if _is_dask(merged):
+    if is_lazy(merged):
         import dask
 
+        merged = as_dask(merged)
         classes = dask.delayed(tables.classes, pure=True)  # one copy in the graph
         return merged.map_blocks(_take, classes, dtype=tables.classes.dtype,
                                  meta=np.empty((0,) * merged.ndim, dtype=tables.classes.dtype))
@@ -517,10 +514,6 @@ def class_map(merged, tables: MergeTables):
 
 def _take(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return lut[ids]
-
-
-def _is_dask(arr) -> bool:
-    return type(arr).__module__.startswith("dask.")
 
 
 class _Lookup:

@@ -28,6 +28,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import engine
+from ._arrays import as_dask, is_lazy
 
 __all__ = [
     "KINDS",
@@ -208,7 +209,7 @@ def overlap_table(a: np.ndarray, b: np.ndarray) -> OverlapTable:
     >>> t.ids_a.tolist(), t.sizes_a.tolist(), t.intersection.tolist()
     ([1, 2], [2, 2], [2, 1])
     """
-    if _is_chunked(a) or _is_chunked(b):
+    if is_lazy(a) or is_lazy(b):
         return engine.compute(blockwise_table(a, b), desc="overlap table")[0]
     a = np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
@@ -367,11 +368,6 @@ def blockwise_table(a, b, *, split_every: int = _SPLIT_EVERY):
     return dask.delayed(_table_from_entries, pure=True)(level[0], shape=tuple(a.shape))
 
 
-def _is_chunked(x) -> bool:
-    """True for dask arrays and other arrays stored in chunks (zarr, chunked HDF5)."""
-    return not isinstance(x, np.ndarray) and getattr(x, "chunks", None) is not None
-
-
 def _aligned_blocks(a, b):
     """``a`` and ``b`` as checked dask arrays with the same blocks (storage-aligned to ``a``).
 
@@ -381,11 +377,11 @@ def _aligned_blocks(a, b):
     """
     import dask.array as da
 
-    if not _is_chunked(a):  # an array in memory beside a chunked one: cut like the other
+    if not is_lazy(a):  # an array in memory beside a chunked one: cut like the other
         b = _as_dask(b)
         a = da.from_array(np.asarray(a), chunks=b.chunks if np.shape(a) == b.shape else "auto")
     a = _as_dask(a)
-    b = _as_dask(b) if _is_chunked(b) else da.from_array(
+    b = _as_dask(b) if is_lazy(b) else da.from_array(
         np.asarray(b), chunks=a.chunks if np.shape(b) == a.shape else "auto")
     _check_pair(a, b)
     blocks = _block_chunks(a)
@@ -393,11 +389,8 @@ def _aligned_blocks(a, b):
 
 
 def _as_dask(x):
-    """A dask array of a chunked array, cut along its own chunks."""
-    import dask.array as da
-
-    if not isinstance(x, da.Array):
-        x = da.from_array(x, chunks=x.chunks)
+    """A dask array of a chunked array, cut along its own chunks, of known shape."""
+    x = as_dask(x)
     if any(math.isnan(n) for n in x.shape):
         raise ValueError("label images must have known chunk sizes: call compute_chunk_sizes()")
     return x

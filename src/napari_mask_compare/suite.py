@@ -33,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from ._arrays import sum_by, voxel_spacing
 from .pairing import KINDS, Group, OverlapTable, review_groups
 from .stats import check_threshold, matched_pairs, matching_stats
 
@@ -107,8 +108,8 @@ def _contingency(table: OverlapTable):
     n_a, n_b = table.n_a, table.n_b
     total = math.prod(table.shape)
     inter = table.intersection
-    a_only = table.sizes_a - _sum_by(table.pair_a, inter, n_a)
-    b_only = table.sizes_b - _sum_by(table.pair_b, inter, n_b)
+    a_only = table.sizes_a - sum_by(table.pair_a, inter, n_a)
+    b_only = table.sizes_b - sum_by(table.pair_b, inter, n_b)
     fg_a, fg_b = int(table.sizes_a.sum()), int(table.sizes_b.sum())
     both_background = total - fg_a - fg_b + int(inter.sum())
     rows = np.concatenate([table.pair_a, np.arange(n_a), np.full(n_b, n_a), [n_a]])
@@ -117,11 +118,6 @@ def _contingency(table: OverlapTable):
     keep = counts > 0
     return (rows[keep].astype(np.int64), cols[keep].astype(np.int64), counts[keep],
             np.append(table.sizes_a, total - fg_a), np.append(table.sizes_b, total - fg_b))
-
-
-def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Sum of ``values`` per ``index`` in 0..n-1, int64 (exact below 2**53)."""
-    return np.bincount(index, weights=values, minlength=n).astype(np.int64)
 
 
 def variation_of_information(
@@ -181,7 +177,7 @@ def variation_of_information(
     if ignore_background:
         keep = rows != table.n_a
         rows, cols, counts = rows[keep], cols[keep], counts[keep]
-        size_b = _sum_by(cols, counts, table.n_b + 1)
+        size_b = sum_by(cols, counts, table.n_b + 1)
     total = int(counts.sum())
     if total == 0:
         split = merge = math.nan
@@ -248,9 +244,9 @@ def adapted_rand_error(table: OverlapTable, *, alpha: float = 0.5) -> dict:
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     inter = table.intersection.astype(np.float64)
-    a_only = (table.sizes_a - _sum_by(table.pair_a, table.intersection, table.n_a)).astype(
+    a_only = (table.sizes_a - sum_by(table.pair_a, table.intersection, table.n_a)).astype(
         np.float64)
-    over_b = _sum_by(table.pair_b, table.intersection, table.n_b).astype(np.float64)
+    over_b = sum_by(table.pair_b, table.intersection, table.n_b).astype(np.float64)
     sizes_a = table.sizes_a.astype(np.float64)
     total = sizes_a.sum()
     b_background = a_only.sum()
@@ -481,16 +477,6 @@ def average_precision_cellpose(
 # --------------------------------------------------------------------------- boundary metrics
 
 
-def _spacing(voxel_size, ndim: int) -> tuple[float, ...]:
-    """``voxel_size`` checked (one positive number per axis), 1 per axis when None."""
-    if voxel_size is None:
-        return (1.0,) * ndim
-    spacing = tuple(float(v) for v in voxel_size)
-    if len(spacing) != ndim or not all(math.isfinite(v) and v > 0 for v in spacing):
-        raise ValueError(f"voxel_size must be {ndim} positive numbers, got {voxel_size!r}")
-    return spacing
-
-
 @lru_cache(maxsize=16)
 def _surfel_areas(spacing: tuple[float, ...]) -> np.ndarray:
     """Length (2D) or area (3D) of the surface in a 2**ndim corner cell, per neighbour code.
@@ -499,11 +485,8 @@ def _surfel_areas(spacing: tuple[float, ...]) -> np.ndarray:
     package so that the numbers are its own: its 3D table is not plain
     marching cubes (44 of the 256 codes differ), so no other table gives them.
     """
-    try:
-        from surface_distance import lookup_tables
-    except ImportError as err:
-        raise ImportError("boundary metrics need DeepMind's surface-distance package "
-                          "(pip install surface-distance)") from err
+    from surface_distance import lookup_tables
+
     if len(spacing) == 2:
         return np.asarray(lookup_tables.create_table_neighbour_code_to_contour_length(spacing))
     return np.asarray(lookup_tables.create_table_neighbour_code_to_surface_area(spacing))
@@ -630,7 +613,7 @@ def boundary_metrics(
         raise ValueError(f"a and b must have the table's shape {table.shape}, "
                          f"got {a.shape} and {b.shape}")
     ndim = len(table.shape)
-    spacing = _spacing(voxel_size, ndim)
+    spacing = voxel_spacing(voxel_size, ndim)
     tolerance = max(spacing) if tolerance is None else float(tolerance)
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be at least 0, got {tolerance}")
@@ -893,7 +876,7 @@ def object_table(
         columns["kind"] += kinds
         columns["error"] += [ERROR_CLASSES[k] for k in kinds]
     if voxel_size is not None:
-        unit = math.prod(_spacing(voxel_size, len(table.shape)))
+        unit = math.prod(voxel_spacing(voxel_size, len(table.shape)))
         columns["volume"] = [size * unit for size in columns["size"]]
     return columns
 
@@ -985,10 +968,7 @@ def metric_suite(
 def _boundary_or_reason(table, a, b, **options) -> dict:
     if a is None or b is None:
         return {"skipped": "needs the label images a and b"}
-    try:
-        return boundary_metrics(table, a, b, **options)
-    except ImportError as err:
-        return {"skipped": str(err)}
+    return boundary_metrics(table, a, b, **options)
 
 
 def _json_ready(value):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Crop", "Crops", "Prefetcher", "RegionsOf", "intersect", "is_lazy"]
+__all__ = ["Crop", "Crops", "Prefetcher", "RegionsOf", "intersect"]
 
 #: The crop reaches at most this many times the group's box (with its margin) around
 #: its centre, whatever the camera shows (a long thin canvas cell reads no whole plane).
@@ -33,16 +33,6 @@ MAX_REACH = 2.0
 PREFETCH_BYTES = 128 << 20
 #: What a crop reads: A, B and the curated output (session layer names).
 _READ = (("a", "A"), ("b", "B"), ("output", "output"))
-
-
-def is_lazy(data) -> bool:
-    """A chunked array (dask, zarr) rather than one in memory.
-
-    >>> is_lazy(np.zeros(3))
-    False
-    """
-    return not isinstance(data, np.ndarray) and hasattr(data, "chunks") \
-        and hasattr(data, "shape")
 
 
 class RegionsOf:

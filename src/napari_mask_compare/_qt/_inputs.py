@@ -19,10 +19,10 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QComboBox
 
 from .. import read, store
+from .._arrays import is_lazy
 from .._reader import is_label_array
 from ..errors import InputError
 from ..labels import as_lazy_labels
-from ._crops import is_lazy
 from ._view import is_review_layer
 
 __all__ = ["LayerCombo", "is_lazy_layer", "load_from_files", "load_from_layers",
@@ -263,8 +263,8 @@ def _layer_array(layer) -> np.ndarray:
 
 
 def is_lazy_layer(layer) -> bool:
-    """A layer over lazy data (a dask array, e.g. a zarr or HDF5 store opened by our reader):
-    its review is chunked (read by crops, an OME-Zarr output)."""
+    """A layer over lazy data (:func:`.._arrays.is_lazy` of its level 0: e.g. a zarr or HDF5
+    store opened by our reader): its review is chunked (read by crops, an OME-Zarr output)."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     return is_lazy(data)
 

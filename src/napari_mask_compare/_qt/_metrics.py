@@ -53,10 +53,10 @@ from qtpy.QtWidgets import (
 )
 
 from .. import measure, plots, report, stats
+from .._arrays import is_lazy
 from .._text import LARGER_THAN_MEMORY
 from ..compare import compare, suite_lines
 from ..pairing import OverlapTable
-from ._crops import is_lazy
 from ._inputs import load_from_layers
 from ._listen import ReviewListener
 from ._objects import ObjectModel
@@ -87,8 +87,12 @@ COLUMNS = stats.MATCHING_COLUMNS
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """One comparison shown by the panel (A the reference).
+class ShownComparison:
+    """One entry of the panel's comparison list, as it is shown (A the reference).
+
+    :class:`..stats.Comparison` (the computed result) with what the panel
+    shows beside it: the masks, the groups' IoUs, the object table and the
+    review it came from.
 
     Attributes
     ----------
@@ -127,7 +131,7 @@ class Comparison:
 
 def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0.1,
                        voxel_size=None, unit: str = "pixel", table=None, groups=None,
-                       boundary: bool | None = None, review=None) -> Comparison:
+                       boundary: bool | None = None, review=None) -> ShownComparison:
     """Everything the panel shows about ``b`` against ``a`` (runs in a worker).
 
     :func:`..compare.compare`; ``table`` and ``groups`` when already made (by the
@@ -139,15 +143,15 @@ def compute_comparison(a, b, *, label: str, thresholds, iou_threshold: float = 0
                      iou_threshold=iou_threshold, voxel_size=voxel_size,
                      boundary=boundary, objects=True)
     ious = np.array([g.iou for g in result.groups if g.paired], dtype=float)
-    return Comparison(label, a, b, voxel_size, unit, result.table, result.summary, ious,
-                      iou_threshold, result.groups, result.objects, review)
+    return ShownComparison(label, a, b, voxel_size, unit, result.table, result.summary, ious,
+                           iou_threshold, result.groups, result.objects, review)
 
 
-def _compute(*args, **kwargs) -> Comparison:
+def _compute(*args, **kwargs) -> ShownComparison:
     return compute_comparison(*args, **kwargs)
 
 
-def _load_and_compute(load, **kwargs) -> Comparison:
+def _load_and_compute(load, **kwargs) -> ShownComparison:
     """:func:`compute_comparison` of the masks ``load()`` reads and checks (in a worker)."""
     pair = load()
     a, b = np.array(pair.a), np.array(pair.b)  # copies: a layer may be painted meanwhile
@@ -191,7 +195,7 @@ class MetricsWidget(QWidget):
     def __init__(self, viewer, parent=None):
         super().__init__(parent)
         self.viewer = viewer
-        self.comparisons: dict[str, Comparison] = {}
+        self.comparisons: dict[str, ShownComparison] = {}
         self.last_filter: measure.FilterResult | None = None
         self.locked_layers: tuple = ()
         self.review = None  # the review described (its table and groups are reused)
@@ -313,7 +317,7 @@ class MetricsWidget(QWidget):
         return bool(self._workers)
 
     @property
-    def current(self) -> Comparison | None:
+    def current(self) -> ShownComparison | None:
         """The comparison shown."""
         return self.comparisons.get(self.comparison_combo.currentText())
 
@@ -519,7 +523,7 @@ class MetricsWidget(QWidget):
         except ValueError:
             return list(stats.DEFAULT_THRESHOLDS)
 
-    def _on_comparison_ready(self, comparison: Comparison) -> None:
+    def _on_comparison_ready(self, comparison: ShownComparison) -> None:
         """A new comparison is shown; an update of one not shown does not pull the list."""
         self.comparisons[comparison.label] = comparison
         self.export_button.setEnabled(True)
@@ -547,7 +551,7 @@ class MetricsWidget(QWidget):
             if [r["thresh"] for r in comparison.summary["matching"]] != thresholds:
                 self._run(_rematch, comparison, thresholds, on_returned=self._on_rematched)
 
-    def _on_rematched(self, comparison: Comparison) -> None:
+    def _on_rematched(self, comparison: ShownComparison) -> None:
         self.comparisons[comparison.label] = comparison
         if comparison is self.current:
             self._refresh()
@@ -712,7 +716,7 @@ class MetricsWidget(QWidget):
         self.message.setText(f"Error: {err}")
 
 
-def _rematch(comparison: Comparison, thresholds) -> Comparison:
+def _rematch(comparison: ShownComparison, thresholds) -> ShownComparison:
     """The comparison with its matching statistics at other thresholds (in a worker)."""
     summary = {**comparison.summary,  # the metric suite does not depend on them
                "matching": stats.matching_stats(comparison.table, thresholds=thresholds)}

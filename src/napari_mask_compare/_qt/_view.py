@@ -38,8 +38,9 @@ from napari.utils.colormaps import CyclicLabelColormap, DirectLabelColormap
 from napari.utils.colormaps.standardize_color import transform_color
 
 from .. import colours
+from .._arrays import is_lazy
 from ..disagreement import legend
-from ._crops import intersect, is_lazy
+from ._crops import intersect
 
 __all__ = ["Focus", "ReviewView", "box_focus", "disagreement_colormap", "group_focus",
            "highlight_colors", "is_review_layer", "layer_features", "make_review_layers"]
