@@ -164,7 +164,8 @@ class ReviewLoader(QObject):
         self._margin = 15
         self._bar = None  # napari's progress bar of the blocks paired
         self._reporting = False
-        self._latest = None
+        self._latest = None  # the last report received, and the last one passed on
+        self._passed_on = None
         self._pairing = False  # reports are taken until the worker returns
         self._reported.connect(self._on_reported)  # queued: emitted in the worker
 
@@ -191,6 +192,7 @@ class ReviewLoader(QObject):
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self._pairing = True
+        self._latest = self._passed_on = None
         worker.start()
 
     def abort(self) -> None:
@@ -207,9 +209,10 @@ class ReviewLoader(QObject):
 
         napari's bar serves the event loop as it is made and updated: a report
         that comes in meanwhile is only noted, and the latest one is shown
-        when the one being shown is done (so the last report is never lost).
-        A report that comes after the worker returned (the engine's threads
-        report on their own) is dropped: it would cover the refusal's line.
+        when the one being shown is done; one still noted when the worker
+        returns is passed on then (so the last report is never lost). A report
+        that comes after the worker returned (the engine's threads report on
+        their own) is dropped: it would cover the refusal's line.
         """
         self._latest = (desc, done, total)
         if self._reporting or not self._pairing:
@@ -220,7 +223,7 @@ class ReviewLoader(QObject):
             while self._pairing and self._latest != shown:
                 shown = desc, done, total = self._latest
                 # each call to the bar may serve the event loop, where the worker may return
-                # and close the bar: this report then goes no further
+                # and close the bar: this report then goes no further (_on_returned passes it on)
                 bar = self._bar = self._bar or progress(total=total, desc=desc)
                 text = f"{desc}: {done}/{total} blocks"
                 if self._pairing:
@@ -228,12 +231,17 @@ class ReviewLoader(QObject):
                 if self._pairing:
                     bar.set_description(text)
                 if self._pairing:
-                    self.step.emit(text)
-                    self.progressed.emit(done, total)
+                    self._pass_on()
         finally:
             self._reporting = False
             if not self._pairing:  # a bar made after the worker returned goes too
                 self._close_bar()
+
+    def _pass_on(self) -> None:
+        """The latest report to the widget: its line and its progress."""
+        desc, done, total = self._passed_on = self._latest
+        self.step.emit(f"{desc}: {done}/{total} blocks")
+        self.progressed.emit(done, total)
 
     def _close_bar(self) -> None:
         bar, self._bar = self._bar, None
@@ -241,6 +249,8 @@ class ReviewLoader(QObject):
             bar.close()
 
     def _on_returned(self, opened) -> None:
+        if self._latest != self._passed_on:  # noted while napari's bar served the events
+            self._pass_on()
         self._pairing = False
         self._close_bar()
         if isinstance(opened, _Refused):
