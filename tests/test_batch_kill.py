@@ -105,6 +105,7 @@ def reference_run(folders, tmp_path, capsys):
     (".zarr", "first run"),  # a folder output: its digest covers every file
 ])
 @pytest.mark.parametrize("point", POINTS)
+@pytest.mark.slow
 def test_a_kill_between_an_output_and_its_record_resumes(every_kind_2d, tmp_path, capsys,
                                                          point, suffix, run):
     folders = make_folders(tmp_path, every_kind_2d, suffix)

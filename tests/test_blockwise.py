@@ -83,6 +83,7 @@ def test_blockwise_table_equals_in_memory_table(case):
 
 @given(case=chunked_pairs(), split_every=st.integers(2, 5),
        threshold=st.sampled_from([0.05, 0.1, 0.5, 1.0]))
+@pytest.mark.slow
 def test_review_groups_of_the_blockwise_table_are_the_in_memory_ones(case, split_every,
                                                                     threshold):
     a, b, chunks_a, chunks_b = case
@@ -213,6 +214,7 @@ def test_text_progress_bar_on_stderr(cells, monkeypatch, capsys):
     assert "overlap table: [" in captured.err and "100%" in captured.err
 
 
+@pytest.mark.slow
 def test_local_cluster_of_processes(tmp_path, cells):
     # LocalCluster(n_workers=2, processes=True): workers read their own chunks from zarr
     a, b = cells
@@ -315,6 +317,7 @@ def cluster_starts(monkeypatch):
     return cluster_starts
 
 
+@pytest.mark.slow
 def test_a_local_cluster_that_fails_to_start_is_started_again(cells, cluster_starts):
     """A worker killed while the cluster started gave a 48-line traceback and exit status 1."""
     a, b = cells

@@ -81,6 +81,7 @@ def test_stats_of_a_lazy_pair_equal_those_of_its_tiffs(kind, pair_3d, tmp_path, 
 
 
 @pytest.mark.parametrize("policy", ["a", "union"])
+@pytest.mark.slow
 def test_merge_into_ome_zarr_equals_the_merged_tiff(policy, pair_3d, tmp_path, capsys):
     tif_a, tif_b = pair_as("tif", tmp_path / "tif", pair_3d)
     assert main(["merge", tif_a, tif_b, "--out", str(tmp_path / "m.tif"),
@@ -114,6 +115,7 @@ def test_a_folder_of_zarr_pairs_merges_each_pair_once(pair_3d, tmp_path, capsys)
     assert "2 of 2 pairs were done by an earlier run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_stats_on_a_local_cluster_of_two_processes(pair_3d, tmp_path, capsys):
     pair = pair_as("zarr3", tmp_path, pair_3d)
     expected = stats_json(capsys, *pair)
@@ -144,6 +146,7 @@ def silent_server():
 
 
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:9", "silent"])
+@pytest.mark.slow
 def test_a_scheduler_that_does_not_answer_is_one_line_quickly(pair_3d, tmp_path, address,
                                                               silent_server):
     address = silent_server if address == "silent" else address
@@ -155,6 +158,7 @@ def test_a_scheduler_that_does_not_answer_is_one_line_quickly(pair_3d, tmp_path,
     assert not (tmp_path / "m.zarr").exists()
 
 
+@pytest.mark.slow
 def test_bad_lazy_inputs_are_one_line_and_write_nothing(pair_3d, tmp_path):
     a, _ = pair_as("zarr2", tmp_path, pair_3d)
     group = tmp_path / "group.zarr"

@@ -328,6 +328,7 @@ def test_merge_never_writes_a_review_file_before_its_first_save(masks, tmp_path,
         assert not (review / name).exists()
 
 
+@pytest.mark.slow
 def test_report_overwrite_never_removes_an_input_in_its_folder(masks, tmp_path):
     out = tmp_path / "rep"
     assert run_report(*masks, "--out", out, "--curated", masks[0],

@@ -167,6 +167,7 @@ def test_report_on_a_full_disk_leaves_no_file_and_no_folder(disk, masks, capsys)
     assert disk.files() == []  # the folders it made are gone
 
 
+@pytest.mark.slow
 def test_report_on_a_full_disk_keeps_the_previous_report(disk, masks, capsys):
     small = [str(m).replace(".npy", "_small.npy") for m in masks]
     for mask, path in zip(masks, small):

@@ -151,6 +151,7 @@ def test_every_object_is_in_the_output_or_counted(pair, policy, threshold):
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(pair=label_pairs(), policy=st.sampled_from(POLICIES), threshold=THRESHOLDS,
        data=st.data())
+@pytest.mark.slow
 def test_classes_equal_the_session_class_map(pair, policy, threshold, data):
     a, b = pair
     which = data.draw(st.sampled_from(["a", "b", "both"]))

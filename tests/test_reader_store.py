@@ -82,6 +82,7 @@ def test_folder_of_stores_opens_each(tmp_path):
     assert names == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_label_decision_reads_only_a_few_blocks(tmp_path):
     """A volume of 4096 chunks: the sample reads at most SAMPLE_PLANES of them."""
     data = blobs((64, 256, 256))

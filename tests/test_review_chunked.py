@@ -116,6 +116,7 @@ def _counted_the_slow_way(session: Session) -> dict:
 @share(0.4, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pair=masks, script=steps, views=st.lists(st.tuples(
     st.sampled_from(ORDERS), st.sets(st.sampled_from(KINDS), min_size=1)), max_size=3))
+@pytest.mark.slow
 def test_the_summary_and_the_queue_places_are_kept_without_a_loop_over_the_groups(
         tmp_path_factory, pair, script, views):
     """Counts and places are kept as actions go (a big review has ~500k groups): they
@@ -360,6 +361,7 @@ def _crash(review, *, torn: bool, damage: bool) -> None:
 # a share of the profile's examples: a chunked review written (and killed) per example
 @share(0.4, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pair=masks, script=steps, threshold=st.sampled_from([0.1, 0.5]), damage=st.booleans())
+@pytest.mark.slow
 def test_any_sequence_of_actions_and_crashes_equals_the_in_memory_review(
         tmp_path_factory, pair, script, threshold, damage):
     a, b = pair

@@ -3,6 +3,7 @@ each change tells its listeners exactly what changed."""
 
 
 import numpy as np
+import pytest
 import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ def _crash(review, *, torn: bool) -> None:
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pair=masks, script=with_kills, threshold=st.sampled_from([0.1, 0.5]))
+@pytest.mark.slow
 def test_any_sequence_of_actions_and_crashes_equals_the_journal_replayed(tmp_path_factory,
                                                                           pair, script,
                                                                           threshold):

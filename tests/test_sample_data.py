@@ -112,6 +112,7 @@ def test_too_small_or_wrong_shape_is_refused(shape):
         synthetic_masks(shape, seed=0)
 
 
+@pytest.mark.slow
 def test_viewer_opens_both_samples(make_napari_viewer):
     viewer = make_napari_viewer()
     for key, shape in (("two_masks_2d", SHAPE_2D), ("two_masks_3d", SHAPE_3D)):

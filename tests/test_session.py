@@ -118,6 +118,7 @@ def test_classes_are_carried():
     assert s.features()["class"] == [2, 9]
 
 
+@pytest.mark.slow
 def test_output_widens_to_uint32_beyond_65535_objects():
     a = np.arange(1, 70001, dtype=np.uint32).reshape(70, 1000)
     s = Session.from_masks(a, np.zeros_like(a))

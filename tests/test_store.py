@@ -296,6 +296,7 @@ def _ngff(path):
 
 @pytest.mark.parametrize("ngff", ["0.4", "0.5"])
 @pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.slow
 def test_write_ome_zarr_labels_round_trips_with_a_pyramid(tmp_path, ngff, lazy):
     data = blobs((9, 70, 66), dtype=np.int32)
     source = da.from_array(data, chunks=(5, 32, 32)) if lazy else data
@@ -431,6 +432,7 @@ def test_a_failure_mid_overwrite_keeps_the_earlier_output(tmp_path):
 
 
 @pytest.mark.parametrize("ngff", ["0.4", "0.5"])
+@pytest.mark.slow
 def test_create_then_write_chunks_then_pyramid(tmp_path, ngff):
     data = blobs((9, 70, 66))
     out = tmp_path / "review.zarr"
@@ -463,6 +465,7 @@ def _assert_same_levels(a, b):
 # a share of the profile's examples: a pyramid written and rebuilt per example (~1.5 s)
 @share(0.08)
 @given(st.tuples(*(st.tuples(st.integers(0, n - 1), st.integers(1, n)) for n in (9, 37, 30))))
+@pytest.mark.slow
 def test_pyramid_of_a_region_equals_the_full_rebuild(tmp_path_factory, box):
     region = tuple(slice(min(a, b - 1), max(a + 1, b)) for a, b in box)
     folder = tmp_path_factory.mktemp("region")

@@ -114,6 +114,7 @@ def test_four_dimensional_labels_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".npy"])
+@pytest.mark.slow
 def test_napari_saves_a_labels_layer_with_this_writer(make_napari_viewer, tmp_path, suffix):
     viewer = make_napari_viewer()
     viewer.add_labels(_labels_3d(np.uint32), scale=(3.0, 1.5, 1.5), units="nm", name="curated")
