@@ -30,6 +30,7 @@ import hashlib
 import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from unittest.mock import patch
 
 import numpy as np
@@ -313,3 +314,13 @@ def reviewing(_review_windows, qtbot):
 
     with _review_windows.in_use():
         yield make
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """The viewer tests run in one process, one after the other (``--dist loadgroup``): two
+    napari processes drawing at once under Xvfb's software GL met GL errors in vispy's text."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("viewer"))
