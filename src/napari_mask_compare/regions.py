@@ -24,6 +24,8 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
+from ._arrays import is_lazy
+
 __all__ = [
     "ZARR_METADATA", "ArrayRegions", "ChunkedRegions", "chunk_keys", "compact_chunks",
     "regions_of",
@@ -332,11 +334,10 @@ def _chunk_bounds(array, shape: tuple[int, ...]) -> list[np.ndarray]:
 def regions_of(array, *, cache_bytes: int = 256 << 20) -> ArrayRegions | ChunkedRegions:
     """The region store of an array: :class:`ArrayRegions` in memory, else :class:`ChunkedRegions`.
 
-    Anything that is not an ndarray and has ``chunks`` (zarr, dask) is read
+    A lazy array (:func:`._arrays.is_lazy`: zarr, dask, chunked HDF5) is read
     and written region by region; anything else is made an ndarray.
     """
-    if not isinstance(array, np.ndarray) and hasattr(array, "chunks") \
-            and hasattr(array, "shape"):
+    if is_lazy(array):
         return ChunkedRegions(array, cache_bytes=cache_bytes)
     return ArrayRegions(np.asarray(array))
 
